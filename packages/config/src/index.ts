@@ -1,0 +1,102 @@
+import { z } from 'zod';
+
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const blankIsUnset = (v: unknown) => (v === '' ? undefined : v);
+const opt = <T extends z.ZodType>(s: T) => z.preprocess(blankIsUnset, s.optional());
+
+/** Env pieces, each named as in the design; composed per service below. */
+export const busEnv = z.object({
+  /** Unset → the in-process bus (embedded mode). */
+  AMQP_URL: opt(url(['amqp:', 'amqps:'])),
+});
+export const storageEnv = z.object({
+  /** Unset → the filesystem store under STORAGE_ROOT. */
+  S3_ENDPOINT: opt(url(['http:', 'https:'])),
+  S3_ACCESS_KEY: opt(z.string().min(1)),
+  S3_SECRET_KEY: opt(z.string().min(1)),
+  S3_BUCKET: z.preprocess(blankIsUnset, z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name').default('stemflow')),
+  S3_REGION: z.preprocess(blankIsUnset, z.string().default('us-east-1')),
+  STORAGE_ROOT: z.preprocess(blankIsUnset, z.string().default('./data')),
+});
+export const jobsEnv = z.object({
+  /** Unset → the embedded job store under STORAGE_ROOT. */
+  DATABASE_URL: opt(url(['mongodb:', 'mongodb+srv:'])),
+  JOB_TTL_HOURS: opt(int(1)),
+});
+export const commonEnv = z.object({
+  NODE_ENV: z.preprocess(blankIsUnset, z.enum(['development', 'production', 'test']).default('development')),
+  LOG_LEVEL: z.preprocess(blankIsUnset, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  OTEL_SERVICE_NAME: opt(z.string()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: opt(url(['http:', 'https:'])),
+  OTEL_SDK_DISABLED: opt(bool),
+});
+export const httpEnv = z.object({
+  PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8000)),
+  HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
+  MAX_UPLOAD_BYTES: z.preprocess(blankIsUnset, int(1).default(500 * 1024 * 1024)),
+  /** Comma-separated bearer tokens; unset → no authentication. */
+  API_KEYS: opt(z.string().transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))),
+});
+export const decoderEnv = z.object({
+  MAX_DURATION_SEC: z.preprocess(blankIsUnset, int(1).default(60 * 60)),
+});
+export const separatorEnv = z.object({
+  SEPARATOR_DEVICE: z.preprocess(blankIsUnset, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
+  /** ONNX Runtime intra-op threads; 0 → all cores. */
+  SEPARATOR_THREADS: z.preprocess(blankIsUnset, int(0, 1024).default(0)),
+});
+
+const infra = commonEnv.extend(busEnv.shape).extend(storageEnv.shape).extend(jobsEnv.shape);
+
+/** One schema per deployable; `pnpm start` (all-in-one) takes the union. */
+export const SERVICE_ENV = {
+  gateway: infra.extend(httpEnv.shape),
+  decoder: infra.extend(decoderEnv.shape),
+  separator: infra.extend(separatorEnv.shape),
+  status: infra.extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8003)) }),
+  'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape),
+} as const;
+export type ServiceName = keyof typeof SERVICE_ENV;
+export type ConfigOf<S extends ServiceName> = z.infer<(typeof SERVICE_ENV)[S]>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses env for a service; throws one ConfigError whose message names every bad variable. */
+export function parseConfig<S extends ServiceName>(service: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  const result = SERVICE_ENV[service].safeParse(env);
+  if (result.success) return result.data as ConfigOf<S>;
+  const problems = result.error.issues.map((i) => {
+    const name = i.path.join('.');
+    const value = env[name];
+    return `${name}${value === undefined ? '' : `=${JSON.stringify(redact(name, value))}`}: ${i.message}`;
+  });
+  throw new ConfigError(`invalid ${service} configuration: ${problems.join('; ')}`);
+}
+
+const redact = (name: string, value: string) => (/SECRET|KEY|PASSWORD/.test(name) ? '***' : value.replace(/\/\/[^@/]*@/, '//***@'));
+
+/** For main.ts: parse once; on a bad value print one clear line and exit 1. */
+export function loadConfig<S extends ServiceName>(service: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+  try {
+    return parseConfig(service, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`stemflow ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
+/** Names of every variable a service reads (docs, docker-compose checks). */
+export const envNames = (service: ServiceName): string[] => Object.keys(SERVICE_ENV[service].shape);

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { InputInfo, JobId, JobOptions, JobStage, StemObject } from './job.js';
+
+/** Every event carries the job id and one payload, in one envelope shape. */
+const envelope = <T extends string, V extends number, P extends z.ZodType>(type: T, version: V, payload: P) =>
+  z.object({
+    id: z.uuid().describe('Event id (UUID v7); the AMQP message_id.'),
+    type: z.literal(type),
+    version: z.literal(version),
+    jobId: JobId,
+    occurredAt: z.iso.datetime(),
+    payload,
+  });
+
+export const JobCreatedPayload = z.object({
+  input: InputInfo,
+  options: JobOptions,
+  owner: z.string().nullable().default(null),
+  /** Set when the upload matched a completed job: its stems are reused, nothing is separated. */
+  reuseOf: JobId.optional(),
+});
+export const JobDecodedPayload = z.object({
+  pcmKey: z.string().min(1),
+  sampleRate: z.literal(44100),
+  channels: z.literal(2),
+  frames: z.int().positive(),
+  durationSec: z.number().positive(),
+});
+export const JobProgressPayload = z.object({
+  stage: JobStage,
+  /** Progress over the whole job, 0..1. */
+  progress: z.number().min(0).max(1),
+  chunk: z.object({ index: z.int().nonnegative(), count: z.int().positive() }).optional(),
+  etaSec: z.number().nonnegative().optional(),
+});
+export const JobCompletedPayload = z.object({
+  stems: z.array(StemObject).min(1),
+  model: z.string(),
+  timings: z.record(z.string(), z.number().nonnegative()),
+});
+export const JobFailedPayload = z.object({
+  stage: z.string().describe('Where it failed: upload, decoding, separating, encoding, bus.'),
+  reason: z.string().min(1).describe('A sentence a user understands.'),
+  code: z.string().min(1),
+  retryable: z.literal(false),
+});
+export const JobCanceledPayload = z.object({}).strict();
+
+export const JobCreated = envelope('job.created', 1, JobCreatedPayload);
+export const JobDecoded = envelope('job.decoded', 1, JobDecodedPayload);
+export const JobProgress = envelope('job.progress', 1, JobProgressPayload);
+export const JobCompleted = envelope('job.completed', 1, JobCompletedPayload);
+export const JobFailed = envelope('job.failed', 1, JobFailedPayload);
+export const JobCanceled = envelope('job.canceled', 1, JobCanceledPayload);
+
+/** Event name → schema. The single table every publisher and consumer goes through. */
+export const EVENTS = {
+  'job.created': JobCreated,
+  'job.decoded': JobDecoded,
+  'job.progress': JobProgress,
+  'job.completed': JobCompleted,
+  'job.failed': JobFailed,
+  'job.canceled': JobCanceled,
+} as const;
+
+export type EventName = keyof typeof EVENTS;
+export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
+export type EventOf<N extends EventName> = z.infer<(typeof EVENTS)[N]>;
+export type PayloadOf<N extends EventName> = EventOf<N>['payload'];
+export type AnyEvent = { [N in EventName]: EventOf<N> }[EventName];
+export const AnyEvent = z.discriminatedUnion('type', [JobCreated, JobDecoded, JobProgress, JobCompleted, JobFailed, JobCanceled]);
+
+export const isEventName = (s: unknown): s is EventName => typeof s === 'string' && s in EVENTS;

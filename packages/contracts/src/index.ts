@@ -1,0 +1,5 @@
+export * from './job.js';
+export * from './events.js';
+export * from './topology.js';
+export * from './http.js';
+export * from './errors.js';

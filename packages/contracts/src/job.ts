@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+/** Stems in the order htdemucs produces them. */
+export const STEM_NAMES = ['drums', 'bass', 'other', 'vocals'] as const;
+export const StemName = z.enum(STEM_NAMES);
+export type StemName = z.infer<typeof StemName>;
+/** Two-stem mode adds `accompaniment` (the sum of every stem but vocals). */
+export const OutputStemName = z.enum([...STEM_NAMES, 'accompaniment']);
+export type OutputStemName = z.infer<typeof OutputStemName>;
+
+export const AUDIO_FORMATS = ['wav16', 'wav24', 'f32', 'flac', 'mp3'] as const;
+export const AudioFormat = z.enum(AUDIO_FORMATS);
+export type AudioFormat = z.infer<typeof AudioFormat>;
+
+export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'canceled'] as const;
+export const JobStatus = z.enum(JOB_STATUSES);
+export type JobStatus = z.infer<typeof JobStatus>;
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
+
+export const STAGES = ['decoding', 'separating', 'encoding'] as const;
+export const JobStage = z.enum(STAGES);
+export type JobStage = z.infer<typeof JobStage>;
+
+/** What the client asked for. Every field has a default, so `{}` is a valid request. */
+export const JobOptions = z
+  .object({
+    stems: z
+      .array(StemName)
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, 'stems must not repeat')
+      .default([...STEM_NAMES])
+      .describe('Which stems to write (a subset of drums, bass, other, vocals).'),
+    two_stems: z
+      .literal('vocals')
+      .optional()
+      .describe('Two-stem mode: "vocals" writes vocals and accompaniment (the sum of the rest).'),
+    format: AudioFormat.default('wav16').describe('Output encoding of each stem.'),
+    shifts: z.int().min(1).max(10).default(1).describe('Random time shifts averaged (1 = none).'),
+    overlap: z.number().min(0).max(0.9).default(0.25).describe('Overlap between model segments.'),
+    clip: z.enum(['rescale', 'clamp']).default('rescale').describe('How peaks over full scale are handled.'),
+  })
+  .strict();
+export type JobOptions = z.infer<typeof JobOptions>;
+
+export const JobId = z.uuid().describe('Job id (UUID v7).');
+
+export const InputInfo = z.object({
+  key: z.string().min(1),
+  filename: z.string(),
+  size: z.int().nonnegative(),
+  content_type: z.string(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  duration_sec: z.number().nonnegative().optional(),
+});
+export type InputInfo = z.infer<typeof InputInfo>;
+
+export const StemObject = z.object({
+  name: OutputStemName,
+  format: AudioFormat,
+  key: z.string().min(1),
+  bytes: z.int().nonnegative(),
+});
+export type StemObject = z.infer<typeof StemObject>;
+
+/** The read model: one document per job, written by the status service only. */
+export const Job = z.object({
+  id: JobId,
+  owner: z.string().nullable().default(null),
+  status: JobStatus,
+  stage: JobStage.nullable().default(null),
+  progress: z.number().min(0).max(1).default(0),
+  eta_sec: z.number().nonnegative().nullable().default(null),
+  error_message: z.string().nullable().default(null),
+  error_code: z.string().nullable().default(null),
+  created_at: z.iso.datetime(),
+  updated_at: z.iso.datetime(),
+  input: InputInfo,
+  options: JobOptions,
+  stems: z.array(StemObject).default([]),
+  /** Ids of the events already applied (idempotency). */
+  applied_events: z.array(z.string()).default([]),
+});
+export type Job = z.infer<typeof Job>;

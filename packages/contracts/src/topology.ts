@@ -1,0 +1,81 @@
+import type { EventName } from './events.js';
+
+/** The one exchange every event is published to; routing key = event name. */
+export const EXCHANGE = 'stemflow.events';
+/** Where parked (dead) messages go; routing key = the queue they were parked from. */
+export const DEAD_LETTER_EXCHANGE = 'stemflow.dlx';
+
+export type RetryPolicy = {
+  /** Handler attempts in all, the first included. */
+  maxAttempts: number;
+  /** Delay before retry n (1-based) is delays[min(n, len) - 1]; each gets full jitter in [d/2, d]. */
+  delaysMs: readonly number[];
+};
+
+export type QueueSpec = {
+  name: string;
+  /** Routing-key patterns bound on EXCHANGE (`*` one word, `#` any). */
+  bindings: readonly string[];
+  /** Messages in flight per consumer. */
+  prefetch: number;
+  retry: RetryPolicy;
+  description: string;
+};
+
+const defaultRetry: RetryPolicy = { maxAttempts: 5, delaysMs: [1_000, 5_000, 30_000, 120_000] };
+
+export const QUEUES = {
+  decoder: {
+    name: 'decoder.job-created',
+    bindings: ['job.created'],
+    prefetch: 2,
+    retry: defaultRetry,
+    description: 'Decoder: turn an uploaded file into 44.1 kHz stereo float PCM.',
+  },
+  separator: {
+    name: 'separator.job-decoded',
+    bindings: ['job.decoded'],
+    prefetch: 1,
+    retry: { maxAttempts: 3, delaysMs: [5_000, 30_000] },
+    description: 'Separator: one model instance, one job at a time.',
+  },
+  status: {
+    name: 'status.job-events',
+    bindings: ['job.#'],
+    prefetch: 64,
+    retry: defaultRetry,
+    description: 'Status: project every job event into the read model.',
+  },
+} as const satisfies Record<string, QueueSpec>;
+
+export type QueueKey = keyof typeof QUEUES;
+
+export const retryQueueName = (queue: string, delayMs: number) => `${queue}.retry.${delayMs}ms`;
+export const parkingQueueName = (queue: string) => `${queue}.dlq`;
+
+/** Does a binding pattern (AMQP topic syntax) match a routing key? */
+export function topicMatches(pattern: string, key: string): boolean {
+  const p = pattern.split('.');
+  const k = key.split('.');
+  const match = (i: number, j: number): boolean => {
+    if (i === p.length) return j === k.length;
+    if (p[i] === '#') return match(i + 1, j) || (j < k.length && match(i, j + 1));
+    if (j === k.length) return false;
+    return (p[i] === '*' || p[i] === k[j]) && match(i + 1, j + 1);
+  };
+  return match(0, 0);
+}
+
+/** Which events a queue receives, from its bindings. */
+export const eventsFor = (spec: Pick<QueueSpec, 'bindings'>, names: readonly EventName[]): EventName[] =>
+  names.filter((n) => spec.bindings.some((b) => topicMatches(b, n)));
+
+/** Message headers (AMQP) that carry metadata besides the W3C trace context. */
+export const HEADERS = {
+  eventVersion: 'x-event-version',
+  retryCount: 'x-retry-count',
+  lastError: 'x-last-error',
+  firstFailureAt: 'x-first-failure-at',
+  parkReason: 'x-park-reason',
+  parkedFrom: 'x-parked-from',
+} as const;
