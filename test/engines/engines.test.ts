@@ -85,11 +85,11 @@ describe('MongoDB wire (FerretDB) through mongoose', () => {
 
 describe('Jaeger', () => {
   it('receives a span over OTLP/HTTP and returns it from its query API', async () => {
-    const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+    const { TracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace');
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
     const { resourceFromAttributes } = await import('@opentelemetry/resources');
     const service = unique('smoke-svc');
-    const provider = new BasicTracerProvider({
+    const provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': service }),
       spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${engineEnv('OTEL_EXPORTER_OTLP_ENDPOINT')}/v1/traces` }))],
     });

@@ -1,1 +1,5 @@
-export {};
+export type { EventBus, Handler, Handlers, DeliveryContext, Subscription, BusHealth, RawMessage } from './port.js';
+export { newEvent } from './events.js';
+export { InMemoryBus } from './memory.js';
+export { RabbitBus, type RabbitBusOptions } from './rabbitmq.js';
+export { checkHandlers, decode, retryDelay } from './core.js';

@@ -19,8 +19,18 @@ export type QueueSpec = {
   /** Messages in flight per consumer. */
   prefetch: number;
   retry: RetryPolicy;
+  /** Stage named in the job.failed published when a message of this queue is given up. */
+  stage: string;
+  /** Whether giving up on a message fails its job (not for the status projection itself). */
+  failJobOnGiveUp: boolean;
   description: string;
 };
+
+/**
+ * Deliveries of one message (crashes included) after which it is parked: a message that kills its
+ * consumer every time must not loop forever. The broker's x-delivery-limit is a backstop above it.
+ */
+export const MAX_DELIVERIES = 5;
 
 const defaultRetry: RetryPolicy = { maxAttempts: 5, delaysMs: [1_000, 5_000, 30_000, 120_000] };
 
@@ -30,6 +40,8 @@ export const QUEUES = {
     bindings: ['job.created'],
     prefetch: 2,
     retry: defaultRetry,
+    stage: 'decoding',
+    failJobOnGiveUp: true,
     description: 'Decoder: turn an uploaded file into 44.1 kHz stereo float PCM.',
   },
   separator: {
@@ -37,6 +49,8 @@ export const QUEUES = {
     bindings: ['job.decoded'],
     prefetch: 1,
     retry: { maxAttempts: 3, delaysMs: [5_000, 30_000] },
+    stage: 'separating',
+    failJobOnGiveUp: true,
     description: 'Separator: one model instance, one job at a time.',
   },
   status: {
@@ -44,6 +58,8 @@ export const QUEUES = {
     bindings: ['job.#'],
     prefetch: 64,
     retry: defaultRetry,
+    stage: 'status',
+    failJobOnGiveUp: false,
     description: 'Status: project every job event into the read model.',
   },
 } as const satisfies Record<string, QueueSpec>;
@@ -78,4 +94,6 @@ export const HEADERS = {
   firstFailureAt: 'x-first-failure-at',
   parkReason: 'x-park-reason',
   parkedFrom: 'x-parked-from',
+  /** Set by quorum queues on redelivery (crash, nack, channel loss). */
+  deliveryCount: 'x-delivery-count',
 } as const;

@@ -1,3 +1,3 @@
 export { startTelemetry, type Telemetry } from './sdk.js';
 export { createLogger, type Logger } from './logger.js';
-export { injectTraceHeaders, extractTraceContext, tracer, withSpan, currentTraceId } from './context.js';
+export { injectTraceHeaders, extractTraceContext, tracer, withSpan, currentTraceId, SpanKind } from './context.js';

@@ -1,0 +1,40 @@
+import type { EventName, EventOf, QueueSpec } from '@stemflow/contracts';
+import type { Logger } from '@stemflow/telemetry';
+
+export type DeliveryContext = {
+  /** 1 on the first handler attempt, 2 on the first retry, … */
+  attempt: number;
+  /** Whether the broker delivered this message before (a consumer died holding it). */
+  redelivered: boolean;
+  queue: string;
+  /** Logger with jobId, eventId and trace ids. */
+  log: Logger;
+};
+
+export type Handler<N extends EventName> = (event: EventOf<N>, ctx: DeliveryContext) => Promise<void>;
+/** One handler per event the queue receives: no more, no less (checked at subscribe). */
+export type Handlers = { [N in EventName]?: Handler<N> };
+
+export type Subscription = { close: () => Promise<void> };
+
+export type BusHealth = { ok: boolean; detail?: string };
+
+export interface EventBus {
+  /** Resolves once the broker confirmed the event is stored; rejects (retryable) otherwise. */
+  publish<N extends EventName>(event: EventOf<N>): Promise<void>;
+  /** Consumes a topology queue; a message is acked only after its handler resolved. */
+  subscribe(spec: QueueSpec, handlers: Handlers): Promise<Subscription>;
+  health(): Promise<BusHealth>;
+  /** Stops consuming, lets in-flight handlers finish (up to a grace period), then disconnects. */
+  close(): Promise<void>;
+}
+
+/** Raw message as both adapters carry it; the body is JSON bytes as on the wire. */
+export type RawMessage = {
+  body: Buffer;
+  headers: Record<string, unknown>;
+  messageId?: string;
+  /** Broker-side delivery count (quorum queues), 0 on the first delivery. */
+  deliveryCount: number;
+  redelivered: boolean;
+};

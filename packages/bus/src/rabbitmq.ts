@@ -1,0 +1,321 @@
+/**
+ * RabbitMQ adapter (amqplib). Topology from @stemflow/contracts: a durable topic exchange, one quorum
+ * queue per consumer with fixed-delay retry queues that dead-letter back into it, a parking queue
+ * (.dlq) behind a dead-letter exchange, and x-delivery-limit as a backstop against crash loops.
+ * Publishes go through a confirm channel and resolve only on the broker's ack; consumers ack after
+ * the handler (and any retry/park publish) is done. The connection recovers with full-jitter
+ * backoff and re-declares the topology and every consumer.
+ */
+import {
+  DEAD_LETTER_EXCHANGE,
+  EXCHANGE,
+  HEADERS,
+  MAX_DELIVERIES,
+  QUEUES,
+  parkingQueueName,
+  retryQueueName,
+  unavailable,
+  type AnyEvent,
+  type EventName,
+  type EventOf,
+  type QueueSpec,
+} from '@stemflow/contracts';
+import { createLogger, type Logger } from '@stemflow/telemetry';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options, type RecoveringChannelModel } from 'amqplib';
+import { checkHandlers, processMessage, retryLevel, tracedPublish } from './core.js';
+import type { BusHealth, EventBus, Handlers, RawMessage, Subscription } from './port.js';
+
+export type RabbitBusOptions = {
+  url: string;
+  log?: Logger;
+  /** Queues declared on every (re)connect so no event is unroutable; default: the whole topology. */
+  queues?: QueueSpec[];
+  /** How long publish keeps trying (reconnects included) before it rejects. */
+  publishTimeoutMs?: number;
+  /** How long close() waits for in-flight handlers before returning their messages. */
+  closeGraceMs?: number;
+  /** Reconnect backoff cap. */
+  maxReconnectDelayMs?: number;
+};
+
+type Sub = {
+  spec: QueueSpec;
+  handlers: Handlers;
+  channel?: Channel;
+  consumerTag?: string;
+  inFlight: number;
+  closing: boolean;
+  idle: Set<() => void>;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class RabbitBus implements EventBus {
+  private conn!: RecoveringChannelModel;
+  private pub: ConfirmChannel | undefined;
+  private waiters = new Set<() => void>();
+  private readonly subs = new Set<Sub>();
+  private readonly declared = new Map<string, QueueSpec>();
+  private readonly log: Logger;
+  private connected = false;
+  private lastError: string | undefined;
+  private closing = false;
+
+  private constructor(private readonly opts: RabbitBusOptions) {
+    this.log = opts.log ?? createLogger('bus');
+    for (const q of opts.queues ?? Object.values(QUEUES)) this.declared.set(q.name, q);
+  }
+
+  /** Connects (retrying with backoff until `connectTimeoutMs`) and declares the topology. */
+  static async connect(opts: RabbitBusOptions & { connectTimeoutMs?: number }): Promise<RabbitBus> {
+    const bus = new RabbitBus(opts);
+    const cap = opts.maxReconnectDelayMs ?? 5_000;
+    bus.conn = await connect(opts.url, {
+      recovery: {
+        waitForConnect: false,
+        maxRetries: Infinity,
+        // Full jitter: spreads reconnecting services out after a broker restart.
+        calculateDelay: (attempt) => Math.random() * Math.min(cap, 100 * 2 ** attempt),
+        setup: (model: ChannelModel) => bus.setup(model),
+      },
+    });
+    bus.conn.on('disconnect', (err: Error) => {
+      bus.connected = false;
+      bus.pub = undefined;
+      bus.lastError = err.message;
+      if (!bus.closing) bus.log.warn({ err: err.message }, 'lost the broker connection, reconnecting');
+    });
+    bus.conn.on('connect-failed', (err: Error) => {
+      bus.lastError = err.message;
+    });
+    bus.conn.on('error', (err: Error) => {
+      bus.lastError = err.message;
+    });
+    const timeout = opts.connectTimeoutMs ?? 30_000;
+    const ok = await Promise.race([bus.conn.waitForConnect().then(() => true), sleep(timeout).then(() => false)]);
+    if (!ok) {
+      await bus.conn.close().catch(() => {});
+      throw unavailable(`message broker at ${redact(opts.url)} (${bus.lastError ?? 'no answer'} after ${timeout} ms)`);
+    }
+    await bus.waitForChannel(Date.now() + timeout);
+    return bus;
+  }
+
+  /** Runs after every (re)connect: topology, publisher channel, consumers. */
+  private async setup(model: ChannelModel): Promise<void> {
+    const ch = await model.createConfirmChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'publisher channel error'));
+    ch.on('close', () => {
+      if (this.pub === ch) this.pub = undefined;
+    });
+    await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
+    await ch.assertExchange(DEAD_LETTER_EXCHANGE, 'direct', { durable: true });
+    for (const spec of this.declared.values()) await assertQueue(ch, spec);
+    this.pub = ch;
+    this.connected = true;
+    this.lastError = undefined;
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+    for (const sub of this.subs) if (!sub.closing) await this.consume(model, sub);
+    this.log.info({ queues: [...this.declared.keys()] }, 'connected to the broker');
+  }
+
+  async declare(spec: QueueSpec): Promise<void> {
+    this.declared.set(spec.name, spec);
+    const ch = await this.waitForChannel(Date.now() + (this.opts.publishTimeoutMs ?? 15_000));
+    await assertQueue(ch, spec);
+  }
+
+  private async waitForChannel(deadline: number): Promise<ConfirmChannel> {
+    while (!this.pub) {
+      if (this.closing) throw new Error('bus is closed');
+      const left = deadline - Date.now();
+      if (left <= 0) throw unavailable(`message broker (${this.lastError ?? 'not connected'})`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 250));
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.waiters.add(done);
+      });
+    }
+    return this.pub;
+  }
+
+  /**
+   * Publishes and waits for the broker's confirm, retrying over reconnects until the deadline.
+   * A confirm lost with its channel can mean a duplicate; consumers are idempotent by event id.
+   */
+  private async confirmPublish(exchange: string, key: string, body: Buffer, options: Options.Publish): Promise<void> {
+    const deadline = Date.now() + (this.opts.publishTimeoutMs ?? 15_000);
+    let lastErr: unknown;
+    for (;;) {
+      const ch = await this.waitForChannel(deadline).catch((err: unknown) => {
+        throw lastErr ? unavailable(`message broker (${String((lastErr as Error).message ?? lastErr)})`) : err;
+      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('no confirm from the broker in time')), Math.max(1, deadline - Date.now()));
+          try {
+            ch.publish(exchange, key, body, options, (err) => {
+              clearTimeout(t);
+              if (err) reject(err instanceof Error ? err : new Error(String(err)));
+              else resolve();
+            });
+          } catch (err) {
+            clearTimeout(t);
+            reject(err);
+          }
+        });
+        return;
+      } catch (err) {
+        lastErr = err;
+        if (Date.now() >= deadline) throw unavailable(`message broker (${(err as Error).message})`, err);
+        await sleep(50);
+      }
+    }
+  }
+
+  async publish<N extends EventName>(event: EventOf<N>): Promise<void> {
+    await tracedPublish(event as AnyEvent, (body, headers) =>
+      this.confirmPublish(EXCHANGE, event.type, body, {
+        persistent: true,
+        contentType: 'application/json',
+        messageId: event.id,
+        type: event.type,
+        timestamp: Math.floor(Date.parse(event.occurredAt) / 1000),
+        headers,
+      }),
+    );
+  }
+
+  /** Publishes raw bytes to the exchange (tests of bad input from other producers). */
+  async publishRaw(routingKey: string, body: Buffer, headers: Record<string, unknown> = {}): Promise<void> {
+    await this.confirmPublish(EXCHANGE, routingKey, body, { persistent: true, headers });
+  }
+
+  async subscribe(spec: QueueSpec, handlers: Handlers): Promise<Subscription> {
+    checkHandlers(spec, handlers);
+    if (!this.declared.has(spec.name)) await this.declare(spec);
+    const sub: Sub = { spec, handlers, inFlight: 0, closing: false, idle: new Set() };
+    this.subs.add(sub);
+    const model = await this.currentModel();
+    if (model) await this.consume(model, sub);
+    return { close: () => this.stopConsumer(sub) };
+  }
+
+  private async currentModel(): Promise<ChannelModel | undefined> {
+    // The recovering model creates channels on its current connection.
+    return this.connected ? (this.conn as unknown as ChannelModel) : undefined;
+  }
+
+  private async consume(model: ChannelModel, sub: Sub): Promise<void> {
+    const ch = await model.createChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err: err.message, queue: sub.spec.name }, 'consumer channel error'));
+    await ch.prefetch(sub.spec.prefetch);
+    sub.channel = ch;
+    const { consumerTag } = await ch.consume(sub.spec.name, (msg) => {
+      if (msg) void this.handle(sub, ch, msg);
+    });
+    sub.consumerTag = consumerTag;
+  }
+
+  private async handle(sub: Sub, ch: Channel, msg: ConsumeMessage): Promise<void> {
+    sub.inFlight++;
+    const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
+    const raw: RawMessage = {
+      body: msg.content,
+      headers,
+      ...(msg.properties.messageId ? { messageId: String(msg.properties.messageId) } : {}),
+      deliveryCount: Number(headers[HEADERS.deliveryCount] ?? 0) || 0,
+      redelivered: msg.fields.redelivered,
+    };
+    try {
+      const outcome = await processMessage(sub.spec, sub.handlers, raw, { bus: this, log: this.log });
+      const props = {
+        persistent: true,
+        contentType: msg.properties.contentType ?? 'application/json',
+        ...(msg.properties.messageId ? { messageId: msg.properties.messageId } : {}),
+        ...(msg.properties.type ? { type: msg.properties.type } : {}),
+      };
+      if (outcome.kind === 'retry') {
+        const level = retryLevel(sub.spec, Number(outcome.headers[HEADERS.retryCount]));
+        await this.confirmPublish('', retryQueueName(sub.spec.name, level), msg.content, { ...props, headers: outcome.headers, expiration: String(outcome.delayMs) });
+      } else if (outcome.kind === 'park') {
+        await this.confirmPublish(DEAD_LETTER_EXCHANGE, sub.spec.name, msg.content, {
+          ...props,
+          headers: { ...outcome.headers, [HEADERS.parkReason]: outcome.reason.slice(0, 2000), [HEADERS.parkedFrom]: sub.spec.name },
+        });
+      }
+      ch.ack(msg);
+    } catch (err) {
+      // Not settled (broker gone mid-way, or publishing the outcome failed): give it back.
+      this.log.warn({ err: (err as Error).message, queue: sub.spec.name }, 'delivery not settled, returning it to the queue');
+      try {
+        ch.nack(msg, false, true);
+      } catch {
+        /* channel gone: the broker redelivers by itself */
+      }
+    } finally {
+      sub.inFlight--;
+      if (sub.inFlight === 0) {
+        for (const r of sub.idle) r();
+        sub.idle.clear();
+      }
+    }
+  }
+
+  private async stopConsumer(sub: Sub): Promise<void> {
+    sub.closing = true;
+    this.subs.delete(sub);
+    if (sub.channel && sub.consumerTag) await sub.channel.cancel(sub.consumerTag).catch(() => {});
+    if (sub.inFlight > 0) {
+      const grace = this.opts.closeGraceMs ?? 30_000;
+      await Promise.race([new Promise<void>((r) => sub.idle.add(r)), sleep(grace)]);
+    }
+    // Closing the channel returns any unacked message to the queue.
+    await sub.channel?.close().catch(() => {});
+  }
+
+  async health(): Promise<BusHealth> {
+    if (this.connected && this.pub) return { ok: true, detail: `connected to ${redact(this.opts.url)}` };
+    return { ok: false, detail: `not connected to ${redact(this.opts.url)}: ${this.lastError ?? 'connecting'}` };
+  }
+
+  /** Messages waiting in a queue (metrics, tests). */
+  async depth(queue: string): Promise<number> {
+    const ch = await this.waitForChannel(Date.now() + 5_000);
+    return (await ch.checkQueue(queue)).messageCount;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.subs].map((s) => this.stopConsumer(s)));
+    this.closing = true;
+    await this.conn.close().catch(() => {});
+  }
+}
+
+async function assertQueue(ch: Channel, spec: QueueSpec): Promise<void> {
+  await ch.assertQueue(spec.name, {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': MAX_DELIVERIES + 2,
+      'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
+      'x-dead-letter-routing-key': spec.name,
+    },
+  });
+  for (const b of spec.bindings) await ch.bindQueue(spec.name, EXCHANGE, b);
+  for (const delay of new Set(spec.retry.delaysMs)) {
+    await ch.assertQueue(retryQueueName(spec.name, delay), {
+      durable: true,
+      arguments: { 'x-message-ttl': delay, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': spec.name },
+    });
+  }
+  const dlq = parkingQueueName(spec.name);
+  await ch.assertQueue(dlq, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await ch.bindQueue(dlq, DEAD_LETTER_EXCHANGE, spec.name);
+}
+
+const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
