@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
@@ -8,6 +8,7 @@ export default defineConfig({
           name: 'unit',
           include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'models/**/*.test.ts'],
           env: { LOG_LEVEL: 'silent' },
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -20,6 +21,20 @@ export default defineConfig({
           // Real servers and (later) model runs of 3-5 GiB each: never more than two files at once.
           maxWorkers: 2,
           fileParallelism: true,
+          exclude: [...configDefaults.exclude, 'test/chaos/**'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          // Tests that stop and restart engines: alone, after everything else.
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          env: { LOG_LEVEL: 'silent' },
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

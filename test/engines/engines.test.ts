@@ -91,7 +91,7 @@ describe('Jaeger', () => {
     const service = unique('smoke-svc');
     const provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': service }),
-      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${engineEnv('OTEL_EXPORTER_OTLP_ENDPOINT')}/v1/traces` }))],
+      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${engineEnv("OTEL_EXPORTER_OTLP_ENDPOINT")}/v1/traces` }) })],
     });
     const span = provider.getTracer('smoke').startSpan('smoke-span', { kind: SpanKind.INTERNAL, attributes: { 'stemflow.test': true } });
     const traceId = span.spanContext().traceId;

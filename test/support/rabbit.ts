@@ -1,14 +1,12 @@
 import { RabbitBus } from '@stemflow/bus';
 import type { BusHarness, Parked } from '@stemflow/bus/contract';
 import { HEADERS, parkingQueueName, type QueueSpec } from '@stemflow/contracts';
-import { connect } from 'amqplib';
+import { connect, type Channel } from 'amqplib';
 import { engineEnv } from './env.js';
 
 /** A RabbitBus on the real broker, declaring only the queues a test asks for. */
 export async function rabbitHarness(opts: { publishTimeoutMs?: number } = {}): Promise<BusHarness & { bus: RabbitBus }> {
   const bus = await RabbitBus.connect({ url: engineEnv('AMQP_URL'), queues: [], connectTimeoutMs: 10_000, ...opts });
-  const conn = await connect(engineEnv('AMQP_URL'));
-  const ch = await conn.createChannel();
   const declared: QueueSpec[] = [];
   const parked = new Map<string, Parked[]>();
   return {
@@ -21,23 +19,36 @@ export async function rabbitHarness(opts: { publishTimeoutMs?: number } = {}): P
     parked: async (queue) => {
       const list = parked.get(queue) ?? [];
       parked.set(queue, list);
-      for (;;) {
-        const m = await ch.get(parkingQueueName(queue), { noAck: true });
-        if (!m) break;
-        const headers = (m.properties.headers ?? {}) as Record<string, unknown>;
-        list.push({ body: m.content, headers, reason: String(headers[HEADERS.parkReason] ?? '') });
-      }
+      await withChannel(async (ch) => {
+        for (;;) {
+          const m = await ch.get(parkingQueueName(queue), { noAck: true });
+          if (!m) break;
+          const headers = (m.properties.headers ?? {}) as Record<string, unknown>;
+          list.push({ body: m.content, headers, reason: String(headers[HEADERS.parkReason] ?? '') });
+        }
+      });
       return [...list];
     },
     close: async () => {
       await bus.close();
-      for (const spec of declared) await deleteQueues(ch, spec);
-      await conn.close();
+      await withChannel(async (ch) => {
+        for (const spec of declared) await deleteQueues(ch, spec);
+      });
     },
   };
 }
 
-export async function deleteQueues(ch: Awaited<ReturnType<Awaited<ReturnType<typeof connect>>['createChannel']>>, spec: QueueSpec) {
+/** A short-lived connection of its own (it outlives broker restarts that a shared one would not). */
+export async function withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+  const conn = await connect(engineEnv('AMQP_URL'));
+  try {
+    return await fn(await conn.createChannel());
+  } finally {
+    await conn.close().catch(() => {});
+  }
+}
+
+export async function deleteQueues(ch: Channel, spec: QueueSpec) {
   await ch.deleteQueue(spec.name).catch(() => {});
   await ch.deleteQueue(parkingQueueName(spec.name)).catch(() => {});
   for (const d of new Set(spec.retry.delaysMs)) await ch.deleteQueue(`${spec.name}.retry.${d}ms`).catch(() => {});

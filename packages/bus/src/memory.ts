@@ -102,8 +102,10 @@ export class InMemoryBus implements EventBus {
       c.inFlight++;
       void this.deliver(q, c.handlers, msg).finally(() => {
         c.inFlight--;
-        if (c.inFlight === 0) for (const r of c.idle) r();
-        c.idle.clear();
+        if (c.inFlight === 0) {
+          for (const r of c.idle) r();
+          c.idle.clear();
+        }
         this.pump(q);
       });
     }
