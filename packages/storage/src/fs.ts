@@ -1,0 +1,108 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomUUID } from 'node:crypto';
+import { StemflowError } from '@stemflow/contracts';
+import type { BlobInfo, BlobStore, ByteRange, PutOptions } from './port.js';
+
+const TMP = '.tmp-';
+
+/** Files under a root directory; writes go to a temp file renamed into place (atomic). */
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  private path(key: string): string {
+    const p = resolve(this.root, key);
+    if (!p.startsWith(this.root + sep) || key.split('/').some((s) => s === '..' || s.startsWith(TMP))) {
+      throw new StemflowError('INVALID_KEY', `invalid object key ${JSON.stringify(key)}`);
+    }
+    return p;
+  }
+
+  async put(key: string, body: Readable | Buffer, _opts?: PutOptions): Promise<{ bytes: number }> {
+    const target = this.path(key);
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = join(dirname(target), `${TMP}${randomUUID()}`);
+    let bytes = 0;
+    const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    try {
+      await pipeline(
+        src,
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const c of chunks) {
+            bytes += c.length;
+            yield c;
+          }
+        },
+        createWriteStream(tmp),
+      );
+      await rename(tmp, target);
+      return { bytes };
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const p = this.path(key);
+    const info = await stat(p).catch(() => undefined);
+    if (!info?.isFile()) throw notFound(key);
+    return createReadStream(p, range ? { start: range.start, ...(range.end !== undefined ? { end: range.end } : {}) } : {});
+  }
+
+  async head(key: string): Promise<BlobInfo | undefined> {
+    const info = await stat(this.path(key)).catch(() => undefined);
+    return info?.isFile() ? { key, size: info.size } : undefined;
+  }
+
+  async list(prefix: string): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.isFile() && !e.name.startsWith(TMP)) {
+          const key = relative(this.root, p).split(sep).join('/');
+          if (key.startsWith(prefix)) out.push({ key, size: (await stat(p)).size });
+        }
+      }
+    };
+    // Walk from the deepest directory the prefix names.
+    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    await walk(dirPart ? this.path(dirPart) : this.root);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const found = await this.list(prefix);
+    for (const b of found) await this.delete(b.key);
+    if (prefix.endsWith('/')) await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
+    return found.length;
+  }
+
+  async presignGet(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async health() {
+    try {
+      await mkdir(this.root, { recursive: true });
+      return { ok: true, detail: `filesystem ${this.root}` };
+    } catch (err) {
+      return { ok: false, detail: `filesystem ${this.root}: ${(err as Error).message}` };
+    }
+  }
+}
+
+export const notFound = (key: string) => new StemflowError('NOT_FOUND', `no object ${key}`, { status: 404 });
