@@ -309,6 +309,7 @@ async function assertQueue(ch: Channel, spec: QueueSpec): Promise<void> {
       'x-delivery-limit': MAX_DELIVERIES + 2,
       'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE,
       'x-dead-letter-routing-key': spec.name,
+      ...(spec.singleActiveConsumer ? { 'x-single-active-consumer': true } : {}),
     },
   });
   for (const b of spec.bindings) await ch.bindQueue(spec.name, EXCHANGE, b);

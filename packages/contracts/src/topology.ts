@@ -23,6 +23,11 @@ export type QueueSpec = {
   stage: string;
   /** Whether giving up on a message fails its job (not for the status projection itself). */
   failJobOnGiveUp: boolean;
+  /**
+   * One consumer at a time receives (others stand by and take over when it goes): the queue's
+   * order is kept and replicas never write the same job at once.
+   */
+  singleActiveConsumer?: boolean;
   description: string;
 };
 
@@ -57,9 +62,11 @@ export const QUEUES = {
     name: 'status.job-events',
     bindings: ['job.#'],
     prefetch: 64,
-    retry: defaultRetry,
+    // A database outage of up to ~15 minutes is ridden out by retries, not parked.
+    retry: { maxAttempts: 20, delaysMs: [1_000, 5_000, 15_000, 60_000] },
     stage: 'status',
     failJobOnGiveUp: false,
+    singleActiveConsumer: true,
     description: 'Status: project every job event into the read model.',
   },
 } as const satisfies Record<string, QueueSpec>;

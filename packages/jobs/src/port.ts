@@ -1,0 +1,33 @@
+import type { AnyEvent, Job, JobOptions, JobStatus } from '@stemflow/contracts';
+import type { Outcome } from './projection.js';
+
+export type ListQuery = { owner?: string | null; status?: JobStatus; limit: number; cursor?: string };
+export type ListResult = { items: Job[]; nextCursor: string | null };
+
+/** The job read model. Only the status service applies events; the gateway creates and reads. */
+export interface JobStore {
+  /** Inserts a pending job unless one with its id exists (then returns that one). */
+  create(job: Job): Promise<Job>;
+  /** Applies one event by the projection rules, as one atomic conditional write. */
+  apply(event: AnyEvent): Promise<{ outcome: Outcome; job?: Job }>;
+  get(id: string): Promise<Job | undefined>;
+  /** Newest first; cursor paging. */
+  list(q: ListQuery): Promise<ListResult>;
+  /** Removes the job for good; events that arrive later for it are ignored. */
+  delete(id: string): Promise<boolean>;
+  /** A completed job with the same input bytes and options (upload deduplication). */
+  findReusable(sha256: string, options: JobOptions, owner: string | null): Promise<Job | undefined>;
+  /** Ids of jobs created before the date (TTL cleanup). */
+  createdBefore(date: Date, limit: number): Promise<string[]>;
+  health(): Promise<{ ok: boolean; detail?: string }>;
+  close(): Promise<void>;
+}
+
+export const encodeCursor = (job: Pick<Job, 'created_at' | 'id'>) => Buffer.from(`${job.created_at}|${job.id}`).toString('base64url');
+export function decodeCursor(cursor: string): { created_at: string; id: string } | undefined {
+  const [created_at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+  return created_at && id && !Number.isNaN(Date.parse(created_at)) ? { created_at, id } : undefined;
+}
+
+/** Options compared for deduplication: the same request, whatever the key order. */
+export const optionsKey = (o: JobOptions) => JSON.stringify(Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))));

@@ -1,0 +1,109 @@
+/**
+ * The job read model's rules, as one pure function both adapters use:
+ * - an event already applied (by id) changes nothing;
+ * - a job never moves backwards: stage rank first, then progress;
+ * - completed, failed and canceled are final: the first terminal event wins;
+ * - facts (the decoded duration) are recorded whatever the state, so every arrival order of one
+ *   job's events ends in the same document;
+ * - updated_at is the latest event time applied, created_at the job.created time.
+ */
+import { TERMINAL_STATUSES, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
+
+/** Share of the whole job's progress at the end of decoding (the rest is separation/encoding). */
+export const DECODE_SHARE = 0.05;
+const RANK: Record<JobStage, number> = { decoding: 1, separating: 2, encoding: 3 };
+const MAX_REMEMBERED_EVENTS = 500;
+
+export type Outcome = 'applied' | 'duplicate' | 'stale' | 'unknown-job';
+
+export const isTerminal = (job: Pick<Job, 'status'>) => TERMINAL_STATUSES.includes(job.status);
+const rank = (job: Pick<Job, 'status' | 'stage'>) => (job.stage ? RANK[job.stage] : job.status === 'pending' ? 0 : 1);
+
+/** A new pending job from its job.created event. */
+export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): Job {
+  return {
+    id: e.jobId,
+    owner: e.payload.owner ?? null,
+    status: 'pending',
+    stage: null,
+    progress: 0,
+    eta_sec: null,
+    error_message: null,
+    error_code: null,
+    created_at: e.occurredAt,
+    updated_at: e.occurredAt,
+    input: e.payload.input,
+    options: e.payload.options,
+    stems: [],
+    applied_events: [e.id],
+  };
+}
+
+export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; job?: Job } {
+  if (!job) return e.type === 'job.created' ? { outcome: 'applied', job: jobFromCreated(e) } : { outcome: 'unknown-job' };
+  if (job.applied_events.includes(e.id)) return { outcome: 'duplicate' };
+
+  const next: Job = { ...job, input: { ...job.input } };
+  let changed = false;
+  const set = <K extends keyof Job>(k: K, v: Job[K]) => {
+    if (JSON.stringify(next[k]) !== JSON.stringify(v)) {
+      next[k] = v;
+      changed = true;
+    }
+  };
+  const live = !isTerminal(job);
+
+  switch (e.type) {
+    case 'job.created':
+      // The gateway inserted this document before publishing: nothing new.
+      break;
+    case 'job.decoded':
+      if (next.input.duration_sec !== e.payload.durationSec) {
+        next.input.duration_sec = e.payload.durationSec;
+        changed = true;
+      }
+      if (live && (rank(job) < RANK.separating || (rank(job) === RANK.separating && job.progress < DECODE_SHARE))) {
+        set('status', 'processing');
+        set('stage', 'separating');
+        set('progress', Math.max(job.progress, DECODE_SHARE));
+      }
+      break;
+    case 'job.progress': {
+      const r = RANK[e.payload.stage];
+      if (live && (rank(job) < r || (rank(job) === r && job.progress < e.payload.progress))) {
+        set('status', 'processing');
+        set('stage', e.payload.stage);
+        set('progress', Math.max(job.progress, e.payload.progress));
+        set('eta_sec', e.payload.etaSec ?? null);
+      }
+      break;
+    }
+    case 'job.completed':
+      if (live) {
+        set('status', 'completed');
+        set('stage', null);
+        set('progress', 1);
+        set('eta_sec', null);
+        set('stems', e.payload.stems);
+      }
+      break;
+    case 'job.failed':
+      if (live) {
+        set('status', 'failed');
+        set('eta_sec', null);
+        set('error_message', e.payload.reason);
+        set('error_code', e.payload.code);
+      }
+      break;
+    case 'job.canceled':
+      if (live) {
+        set('status', 'canceled');
+        set('eta_sec', null);
+      }
+      break;
+  }
+  if (!changed) return { outcome: 'stale' };
+  if (e.occurredAt > next.updated_at) next.updated_at = e.occurredAt;
+  next.applied_events = [...job.applied_events, e.id].slice(-MAX_REMEMBERED_EVENTS);
+  return { outcome: 'applied', job: next };
+}
