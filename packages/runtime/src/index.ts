@@ -1,0 +1,67 @@
+/**
+ * What every deployable shares: adapters chosen by configuration, and one lifecycle (start,
+ * graceful shutdown on SIGTERM/SIGINT, a second signal exits at once).
+ */
+import { InMemoryBus, RabbitBus, type EventBus } from '@stemflow/bus';
+import { loadConfig, type ConfigOf, type ServiceName } from '@stemflow/config';
+import { createJobStore, type JobStore } from '@stemflow/jobs';
+import { createBlobStore, type BlobStore } from '@stemflow/storage';
+import { createLogger, startTelemetry, type Logger } from '@stemflow/telemetry';
+
+export type Adapters = { bus: EventBus; blobs: BlobStore; jobs: JobStore };
+export type Running = { stop: () => Promise<void> };
+type AnyConfig = ConfigOf<'all-in-one'> | ConfigOf<ServiceName>;
+
+/** RabbitMQ / S3 / MongoDB when their URLs are set; in-process, filesystem, embedded otherwise. */
+export async function createAdapters(c: ConfigOf<'status'>, log: Logger): Promise<Adapters> {
+  const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
+  const blobs = createBlobStore(c);
+  const jobs = await createJobStore(c);
+  log.info(
+    { bus: c.AMQP_URL ? 'rabbitmq' : 'in-process', store: c.S3_ENDPOINT ? 's3' : 'filesystem', jobs: c.DATABASE_URL ? 'mongodb' : 'embedded' },
+    'adapters ready',
+  );
+  return { bus, blobs, jobs };
+}
+
+export async function closeAdapters(a: Adapters): Promise<void> {
+  await a.bus.close();
+  await a.jobs.close();
+}
+
+/** Runs one deployable: config → telemetry → adapters → start; stops cleanly on a signal. */
+export async function runService<S extends ServiceName | 'all-in-one'>(
+  name: S,
+  start: (ctx: { config: ConfigOf<S>; log: Logger; adapters: Adapters }) => Promise<Running>,
+): Promise<void> {
+  const config = loadConfig(name) as ConfigOf<S>;
+  const telemetry = startTelemetry(`stemflow-${name}`);
+  const log = createLogger(name, (config as AnyConfig).LOG_LEVEL);
+  let adapters: Adapters;
+  try {
+    adapters = await createAdapters(config as unknown as ConfigOf<'status'>, log);
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start');
+    process.exit(1);
+  }
+  const running = await start({ config, log, adapters });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing in-flight work');
+    try {
+      await running.stop();
+      await closeAdapters(adapters);
+      await telemetry.shutdown();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+export { startHealthServer, runChecks, adapterChecks, type Check } from './health.js';

@@ -1,0 +1,41 @@
+import { QUEUES, EVENT_NAMES, type AnyEvent, type QueueSpec } from '@stemflow/contracts';
+import type { Handlers } from '@stemflow/bus';
+import type { Adapters, Running } from '@stemflow/runtime';
+import type { Logger } from '@stemflow/telemetry';
+import { expireJobs } from './use-cases/expire-jobs.js';
+import { projectEvent } from './use-cases/project-event.js';
+
+export type StatusOptions = { jobTtlHours?: number | undefined; sweepEveryMs?: number; /** Tests run isolated copies. */ queue?: QueueSpec };
+
+/** The status service: the only writer of the job read model. */
+export async function startStatus(a: Adapters, log: Logger, opts: StatusOptions = {}): Promise<Running> {
+  const handlers: Handlers = {};
+  for (const name of EVENT_NAMES) {
+    (handlers as Record<string, (e: AnyEvent) => Promise<void>>)[name] = async (e) => {
+      const outcome = await projectEvent(a.jobs, e);
+      log.debug({ jobId: e.jobId, event: e.type, outcome }, 'projected');
+    };
+  }
+  const sub = await a.bus.subscribe(opts.queue ?? QUEUES.status, handlers);
+
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.jobTtlHours) {
+    const ttl = opts.jobTtlHours;
+    const sweep = async () => {
+      try {
+        const n = await expireJobs(a, ttl);
+        if (n) log.info({ removed: n, ttlHours: ttl }, 'expired old jobs');
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'job expiry sweep failed, will try again');
+      }
+    };
+    timer = setInterval(sweep, opts.sweepEveryMs ?? 10 * 60_000);
+    void sweep();
+  }
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await sub.close();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/** FerretDB stops and starts again mid-stream: the status service rides it out and loses nothing. */
+import { v7 as uuidv7 } from 'uuid';
+import { expect, it } from 'vitest';
+import { engine } from '../support/engines.js';
+import { eventually } from '../support/env.js';
+import { jobLifecycle } from '../support/events.js';
+import { dropQueue, mongoUrl, statusQueue, statusReplica } from '../support/status.js';
+
+it('loses no event while the database is down', { timeout: 180_000 }, async () => {
+  const q = statusQueue({ maxAttempts: 30, delaysMs: [500, 1000, 2000] });
+  const s = await statusReplica(q, mongoUrl());
+  try {
+    const lives = Array.from({ length: 20 }, () => jobLifecycle(uuidv7()));
+    const events = lives.flat();
+    for (const e of events.slice(0, 40)) await s.bus.publish(e);
+    await engine('down', 'mongo');
+    for (const e of events.slice(40)) await s.bus.publish(e);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await s.jobs.health()).ok).toBe(false);
+    await engine('up', 'mongo');
+    for (const life of lives) {
+      const j = await eventually(async () => {
+        const d = await s.jobs.get(life[0]!.jobId).catch(() => undefined);
+        return d?.status === 'completed' ? d : undefined;
+      }, { timeoutMs: 90_000, what: 'every job completed after the restart' });
+      expect(j.input.duration_sec).toBe(10);
+    }
+    expect((await s.jobs.health()).ok).toBe(true);
+  } finally {
+    await engine('up', 'mongo');
+    await s.stop();
+    await dropQueue(q);
+  }
+});
