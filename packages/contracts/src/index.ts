@@ -3,3 +3,4 @@ export * from './events.js';
 export * from './topology.js';
 export * from './http.js';
 export * from './errors.js';
+export * from './openapi.js';

@@ -1,0 +1,284 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { basename, dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ZipArchive } from 'archiver';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import { parse as parseRange } from 'range-parser';
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { JOB_STATUSES, JobOptions, StemflowError, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
+import { contentDisposition } from '@stemflow/storage';
+import { adapterChecks, runChecks } from '@stemflow/runtime';
+import { BlobUploadEngine, type StoredUpload } from './upload-engine.js';
+import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
+
+export type GatewayOptions = {
+  maxUploadBytes: number;
+  apiKeys?: string[] | undefined;
+  /** How often SSE looks at the read model. */
+  ssePollMs?: number;
+  /** Presigned download links live this long. */
+  presignSec?: number;
+};
+
+type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload };
+/** The caller's owner id (undefined when the server has no API keys). */
+const ownerFor = (res: Response): string | undefined => res.locals.owner as string | undefined;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+const ext = { wav16: 'wav', wav24: 'wav', f32: 'wav', flac: 'flac', mp3: 'mp3' } as const;
+const mime = { wav: 'audio/wav', flac: 'audio/flac', mp3: 'audio/mpeg' } as const;
+
+/** Multipart text fields → job options; every field is checked, unknown ones are refused. */
+const OptionsForm = z
+  .object({
+    stems: z.union([z.string(), z.array(z.string())]).optional(),
+    two_stems: z.string().optional(),
+    format: z.string().optional(),
+    shifts: z.string().regex(/^-?\d+$/, 'must be a whole number').optional(),
+    overlap: z.string().regex(/^-?\d*\.?\d+$/, 'must be a number').optional(),
+    clip: z.string().optional(),
+  })
+  .strict();
+
+function parseOptions(body: unknown): JobOptions {
+  const form = OptionsForm.safeParse(body ?? {});
+  if (!form.success) throw invalid('INVALID_OPTIONS', zodMessage(form.error));
+  const f = form.data;
+  const raw: Record<string, unknown> = {};
+  if (f.stems !== undefined) raw.stems = (Array.isArray(f.stems) ? f.stems : [f.stems]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  if (f.two_stems !== undefined) raw.two_stems = f.two_stems;
+  if (f.format !== undefined) raw.format = f.format;
+  if (f.shifts !== undefined) raw.shifts = Number(f.shifts);
+  if (f.overlap !== undefined) raw.overlap = Number(f.overlap);
+  if (f.clip !== undefined) raw.clip = f.clip;
+  const opts = JobOptions.safeParse(raw);
+  if (!opts.success) throw invalid('INVALID_OPTIONS', zodMessage(opts.error));
+  return opts.data;
+}
+
+const zodMessage = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+const JobIdParam = z.uuid();
+const jobId = (req: Request) => {
+  const id = JobIdParam.safeParse(req.params.id);
+  if (!id.success) throw invalid('INVALID_JOB_ID', `"${String(req.params.id).slice(0, 80)}" is not a job id`);
+  return id.data;
+};
+
+export const ownerOf = (key: string) => `key-${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
+
+export function createApp(d: Deps, o: GatewayOptions) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+
+  // Public: liveness, health, API description, docs, the web page.
+  app.get('/livez', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/api/health', async (_req, res) => {
+    const h = await runChecks(adapterChecks(d));
+    res.status(h.status === 'ok' ? 200 : 503).json(h);
+  });
+  const doc = openApiDocument();
+  app.get('/api/openapi.json', (_req, res) => void res.json(doc));
+  app.get('/docs', (_req, res) => void res.type('html').send(swaggerPage));
+  app.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
+  app.use(express.static(join(here, '..', 'public'), { index: 'index.html' }));
+
+  // Authentication (when API_KEYS is set): every other /api call carries a bearer key.
+  app.use('/api', (req, res, next) => {
+    if (!o.apiKeys?.length) return next();
+    const m = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
+    if (!m) throw new StemflowError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>"', { status: 401 });
+    const given = Buffer.from(m[1]!);
+    const ok = o.apiKeys.some((k) => k.length === given.length && timingSafeEqual(Buffer.from(k), given));
+    if (!ok) throw new StemflowError('UNAUTHENTICATED', 'unknown API key', { status: 401 });
+    res.locals.owner = ownerOf(m[1]!);
+    next();
+  });
+
+  const upload = multer({
+    storage: new BlobUploadEngine(d.blobs, o.maxUploadBytes),
+    // Browsers send UTF-8 file names without saying so; busboy's default would mangle them.
+    defParamCharset: 'utf8',
+    // The engine enforces the size (and deletes); busboy's own limit sits just above it.
+    limits: { files: 1, fileSize: o.maxUploadBytes + 1024 * 1024, fields: 20, fieldSize: 1024, parts: 30 },
+  }).single('file');
+
+  app.post('/api/jobs', (req, res, next) => {
+    const r = req as Req;
+    r.jobId = uuidv7();
+    if (!req.is('multipart/form-data')) throw invalid('NOT_MULTIPART', 'send multipart/form-data with the audio in the field "file"');
+    upload(req, res, async (err: unknown) => {
+      try {
+        if (err) throw err;
+        if (!r.file) throw invalid('MISSING_FILE', 'no file: send the audio in the multipart field "file"');
+        let options: JobOptions;
+        try {
+          options = parseOptions(req.body);
+        } catch (e) {
+          await d.blobs.delete(r.file.key).catch(() => {});
+          throw e;
+        }
+        const job = await createJob(d, r.jobId, r.file, options, ownerFor(res) ?? null);
+        d.log.info({ jobId: job.id, bytes: r.file.size, type: r.file.contentType }, 'job accepted');
+        res.status(201).location(`/api/jobs/${job.id}`).json({ id: job.id, status: 'pending', created_at: job.created_at });
+      } catch (e) {
+        next(e);
+      }
+    });
+  });
+
+  app.get('/api/jobs', async (req, res) => {
+    const q = z
+      .object({
+        limit: z.coerce.number().int().min(1).max(100).default(20),
+        cursor: z.string().max(200).optional(),
+        status: z.enum(JOB_STATUSES).optional(),
+      })
+      .strict()
+      .safeParse(req.query);
+    if (!q.success) throw invalid('INVALID_QUERY', zodMessage(q.error));
+    const owner = ownerFor(res);
+    const page = await d.jobs.list({ ...q.data, ...(owner !== undefined ? { owner } : {}) });
+    res.json({ items: page.items.map((j) => toView(j)), next_cursor: page.nextCursor });
+  });
+
+  app.get('/api/jobs/:id', async (req, res) => {
+    res.json(toView(await getOwnedJob(d, jobId(req), ownerFor(res))));
+  });
+
+  app.post('/api/jobs/:id/cancel', async (req, res) => {
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    await cancelJob(d, job);
+    res.status(202).json(toView(job));
+  });
+
+  app.delete('/api/jobs/:id', async (req, res) => {
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    await deleteJob(d, job);
+    res.status(204).end();
+  });
+
+  app.get('/api/jobs/:id/events', async (req, res) => {
+    const id = jobId(req);
+    let job = await getOwnedJob(d, id, ownerFor(res));
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    let closed = false;
+    req.on('close', () => (closed = true));
+    let last = '';
+    let lastWrite = Date.now();
+    const send = (j: Job) => {
+      const view = toView(j);
+      const data = JSON.stringify(view);
+      if (data === last) return;
+      last = data;
+      lastWrite = Date.now();
+      res.write(`event: ${isFinished(j) ? j.status : 'progress'}\nid: ${j.updated_at}\ndata: ${data}\n\n`);
+    };
+    send(job);
+    while (!closed && !isFinished(job)) {
+      await new Promise((r) => setTimeout(r, o.ssePollMs ?? 250));
+      const next = await d.jobs.get(id).catch(() => job);
+      if (!next) {
+        res.write(`event: deleted\ndata: {"id":"${id}"}\n\n`);
+        break;
+      }
+      job = next;
+      send(job);
+      if (Date.now() - lastWrite > 15_000) {
+        res.write(': keep-alive\n\n');
+        lastWrite = Date.now();
+      }
+    }
+    res.end();
+  });
+
+  app.get('/api/jobs/:id/stems.zip', async (req, res) => {
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}, it has no stems yet`, { status: 404 });
+    const stem = basename(job.input.filename, extname(job.input.filename));
+    res.status(200).set({ 'content-type': 'application/zip', 'content-disposition': contentDisposition(`${stem} - stems.zip`) });
+    // Audio does not compress: store the entries, stream them one after the other.
+    const zip = new ZipArchive({ store: true });
+    zip.on('error', (err: Error) => {
+      d.log.warn({ jobId: job.id, err: err.message }, 'zip stream failed');
+      res.destroy(err);
+    });
+    zip.pipe(res);
+    for (const s of job.stems) zip.append(await d.blobs.get(s.key), { name: `${stem} - ${s.name}.${ext[s.format]}` });
+    await zip.finalize();
+  });
+
+  app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const s = job.stems.find((x) => x.name === req.params.stem);
+    if (!s) {
+      const why = job.status === 'completed' ? `the job has no stem "${String(req.params.stem).slice(0, 40)}"` : `the job is ${job.status}, it has no stems yet`;
+      throw new StemflowError('STEM_NOT_FOUND', why, { status: 404 });
+    }
+    const e = ext[s.format];
+    const name = `${basename(job.input.filename, extname(job.input.filename))} - ${s.name}.${e}`;
+    const url = await d.blobs.presignGet(s.key, o.presignSec ?? 3600, name);
+    if (url) return void res.redirect(302, url);
+    res.set({ 'accept-ranges': 'bytes', 'content-type': mime[e], 'content-disposition': contentDisposition(name) });
+    const rangeHeader = req.get('range');
+    if (rangeHeader) {
+      const parsed = parseRange(s.bytes, rangeHeader);
+      if (parsed.type === 'bytes' && parsed.ranges.length === 0 && parsed.code & 2) {
+        res.set('content-range', `bytes */${s.bytes}`);
+        throw new StemflowError('RANGE_NOT_SATISFIABLE', `the stem has ${s.bytes} bytes`, { status: 416 });
+      }
+      // One satisfiable range → 206; a malformed header or several ranges → the whole file.
+      if (parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1) {
+        const r = parsed.ranges[0]!;
+        res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${s.bytes}`, 'content-length': String(r.end - r.start + 1) });
+        return void (await d.blobs.get(s.key, { start: r.start, end: r.end })).on('error', (err) => res.destroy(err)).pipe(res);
+      }
+    }
+    res.status(200).set('content-length', String(s.bytes));
+    (await d.blobs.get(s.key)).on('error', (err) => res.destroy(err)).pipe(res);
+  });
+
+  app.use('/api', (req) => {
+    throw new StemflowError('NOT_FOUND', `no endpoint ${req.method} ${req.path}`, { status: 404 });
+  });
+
+  // One place maps every error to a status and the JSON error body.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const { status, code, message } = mapError(err, o.maxUploadBytes);
+    if (status >= 500) d.log.error({ err: describeError(err), path: req.path }, 'request failed');
+    if (res.headersSent) return void res.destroy();
+    res.status(status).json({ error: { code, message } });
+  });
+  return app;
+}
+
+function mapError(err: unknown, maxUploadBytes: number): { status: number; code: string; message: string } {
+  if (err instanceof StemflowError) return { status: err.status, code: err.code, message: err.message };
+  if (err instanceof multer.MulterError) {
+    const m: Record<string, [number, string, string]> = {
+      LIMIT_FILE_SIZE: [413, 'UPLOAD_TOO_LARGE', `the file is larger than the ${maxUploadBytes} bytes this server accepts`],
+      LIMIT_UNEXPECTED_FILE: [400, 'UNEXPECTED_FILE', `expected exactly one file, in the field "file" (got field "${err.field ?? '?'}")`],
+      LIMIT_FILE_COUNT: [400, 'UNEXPECTED_FILE', 'expected exactly one file, in the field "file"'],
+      LIMIT_PART_COUNT: [400, 'TOO_MANY_PARTS', 'too many form parts'],
+      LIMIT_FIELD_COUNT: [400, 'TOO_MANY_FIELDS', 'too many form fields'],
+      LIMIT_FIELD_VALUE: [400, 'FIELD_TOO_LONG', `the field "${err.field ?? '?'}" is too long`],
+    };
+    const [status, code, message] = m[err.code] ?? [400, 'BAD_UPLOAD', err.message];
+    return { status, code, message };
+  }
+  const e = err as { status?: number; statusCode?: number; type?: string; message?: string };
+  const status = e.status ?? e.statusCode;
+  if (status && status >= 400 && status < 500) return { status, code: 'BAD_REQUEST', message: e.message ?? 'bad request' };
+  if (/Unexpected end of form|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) return { status: 400, code: 'BAD_UPLOAD', message: `the upload is malformed: ${e.message}` };
+  return { status: 500, code: 'INTERNAL', message: 'something went wrong on our side; the error was logged' };
+}
+
+const swaggerPage = `<!doctype html><html><head><meta charset="utf-8"><title>stemflow API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#ui' });</script></body></html>`;

@@ -1,0 +1,107 @@
+/**
+ * A multer storage engine that streams the upload straight into the BlobStore while hashing it,
+ * counting it and sniffing its first bytes. Nothing is buffered whole, in memory or on disk; an
+ * upload that is too large, not audio, or cut off leaves no object behind.
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Request } from 'express';
+import { StemflowError } from '@stemflow/contracts';
+import { keys, safeFileName, type BlobStore } from '@stemflow/storage';
+import { fileTypeFromBuffer } from 'file-type';
+import type { StorageEngine } from 'multer';
+
+export type StoredUpload = { key: string; size: number; sha256: string; contentType: string; filename: string };
+const SNIFF_BYTES = 4100;
+
+/** Audio, or video that may carry audio. Some containers are reported as application/*. */
+const isMedia = (mime: string) => mime.startsWith('audio/') || mime.startsWith('video/') || mime === 'application/ogg' || mime === 'application/x-matroska';
+
+class Inspect extends Transform {
+  size = 0;
+  readonly hash = createHash('sha256');
+  contentType = '';
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private sniffed = false;
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      cb(new StemflowError('UPLOAD_TOO_LARGE', `the file is larger than the ${this.maxBytes} bytes this server accepts`, { status: 413 }));
+      return;
+    }
+    this.hash.update(chunk);
+    if (this.sniffed) return cb(null, chunk);
+    this.head.push(chunk);
+    this.headLen += chunk.length;
+    if (this.headLen < SNIFF_BYTES) return cb();
+    this.sniff().then(() => cb(), cb);
+  }
+
+  override _flush(cb: TransformCallback) {
+    if (this.size === 0) return cb(new StemflowError('EMPTY_FILE', 'the uploaded file is empty'));
+    if (this.sniffed) return cb();
+    this.sniff().then(() => cb(), cb);
+  }
+
+  private async sniff() {
+    const head = Buffer.concat(this.head);
+    const type = await fileTypeFromBuffer(head);
+    if (!type || !isMedia(type.mime)) {
+      throw new StemflowError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        type ? `the file is ${type.mime} (${type.ext}), not audio or video` : 'the file is not audio or video (its content matches no known audio or video format)',
+        { status: 415 },
+      );
+    }
+    this.contentType = type.mime;
+    this.sniffed = true;
+    this.head = [];
+    this.push(head);
+  }
+}
+
+export class BlobUploadEngine implements StorageEngine {
+  constructor(
+    private readonly blobs: BlobStore,
+    private readonly maxBytes: number,
+  ) {}
+
+  _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+    const jobId = (req as Request & { jobId: string }).jobId;
+    const filename = safeFileName(file.originalname);
+    const key = keys.input(jobId, filename);
+    const inspect = new Inspect(this.maxBytes);
+    file.stream.on('error', (err) => inspect.destroy(err));
+    // A client that goes away mid-upload must not leave a half object.
+    req.once('close', () => {
+      if (!req.complete) inspect.destroy(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 }));
+    });
+    file.stream.pipe(inspect);
+    // The inspection may fail before the store starts reading (tiny files): catch it here, once.
+    const rejected = new Promise<never>((_, reject) => inspect.once('error', reject));
+    Promise.race([this.blobs.put(key, inspect, {}), rejected]).then(
+      () => {
+        const info: StoredUpload = { key, size: inspect.size, sha256: inspect.hash.digest('hex'), contentType: inspect.contentType, filename };
+        cb(null, { ...info, path: key } as unknown as Partial<Express.Multer.File>);
+      },
+      async (err: unknown) => {
+        file.stream.unpipe(inspect);
+        file.stream.resume(); // drain what is left so busboy can finish
+        inspect.destroy();
+        await this.blobs.delete(key).catch(() => {}); // in case the store finished writing anyway
+        cb(err);
+      },
+    );
+  }
+
+  _removeFile(_req: Request, file: Express.Multer.File & Partial<StoredUpload>, cb: (error: Error | null) => void): void {
+    if (!file.key) return cb(null);
+    this.blobs.delete(file.key).then(() => cb(null), (err: Error) => cb(err));
+  }
+}

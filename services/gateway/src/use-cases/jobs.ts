@@ -1,0 +1,69 @@
+/** The gateway's use cases: plain functions over the ports, no express in sight. */
+import { newEvent, type EventBus } from '@stemflow/bus';
+import { StemflowError, TERMINAL_STATUSES, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
+import { jobFromCreated, type JobStore } from '@stemflow/jobs';
+import { keys, type BlobStore } from '@stemflow/storage';
+import type { Logger } from '@stemflow/telemetry';
+import type { StoredUpload } from '../entry-points/upload-engine.js';
+
+export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
+
+/**
+ * Records the job (insert-if-absent, so the client can read it at once) and publishes job.created.
+ * Answers only after the broker confirmed; if anything fails, the job and its upload are removed.
+ */
+export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null): Promise<Job> {
+  const event = newEvent('job.created', jobId, {
+    input: { key: upload.key, filename: upload.filename, size: upload.size, content_type: upload.contentType, sha256: upload.sha256 },
+    options,
+    owner,
+  });
+  const job = jobFromCreated(event);
+  try {
+    await d.jobs.create(job);
+    await d.bus.publish(event);
+    return job;
+  } catch (err) {
+    d.log.warn({ jobId, err: describeError(err) }, 'could not accept the job, removing what was kept');
+    await d.jobs.delete(jobId).catch(() => {});
+    await d.blobs.deletePrefix(keys.job(jobId)).catch(() => {});
+    if (err instanceof StemflowError) throw err;
+    throw unavailable('the job service', err);
+  }
+}
+
+export async function getOwnedJob(d: Pick<Deps, 'jobs'>, id: string, owner: string | null | undefined): Promise<Job> {
+  const job = await d.jobs.get(id);
+  // Another key's job is reported as missing: its existence is not theirs to know.
+  if (!job || (owner !== undefined && job.owner !== owner)) throw new StemflowError('JOB_NOT_FOUND', `no job ${id}`, { status: 404 });
+  return job;
+}
+
+export const isFinished = (job: Job) => TERMINAL_STATUSES.includes(job.status);
+
+export async function cancelJob(d: Deps, job: Job): Promise<void> {
+  if (isFinished(job)) throw new StemflowError('JOB_FINISHED', `the job already ended (${job.status})`, { status: 409 });
+  await d.bus.publish(newEvent('job.canceled', job.id, {}));
+}
+
+/** Cancels a running job, then removes its objects and its record. */
+export async function deleteJob(d: Deps, job: Job): Promise<void> {
+  if (!isFinished(job)) await d.bus.publish(newEvent('job.canceled', job.id, {}));
+  await d.blobs.deletePrefix(keys.job(job.id));
+  await d.jobs.delete(job.id);
+}
+
+export function toView(job: Job, base = '/api'): JobView {
+  return {
+    id: job.id,
+    status: job.status,
+    error_message: job.error_message,
+    created_at: job.created_at,
+    updated_at: job.updated_at,
+    stage: job.stage,
+    progress: job.progress,
+    eta_sec: job.eta_sec,
+    filename: job.input.filename,
+    stems: job.stems.map((s) => ({ name: s.name, format: s.format, bytes: s.bytes, url: `${base}/jobs/${job.id}/stems/${s.name}` })),
+  };
+}
