@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Runs ffmpeg and returns its stdout (fixtures are generated, never committed). */
 export function ffmpeg(args: string[], input?: Buffer): Promise<Buffer> {
@@ -18,3 +21,18 @@ export function ffmpeg(args: string[], input?: Buffer): Promise<Buffer> {
 /** A stereo sine tone as a 16-bit WAV file. */
 export const toneWav = (sec = 1, hz = 440, rate = 44100) =>
   ffmpeg(['-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=${rate}:duration=${sec}`, '-ac', '2', '-c:a', 'pcm_s16le', '-f', 'wav', '-']);
+
+/**
+ * Runs ffmpeg writing to a real (seekable) file, as encoders do for files people have: headers
+ * that are finished at the end (mp3 gapless info, flac sample count, mp4 index) are complete.
+ */
+export async function ffmpegFile(args: string[], ext: string): Promise<Buffer> {
+  const dir = mkdtempSync(join(tmpdir(), 'fixture-'));
+  const out = join(dir, `out.${ext}`);
+  try {
+    await ffmpeg([...args, '-y', out]);
+    return readFileSync(out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

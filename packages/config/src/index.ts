@@ -61,8 +61,8 @@ const infra = commonEnv.extend(busEnv.shape).extend(storageEnv.shape).extend(job
 /** One schema per deployable; `pnpm start` (all-in-one) takes the union. */
 export const SERVICE_ENV = {
   gateway: infra.extend(httpEnv.shape),
-  decoder: infra.extend(decoderEnv.shape),
-  separator: infra.extend(separatorEnv.shape),
+  decoder: infra.extend(decoderEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8001)) }),
+  separator: infra.extend(separatorEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8002)) }),
   status: infra.extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8003)) }),
   'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape),
 } as const;

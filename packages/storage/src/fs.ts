@@ -91,6 +91,12 @@ export class FsBlobStore implements BlobStore {
     return found.length;
   }
 
+  async sourceUrl(key: string): Promise<string> {
+    const p = this.path(key);
+    if (!(await stat(p).catch(() => undefined))?.isFile()) throw notFound(key);
+    return p;
+  }
+
   async presignGet(): Promise<string | undefined> {
     return undefined;
   }

@@ -17,6 +17,11 @@ export interface BlobStore {
   deletePrefix(prefix: string): Promise<number>;
   /** A time-limited URL a client can GET directly, or undefined when the store has none (filesystem). */
   presignGet(key: string, expirySec: number, downloadName?: string): Promise<string | undefined>;
+  /**
+   * Where a tool such as ffmpeg can read the object itself, seeking as it needs (a local path,
+   * or a presigned URL that serves byte ranges): media is never copied whole to read it.
+   */
+  sourceUrl(key: string, expirySec?: number): Promise<string>;
   health(): Promise<{ ok: boolean; detail?: string }>;
 }
 

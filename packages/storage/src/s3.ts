@@ -144,6 +144,11 @@ export class S3BlobStore implements BlobStore {
     return this.client.presignedGetObject(this.bucket, key, expirySec, headers);
   }
 
+  async sourceUrl(key: string, expirySec = 6 * 3600): Promise<string> {
+    if (!(await this.head(key))) throw notFound(key);
+    return this.client.presignedGetObject(this.bucket, key, expirySec);
+  }
+
   async health() {
     try {
       await this.client.bucketExists(this.bucket);

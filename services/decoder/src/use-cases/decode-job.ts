@@ -1,0 +1,128 @@
+/**
+ * job.created → 44.1 kHz stereo float PCM in the store → job.decoded. Idempotent: a redelivery
+ * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
+ * not usable audio fails the job with a reason a user understands.
+ */
+import { BYTES_PER_FRAME, SAMPLE_RATE, decodeToPcm, lastLine, probe } from '@stemflow/audio';
+import { newEvent, type EventBus } from '@stemflow/bus';
+import { StemflowError, type EventOf } from '@stemflow/contracts';
+import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
+import { keys, type BlobStore } from '@stemflow/storage';
+import type { Logger } from '@stemflow/telemetry';
+import { Transform } from 'node:stream';
+
+export type DecodeDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
+export type DecodeConfig = { maxDurationSec: number };
+
+type Manifest = { frames: number; durationSec: number };
+const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
+
+export const clock = (sec: number) => {
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${r}` : `${m}:${r}`;
+};
+const fail = (code: string, reason: string) => new StemflowError(code, reason);
+
+export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: DecodeConfig): Promise<void> {
+  const id = e.jobId;
+  const log = d.log.child({ jobId: id });
+  const current = await d.jobs.get(id);
+  if (current && (current.status === 'canceled' || current.status === 'failed')) {
+    log.info({ status: current.status }, 'job already ended, not decoding');
+    return;
+  }
+  if (e.payload.reuseOf) return reuseStems(d, e, e.payload.reuseOf);
+
+  const pcmKey = keys.pcm(id);
+  const done = await readManifest(d.blobs, id);
+  if (done && (await d.blobs.head(pcmKey))?.size === done.frames * BYTES_PER_FRAME) {
+    log.info('PCM already complete, announcing it again');
+    await announce(d, id, pcmKey, done);
+    return;
+  }
+
+  const source = await d.blobs.sourceUrl(e.payload.input.key);
+  const info = await probe(source);
+  if (!info.audio) throw fail('NO_AUDIO_STREAM', info.hasVideo ? 'The video has no audio track.' : 'The file has no audio track.');
+  if (info.durationSec !== undefined && info.durationSec > cfg.maxDurationSec) {
+    throw fail('TOO_LONG', `The audio is ${clock(info.durationSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
+  }
+
+  let lastSent = 0;
+  const run = decodeToPcm(source, {
+    maxSec: cfg.maxDurationSec + 1,
+    onProgress: (sec) => {
+      if (!info.durationSec || Date.now() - lastSent < 1000) return;
+      lastSent = Date.now();
+      const p = Math.min(1, sec / info.durationSec) * DECODE_SHARE;
+      d.bus.publish(newEvent('job.progress', id, { stage: 'decoding', progress: p })).catch(() => {});
+    },
+  });
+  let bytes = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  run.pcm.on('error', (err) => counted.destroy(err));
+  run.pcm.pipe(counted);
+  try {
+    await d.blobs.put(pcmKey, counted, { contentType: 'application/octet-stream' });
+  } catch (err) {
+    run.kill();
+    throw err;
+  }
+  const { code, stderr } = await run.done;
+  const frames = Math.floor(bytes / BYTES_PER_FRAME);
+  const decodedSec = frames / SAMPLE_RATE;
+  const rejectPcm = async (err: StemflowError) => {
+    await d.blobs.delete(pcmKey).catch(() => {});
+    throw err;
+  };
+
+  if (frames === 0) {
+    return rejectPcm(code === 0 ? fail('EMPTY_AUDIO', 'The file contains no audio samples.') : fail('NOT_AUDIO', `The file could not be decoded as audio (${lastLine(stderr)}).`));
+  }
+  if (decodedSec > cfg.maxDurationSec) {
+    return rejectPcm(fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}).`));
+  }
+  // A cut-off file: accept what decodes only if it covers most of what the file says it holds.
+  const stated = info.durationSec ?? info.audio.durationSec;
+  if (stated !== undefined && decodedSec < stated * 0.9 && stated - decodedSec > 1) {
+    return rejectPcm(fail('TRUNCATED', `The file is cut off or damaged: only ${clock(decodedSec)} of its ${clock(stated)} could be decoded.`));
+  }
+  if (code !== 0) log.warn({ code, ffmpeg: lastLine(stderr) }, 'ffmpeg reported errors, but decoded what the file states');
+
+  const manifest: Manifest = { frames, durationSec: decodedSec };
+  await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
+  log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
+  await announce(d, id, pcmKey, manifest);
+}
+
+async function announce(d: DecodeDeps, id: string, pcmKey: string, m: Manifest) {
+  await d.bus.publish(newEvent('job.decoded', id, { pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec }));
+}
+
+async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {
+  if (!(await blobs.head(manifestKey(id)))) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const c of await blobs.get(manifestKey(id))) chunks.push(c as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString()) as Manifest;
+}
+
+/** The same input and options were separated before: copy that job's stems, separate nothing. */
+async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>, fromId: string) {
+  const from = await d.jobs.get(fromId);
+  if (!from || from.status !== 'completed') throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`, { retryable: false });
+  const stems = [];
+  for (const s of from.stems) {
+    const key = s.key.replace(`jobs/${fromId}/`, `jobs/${e.jobId}/`);
+    if ((await d.blobs.head(key))?.size !== s.bytes) await d.blobs.put(key, await d.blobs.get(s.key));
+    stems.push({ ...s, key });
+  }
+  await d.bus.publish(newEvent('job.completed', e.jobId, { stems, model: 'htdemucs (reused)', timings: { reusedFrom: 0 } }));
+}

@@ -1,0 +1,161 @@
+/**
+ * The decoder on the real S3 server and ffmpeg: every common format decodes to 44.1 kHz stereo
+ * float PCM of the right length and pitch; every bad input fails its job with a human reason.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InMemoryBus, newEvent } from '@stemflow/bus';
+import { QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
+import { decodeJob, startDecoder } from '@stemflow/decoder';
+import { EmbeddedJobStore } from '@stemflow/jobs';
+import { S3BlobStore, keys } from '@stemflow/storage';
+import { readAll } from '@stemflow/storage/contract';
+import { createLogger } from '@stemflow/telemetry';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ffmpeg, ffmpegFile } from '../support/audio.js';
+import { engineEnv, eventually, unique } from '../support/env.js';
+
+const bucket = unique('dec').toLowerCase();
+let blobs: S3BlobStore;
+let jobs: EmbeddedJobStore;
+let bus: InMemoryBus;
+const published: { type: string; jobId: string; payload: unknown }[] = [];
+const watch: QueueSpec = { ...QUEUES.status, name: 'watch', singleActiveConsumer: false };
+
+beforeAll(async () => {
+  blobs = new S3BlobStore({ endpoint: engineEnv('S3_ENDPOINT'), accessKey: engineEnv('S3_ACCESS_KEY'), secretKey: engineEnv('S3_SECRET_KEY'), bucket });
+  jobs = await EmbeddedJobStore.open(join(mkdtempSync(join(tmpdir(), 'dec-')), 'jobs.jsonl'));
+  bus = new InMemoryBus({ queues: [watch] });
+  const all: Record<string, (e: { type: string; jobId: string; payload: unknown }) => Promise<void>> = {};
+  for (const n of ['job.created', 'job.decoded', 'job.progress', 'job.completed', 'job.failed', 'job.canceled']) all[n] = async (e) => void published.push(e);
+  await bus.subscribe(watch, all as never);
+});
+afterAll(async () => {
+  await bus.close();
+  await blobs.deletePrefix('');
+});
+
+const deps = () => ({ bus, blobs, jobs, log: createLogger('decoder', 'silent') });
+
+async function upload(name: string, data: Buffer): Promise<EventOf<'job.created'>> {
+  const id = uuidv7();
+  const key = keys.input(id, name);
+  await blobs.put(key, data);
+  return newEvent('job.created', id, {
+    input: { key, filename: name, size: data.length, content_type: 'application/octet-stream', sha256: createHash('sha256').update(data).digest('hex') },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    owner: null,
+  });
+}
+
+/** A 440 Hz tone (1 kHz on the right when stereo), encoded by ffmpeg in the given way. */
+const gen = (sec: number, rate: number, channels: number, encode: string[], extraInputs: string[] = []) => {
+  const fmt = encode[encode.indexOf('-f') + 1]!;
+  const ext = ({ ipod: 'm4a', ogg: 'ogg' } as Record<string, string>)[fmt] ?? fmt;
+  return ffmpegFile(['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=${rate}:duration=${sec}`, ...extraInputs, '-ac', String(channels), ...encode], ext);
+};
+
+async function decodedPcm(e: EventOf<'job.created'>) {
+  await decodeJob(deps(), e, { maxDurationSec: 60 });
+  const ev = published.find((p) => p.type === 'job.decoded' && p.jobId === e.jobId) as EventOf<'job.decoded'> | undefined;
+  expect(ev).toBeDefined();
+  const bytes = await readAll(await blobs.get(ev!.payload.pcmKey));
+  return { ev: ev!, pcm: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
+}
+
+/** Zero crossings of the left channel over the middle second → its frequency. */
+function pitch(pcm: Float32Array): number {
+  const frames = pcm.length / 2;
+  const from = Math.floor(frames / 2 - 22050);
+  let c = 0;
+  for (let i = from + 1; i < from + 44100; i++) if ((pcm[2 * (i - 1)]! < 0) !== (pcm[2 * i]! < 0)) c++;
+  return c / 2;
+}
+
+describe('decoding every common format', () => {
+  const SEC = 3;
+  const cases: [string, string, () => Promise<Buffer>, number][] = [
+    ['wav 16-bit', 'a.wav', () => gen(SEC, 44100, 2, ['-c:a', 'pcm_s16le', '-f', 'wav']), 0],
+    ['wav 24-bit', 'a.wav', () => gen(SEC, 44100, 2, ['-c:a', 'pcm_s24le', '-f', 'wav']), 0],
+    ['wav 32-bit float', 'a.wav', () => gen(SEC, 44100, 2, ['-c:a', 'pcm_f32le', '-f', 'wav']), 0],
+    ['flac', 'a.flac', () => gen(SEC, 44100, 2, ['-c:a', 'flac', '-f', 'flac']), 0],
+    ['mono wav', 'mono.wav', () => gen(SEC, 44100, 1, ['-c:a', 'pcm_s16le', '-f', 'wav']), 0],
+    ['48 kHz wav', 'a48.wav', () => gen(SEC, 48000, 2, ['-c:a', 'pcm_s16le', '-f', 'wav']), 1],
+    ['5.1 flac', 'surround.flac', () => gen(SEC, 48000, 6, ['-c:a', 'flac', '-f', 'flac']), 1],
+    ['mp3', 'a.mp3', () => gen(SEC, 44100, 2, ['-c:a', 'libmp3lame', '-b:a', '192k', '-f', 'mp3']), 1],
+    ['ogg opus', 'a.opus', () => gen(SEC, 48000, 2, ['-c:a', 'libopus', '-b:a', '128k', '-f', 'ogg']), 1],
+    ['ogg vorbis', 'a.ogg', () => gen(SEC, 44100, 2, ['-c:a', 'libvorbis', '-f', 'ogg']), 1],
+    // AAC: the encoder pads the last 1024-sample frame and the mp4 edit list trims only the start.
+    ['m4a aac', 'a.m4a', () => gen(SEC, 44100, 2, ['-c:a', 'aac', '-b:a', '192k', '-f', 'ipod']), 1024],
+    ['video with audio (mp4, index at the end)', 'clip.mp4', () => gen(SEC, 44100, 2, ['-map', '1:v', '-map', '0:a', '-c:v', 'mpeg4', '-c:a', 'aac', '-shortest', '-f', 'mp4'], ['-f', 'lavfi', '-i', `color=c=blue:s=64x64:d=${SEC}`]), 1024],
+  ];
+
+  it.each(cases)('%s → 44.1 kHz stereo f32, right length, tone kept', async (_name, file, make, tolerance) => {
+    const e = await upload(file, await make());
+    const { ev, pcm } = await decodedPcm(e);
+    expect(ev.payload).toMatchObject({ sampleRate: 44100, channels: 2, pcmKey: `jobs/${e.jobId}/pcm/mix.f32` });
+    expect(pcm.length).toBe(ev.payload.frames * 2);
+    // Exact for PCM and FLAC, ±1 frame through a resampler; lossy codecs are trimmed by their
+    // own gapless info (mp3 LAME header, opus pre-skip), AAC keeps its last frame's padding.
+    expect(Math.abs(ev.payload.frames - SEC * 44100)).toBeLessThanOrEqual(tolerance);
+    expect(pitch(pcm)).toBeGreaterThan(436);
+    expect(pitch(pcm)).toBeLessThan(444);
+    // Stereo from any layout: both channels carry the tone.
+    const mid = Math.floor(pcm.length / 4) * 2;
+    let l = 0, r = 0;
+    for (let i = mid; i < mid + 8820; i += 2) { l += pcm[i]! ** 2; r += pcm[i + 1]! ** 2; }
+    expect(r / l).toBeGreaterThan(0.5);
+    expect(r / l).toBeLessThan(2);
+  });
+
+  it('a redelivered job.created announces the complete PCM again without decoding', async () => {
+    const e = await upload('again.flac', await gen(1, 44100, 2, ['-c:a', 'flac', '-f', 'flac']));
+    await decodeJob(deps(), e, { maxDurationSec: 60 });
+    const before = (await blobs.head(keys.pcm(e.jobId)))!;
+    await blobs.delete(e.payload.input.key); // decoding again would now fail
+    await decodeJob(deps(), e, { maxDurationSec: 60 });
+    expect(published.filter((p) => p.type === 'job.decoded' && p.jobId === e.jobId)).toHaveLength(2);
+    expect((await blobs.head(keys.pcm(e.jobId)))?.size).toBe(before.size);
+  });
+});
+
+describe('bad inputs fail the job with a reason a user understands', () => {
+  const mp3 = () => gen(20, 44100, 2, ['-c:a', 'libmp3lame', '-b:a', '128k', '-f', 'mp3']);
+  const cases: [string, string, () => Promise<Buffer>, string, RegExp][] = [
+    ['a text file renamed .mp3', 'song.mp3', async () => Buffer.from('Dear diary, today I wrote no music.\n'.repeat(100)), 'NOT_AUDIO', /^the file could not be read as audio or video/],
+    ['a zero-byte file', 'empty.wav', async () => Buffer.alloc(0), 'NOT_AUDIO', /could not be read/],
+    ['a truncated mp3', 'cut.mp3', async () => (await mp3()).subarray(0, 100_000), 'TRUNCATED', /^The file is cut off or damaged: only 0:0\d of its 0:20 could be decoded\.$/],
+    ['a video without audio', 'silent.mp4', () => ffmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=2', '-c:v', 'mpeg4', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', '-']), 'NO_AUDIO_STREAM', /^The video has no audio track\.$/],
+    ['an over-long input', 'long.flac', () => gen(70, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'TOO_LONG', /^The audio is 1:10 long; this server accepts at most 1:00\.$/],
+  ];
+
+  it.each(cases)('%s → %s', async (_what, name, make, code, reason) => {
+    const e = await upload(name, await make());
+    const err = await decodeJob(deps(), e, { maxDurationSec: 60 }).then(() => undefined, (x: unknown) => x);
+    expect(err).toMatchObject({ code, retryable: false });
+    expect((err as Error).message).toMatch(reason);
+    expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
+  });
+
+  it('through the bus: the job gets job.failed with the reason, stage decoding', async () => {
+    const q: QueueSpec = { ...QUEUES.decoder, name: 'decoder-test' };
+    bus.declare(q);
+    const svc = await startDecoder(deps(), { maxDurationSec: 60 }, q);
+    const e = await upload('notes.mp3', Buffer.from('not audio at all '.repeat(300)));
+    await bus.publish(e);
+    const f = await eventually(() => published.find((p) => p.type === 'job.failed' && p.jobId === e.jobId), { what: 'job.failed' });
+    expect(f.payload).toMatchObject({ stage: 'decoding', code: 'NOT_AUDIO', retryable: false });
+    await svc.stop();
+  });
+
+  it('skips a canceled job', async () => {
+    const e = await upload('c.flac', await gen(1, 44100, 2, ['-c:a', 'flac', '-f', 'flac']));
+    await jobs.apply(e);
+    await jobs.apply(newEvent('job.canceled', e.jobId, {}));
+    await decodeJob(deps(), e, { maxDurationSec: 60 });
+    expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
+  });
+});
