@@ -1,1 +1,2 @@
 export * from './ffmpeg.js';
+export * from './dsp.js';
