@@ -1,0 +1,3 @@
+export { HtdemucsEngine, STEMS, CH } from './engine.js';
+export { planChunks, triangle, type Chunk } from './plan.js';
+export { runPass, PLANES, type MixReader, type PassView, type Carry, type Region } from './pass.js';

@@ -1,0 +1,103 @@
+/**
+ * One pass of chunked separation with overlap-add (apply.py `apply_model` with split), streaming:
+ * chunk inputs are read by range, each chunk's finished output region is handed on (and
+ * checkpointed) as soon as no later chunk can touch it, so memory does not grow with the track.
+ * Reading and the STFT of chunk k+1 and the iSTFT of chunk k-1 run while the model computes k.
+ */
+import { SEGMENT } from '@stemflow/audio';
+import { CH, STEMS, type HtdemucsEngine } from './engine.js';
+import { triangle, type Chunk } from './plan.js';
+
+export const PLANES = STEMS * CH; // 8 planar output channels
+
+/** Normalized planar stereo of track samples [start, start+len), zeros outside the track. */
+export type MixReader = (start: number, len: number) => Promise<Float32Array>;
+
+/** A pass separates a view of the track: view position v is track position v + viewOffset. */
+export type PassView = { viewOffset: number; viewLength: number; trackLength: number };
+
+/** State after chunk k: what is still being summed, from view position `base`. */
+export type Carry = { base: number; rem: Float32Array; wsum: Float32Array };
+/** Output [stem][ch][length] for track positions [start, start+length). */
+export type Region = { start: number; length: number; data: Float32Array };
+
+export type PassHooks = {
+  /** After chunk k: its finished region (possibly empty) and the carry to resume from. */
+  onChunk: (k: number, region: Region, carry: Carry) => Promise<void>;
+  /** Asked before each chunk; true stops the pass (cancel). */
+  shouldStop?: () => Promise<boolean>;
+};
+
+const weight = triangle();
+
+export async function runPass(engine: HtdemucsEngine, read: MixReader, view: PassView, plan: Chunk[], hooks: PassHooks, resume?: { after: number; carry: Carry }): Promise<'done' | 'stopped'> {
+  const cap = 2 * SEGMENT;
+  const acc = new Float32Array(PLANES * cap);
+  const wsum = new Float32Array(cap);
+  let base = 0;
+  if (resume) {
+    base = resume.carry.base;
+    const r = resume.carry.wsum.length;
+    for (let p = 0; p < PLANES; p++) acc.set(resume.carry.rem.subarray(p * r, (p + 1) * r), p * cap);
+    wsum.set(resume.carry.wsum);
+  }
+  const first = resume ? resume.after + 1 : 0;
+
+  const prepare = async (c: Chunk) => {
+    const pad = Math.floor((SEGMENT - c.length) / 2);
+    const seg = await read(c.offset - pad + view.viewOffset, SEGMENT);
+    return engine.prepare(seg);
+  };
+
+  const post = async (c: Chunk, out: Float32Array) => {
+    const trim = Math.floor((SEGMENT - c.length) / 2);
+    const at = c.offset - base;
+    for (let p = 0; p < PLANES; p++) {
+      const src = p * SEGMENT + trim;
+      const dst = p * cap + at;
+      for (let i = 0; i < c.length; i++) acc[dst + i]! += out[src + i]! * weight[i]!;
+    }
+    for (let i = 0; i < c.length; i++) wsum[at + i]! += weight[i]!;
+    // Everything before the next chunk's start is final.
+    const next = plan[c.index + 1];
+    const end = next ? next.offset : view.viewLength;
+    const n = end - base;
+    const remLen = Math.max(0, c.offset + c.length - end);
+    // Clip the finished view region to the track.
+    const t0 = Math.max(0, base + view.viewOffset);
+    const t1 = Math.min(view.trackLength, end + view.viewOffset);
+    const len = Math.max(0, t1 - t0);
+    const skip = t0 - (base + view.viewOffset);
+    const data = new Float32Array(PLANES * len);
+    for (let p = 0; p < PLANES; p++) for (let i = 0; i < len; i++) data[p * len + i] = acc[p * cap + skip + i]! / wsum[skip + i]!;
+    const rem = new Float32Array(PLANES * remLen);
+    for (let p = 0; p < PLANES; p++) rem.set(acc.subarray(p * cap + n, p * cap + n + remLen), p * remLen);
+    const remW = wsum.slice(n, n + remLen);
+    // Shift the carry to the front for the next chunk.
+    acc.fill(0);
+    wsum.fill(0);
+    for (let p = 0; p < PLANES; p++) acc.set(rem.subarray(p * remLen, (p + 1) * remLen), p * cap);
+    wsum.set(remW);
+    base = end;
+    await hooks.onChunk(c.index, { start: t0, length: len, data }, { base, rem, wsum: remW });
+  };
+
+  if (first >= plan.length) return 'done';
+  let nextPrep: Promise<ReturnType<HtdemucsEngine['prepare']>> | undefined = prepare(plan[first]!);
+  let prev: { c: Chunk; out: { freq: Float32Array; time: Float32Array } } | undefined;
+  for (let k = first; k < plan.length; k++) {
+    const c = plan[k]!;
+    if (hooks.shouldStop && (await hooks.shouldStop())) {
+      if (prev) await post(prev.c, engine.finish(prev.out));
+      return 'stopped';
+    }
+    const inputs = await nextPrep!;
+    const running = engine.infer(inputs);
+    // While the model runs: finish the previous chunk and prepare the next one.
+    if (prev) await post(prev.c, engine.finish(prev.out));
+    nextPrep = k + 1 < plan.length ? prepare(plan[k + 1]!) : undefined;
+    prev = { c, out: await running };
+  }
+  if (prev) await post(prev.c, engine.finish(prev.out));
+  return 'done';
+}

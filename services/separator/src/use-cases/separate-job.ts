@@ -1,0 +1,320 @@
+/**
+ * job.decoded → stems in the store → job.completed.
+ * 1. Track statistics (mean/std of the mono mix) for Demucs's input normalization: one streaming read.
+ * 2. One pass per shift: chunks run through the model; each finished region is checkpointed in
+ *    the store with the carry needed to continue, so a redelivered job resumes after its last chunk.
+ * 3. Assembly: checkpointed regions → de-normalized, averaged over shifts, clipped as asked,
+ *    encoded by ffmpeg per stem, uploaded.
+ * Cancel is honoured between chunks; progress and ETA are published per chunk.
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BYTES_PER_FRAME, SAMPLE_RATE } from '@stemflow/audio';
+import { newEvent, type EventBus } from '@stemflow/bus';
+import { StemflowError, type EventOf, type JobOptions, type OutputStemName, type StemObject } from '@stemflow/contracts';
+import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
+import { HTDEMUCS } from '@stemflow/models';
+import { keys, type BlobStore } from '@stemflow/storage';
+import type { Logger } from '@stemflow/telemetry';
+import { SpanKind, withSpan } from '@stemflow/telemetry';
+import { CH, PLANES, planChunks, runPass, type Carry, type Chunk, type HtdemucsEngine, type PassView } from '../core/index.js';
+
+export type SeparateDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger; engine: HtdemucsEngine };
+const SEPARATE_SHARE = 0.85; // of the whole job's progress, after decoding
+
+type Plan = { length: number; mean: number; std: number; passes: { view: PassView; chunks: Chunk[] }[] };
+const workKey = (id: string, name: string) => `jobs/${id}/work/${name}`;
+const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
+
+async function readAll(blobs: BlobStore, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await blobs.get(key)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Reads planar stereo [start, start+len) of the interleaved f32 PCM, normalized, zeros outside. */
+function mixReader(blobs: BlobStore, pcmKey: string, frames: number, mean: number, std: number) {
+  return async (start: number, len: number): Promise<Float32Array> => {
+    const out = new Float32Array(2 * len);
+    const a = Math.max(0, start);
+    const b = Math.min(frames, start + len);
+    if (b <= a) return out;
+    const raw = await readRange(blobs, pcmKey, a * BYTES_PER_FRAME, (b - a) * BYTES_PER_FRAME);
+    const f = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const inv = 1 / std;
+    for (let i = 0; i < b - a; i++) {
+      out[a - start + i] = (f[2 * i]! - mean) * inv;
+      out[len + a - start + i] = (f[2 * i + 1]! - mean) * inv;
+    }
+    return out;
+  };
+}
+
+async function readRange(blobs: BlobStore, key: string, start: number, bytes: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for await (const c of await blobs.get(key, { start, end: start + bytes - 1 })) {
+    (c as Buffer).copy(out, at);
+    at += (c as Buffer).length;
+  }
+  if (at !== bytes) throw new StemflowError('PCM_SHORT', `read ${at} of ${bytes} bytes of ${key}`, { retryable: true });
+  return out;
+}
+
+/** Mean and (unbiased) std of the mono mix, streaming: Demucs's per-track normalization. */
+async function trackStats(blobs: BlobStore, key: string): Promise<{ mean: number; std: number }> {
+  let n = 0, sum = 0, sumSq = 0;
+  let carry = Buffer.alloc(0);
+  for await (const c of await blobs.get(key)) {
+    const buf = carry.length ? Buffer.concat([carry, c as Buffer]) : (c as Buffer);
+    const whole = buf.length - (buf.length % BYTES_PER_FRAME);
+    for (let i = 0; i < whole; i += BYTES_PER_FRAME) {
+      const m = (buf.readFloatLE(i) + buf.readFloatLE(i + 4)) / 2;
+      sum += m;
+      sumSq += m * m;
+      n++;
+    }
+    carry = Buffer.from(buf.subarray(whole));
+  }
+  const mean = sum / n;
+  const variance = n > 1 ? (sumSq - n * mean * mean) / (n - 1) : 0;
+  return { mean, std: Math.sqrt(Math.max(variance, 0)) || 1 };
+}
+
+/** Deterministic per job, so a resumed job makes the same shifts. */
+function seededOffsets(jobId: string, count: number, max: number): number[] {
+  let s = parseInt(jobId.replace(/-/g, '').slice(-8), 16) || 1;
+  return Array.from({ length: count }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s % (max + 1);
+  });
+}
+
+function makePlan(frames: number, opts: JobOptions, jobId: string, stats: { mean: number; std: number }): Plan {
+  const passes: Plan['passes'] = [];
+  if (opts.shifts <= 1) {
+    passes.push({ view: { viewOffset: 0, viewLength: frames, trackLength: frames }, chunks: planChunks(frames, opts.overlap) });
+  } else {
+    // apply.py: pad by max_shift, shift by a random offset, keep out[max_shift - offset:].
+    const maxShift = Math.floor(0.5 * SAMPLE_RATE);
+    for (const off of seededOffsets(jobId, opts.shifts, maxShift)) {
+      const viewLength = frames + maxShift - off;
+      passes.push({ view: { viewOffset: off - maxShift, viewLength, trackLength: frames }, chunks: planChunks(viewLength, opts.overlap) });
+    }
+  }
+  return { length: frames, ...stats, passes };
+}
+
+function encodeCheckpoint(k: number, region: { start: number; length: number; data: Float32Array }, carry: Carry): Buffer {
+  const head = Buffer.from(JSON.stringify({ k, start: region.start, length: region.length, base: carry.base, remLen: carry.wsum.length }));
+  const pad = (4 - ((head.length + 4) % 4)) % 4;
+  const h = Buffer.alloc(4 + head.length + pad, 0x20);
+  h.writeUInt32LE(head.length + pad, 0);
+  head.copy(h, 4);
+  const f = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  return Buffer.concat([h, f(region.data), f(carry.rem), f(carry.wsum)]);
+}
+
+function decodeCheckpoint(buf: Buffer) {
+  const hl = buf.readUInt32LE(0);
+  const head = JSON.parse(buf.subarray(4, 4 + hl).toString()) as { k: number; start: number; length: number; base: number; remLen: number };
+  const body = new Float32Array(buf.buffer.slice(buf.byteOffset + 4 + hl, buf.byteOffset + buf.length));
+  const d = PLANES * head.length;
+  const r = PLANES * head.remLen;
+  return { ...head, data: body.subarray(0, d), carry: { base: head.base, rem: body.subarray(d, d + r), wsum: body.subarray(d + r, d + r + head.remLen) } };
+}
+
+/** Which stems to write, and how each is made from the four the model gives. */
+function outputs(opts: JobOptions): { name: OutputStemName; from: number[] }[] {
+  const idx = (n: string) => HTDEMUCS.stems.indexOf(n as (typeof HTDEMUCS.stems)[number]);
+  if (opts.two_stems === 'vocals') return [{ name: 'vocals', from: [idx('vocals')] }, { name: 'accompaniment', from: [idx('drums'), idx('bass'), idx('other')] }];
+  return opts.stems.map((s) => ({ name: s, from: [idx(s)] }));
+}
+
+const FORMAT = {
+  wav16: { ext: 'wav', args: ['-c:a', 'pcm_s16le', '-f', 'wav'] },
+  wav24: { ext: 'wav', args: ['-c:a', 'pcm_s24le', '-f', 'wav'] },
+  f32: { ext: 'wav', args: ['-c:a', 'pcm_f32le', '-f', 'wav'] },
+  flac: { ext: 'flac', args: ['-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-f', 'flac'] },
+  mp3: { ext: 'mp3', args: ['-c:a', 'libmp3lame', '-b:a', '320k', '-f', 'mp3'] },
+} as const;
+
+export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): Promise<void> {
+  const id = e.jobId;
+  const log = d.log.child({ jobId: id });
+  const job = await d.jobs.get(id);
+  if (!job) throw new StemflowError('JOB_NOT_YET_KNOWN', `job ${id} is not in the read model yet`, { retryable: true });
+  if (job.status === 'completed' || job.status === 'failed' || job.status === 'canceled') {
+    log.info({ status: job.status }, 'job already ended, not separating');
+    return;
+  }
+  const opts = job.options;
+  const t0 = performance.now();
+
+  // The plan is stored once, so a resumed job continues with the same chunks and shifts.
+  let plan: Plan;
+  if (await d.blobs.head(workKey(id, 'plan.json'))) {
+    plan = JSON.parse((await readAll(d.blobs, workKey(id, 'plan.json'))).toString()) as Plan;
+  } else {
+    plan = makePlan(e.payload.frames, opts, id, await trackStats(d.blobs, e.payload.pcmKey));
+    await d.blobs.put(workKey(id, 'plan.json'), Buffer.from(JSON.stringify(plan)));
+  }
+  const read = mixReader(d.blobs, e.payload.pcmKey, plan.length, plan.mean, plan.std);
+  const total = plan.passes.reduce((n, p) => n + p.chunks.length, 0);
+  let done = 0;
+  let chunkMs = 0;
+  let computed = 0;
+
+  const isCanceled = async () => {
+    const j = await d.jobs.get(id);
+    return !j || j.status === 'canceled';
+  };
+
+  for (const [pi, pass] of plan.passes.entries()) {
+    // Resume after the last checkpointed chunk of this pass.
+    const have = (await d.blobs.list(workKey(id, `pass-${pi}/`))).map((b) => b.key).sort();
+    let resume: { after: number; carry: Carry } | undefined;
+    if (have.length) {
+      const last = decodeCheckpoint(await readAll(d.blobs, have[have.length - 1]!));
+      resume = { after: last.k, carry: last.carry };
+      log.info({ pass: pi, resumeAfter: last.k }, 'resuming from checkpoint');
+    }
+    done += resume ? resume.after + 1 : 0;
+    let tChunk = performance.now();
+    const r = await runPass(d.engine, read, pass.view, pass.chunks, {
+      shouldStop: isCanceled,
+      onChunk: async (k, region, carry) => {
+        await withSpan(`separate chunk ${k}`, { kind: SpanKind.INTERNAL, attributes: { 'stemflow.job_id': id, 'stemflow.chunk.index': k, 'stemflow.chunk.count': pass.chunks.length, 'stemflow.pass': pi } }, async () => {
+          await d.blobs.put(chunkKey(id, pi, k), encodeCheckpoint(k, region, carry));
+        });
+        done++;
+        computed++;
+        chunkMs += performance.now() - tChunk;
+        tChunk = performance.now();
+        const etaSec = ((chunkMs / computed) * (total - done)) / 1000 + 2;
+        await d.bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: DECODE_SHARE + (SEPARATE_SHARE * done) / total, chunk: { index: done - 1, count: total }, etaSec }));
+      },
+    }, resume);
+    if (r === 'stopped') {
+      log.info('canceled between chunks, cleaning up');
+      await d.blobs.deletePrefix(workKey(id, ''));
+      return;
+    }
+  }
+
+  const tSep = performance.now();
+  await d.bus.publish(newEvent('job.progress', id, { stage: 'encoding', progress: DECODE_SHARE + SEPARATE_SHARE, etaSec: Math.max(1, plan.length / SAMPLE_RATE / 20) }));
+  const stems = await assemble(d, id, plan, opts);
+  const timings = { separateSec: (tSep - t0) / 1000, encodeSec: (performance.now() - tSep) / 1000, modelRunSec: d.engine.runMs / 1000, chunks: total };
+  await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings }));
+  await d.blobs.deletePrefix(workKey(id, ''));
+  log.info({ ...timings, rtf: (tSep - t0) / 1000 / (plan.length / SAMPLE_RATE) }, 'separated');
+}
+
+/** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */
+async function* regions(d: SeparateDeps, id: string, plan: Plan, pass: number): AsyncGenerator<Float32Array> {
+  const list = (await d.blobs.list(workKey(id, `pass-${pass}/`))).map((b) => b.key).sort();
+  for (const key of list) {
+    const c = decodeCheckpoint(await readAll(d.blobs, key));
+    if (c.length > 0) yield c.data;
+  }
+}
+
+/** Averages the passes into blocks of the final track: [plane][n], de-normalized. */
+async function* track(d: SeparateDeps, id: string, plan: Plan): AsyncGenerator<{ data: Float32Array; n: number }> {
+  const its = plan.passes.map((_, p) => regions(d, id, plan, p));
+  const bufs: { data: Float32Array; n: number; at: number }[] = [];
+  for (const it of its) {
+    const r = await it.next();
+    bufs.push(r.done ? { data: new Float32Array(0), n: 0, at: 0 } : { data: r.value, n: r.value.length / PLANES, at: 0 });
+  }
+  const P = plan.passes.length;
+  for (let emitted = 0; emitted < plan.length; ) {
+    // Refill any pass whose block is used up.
+    for (let p = 0; p < P; p++) {
+      while (bufs[p]!.at >= bufs[p]!.n) {
+        const r = await its[p]!.next();
+        if (r.done) throw new StemflowError('CHECKPOINT_MISSING', `separation output of pass ${p} ends early`, { retryable: true });
+        bufs[p] = { data: r.value, n: r.value.length / PLANES, at: 0 };
+      }
+    }
+    const n = Math.min(...bufs.map((b) => b.n - b.at), plan.length - emitted);
+    const out = new Float32Array(PLANES * n);
+    for (let p = 0; p < P; p++) {
+      const b = bufs[p]!;
+      for (let pl = 0; pl < PLANES; pl++) for (let i = 0; i < n; i++) out[pl * n + i]! += b.data[pl * b.n + b.at + i]!;
+      b.at += n;
+    }
+    const k = plan.std / P;
+    for (let i = 0; i < out.length; i++) out[i] = out[i]! * k + plan.mean;
+    emitted += n;
+    yield { data: out, n };
+  }
+}
+
+async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOptions): Promise<StemObject[]> {
+  const outs = outputs(opts);
+  const mixOf = (o: { from: number[] }, data: Float32Array, n: number, c: number, i: number) => {
+    let v = 0;
+    for (const s of o.from) v += data[(s * CH + c) * n + i]!;
+    return v;
+  };
+  // Peaks first (rescale needs them before anything is written).
+  const peak = outs.map(() => 0);
+  if (opts.clip === 'rescale') {
+    for await (const { data, n } of track(d, id, plan)) {
+      outs.forEach((o, k) => {
+        for (let c = 0; c < CH; c++) for (let i = 0; i < n; i++) peak[k] = Math.max(peak[k]!, Math.abs(mixOf(o, data, n, c, i)));
+      });
+    }
+  }
+  const gain = outs.map((_, k) => (opts.clip === 'rescale' ? 1 / Math.max(1.01 * peak[k]!, 1) : 1));
+  const dir = await mkdtemp(join(tmpdir(), `stemflow-${id}-`));
+  try {
+    const fmt = FORMAT[opts.format];
+    const encoders = outs.map((o) => {
+      const file = join(dir, `${o.name}.${fmt.ext}`);
+      const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(SAMPLE_RATE), '-ac', '2', '-i', 'pipe:0', ...fmt.args, '-y', file], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      p.stdin.on('error', () => {});
+      const exited = new Promise<void>((res, rej) => {
+        p.on('error', rej);
+        p.on('close', (code) => (code === 0 ? res() : rej(new Error(`ffmpeg could not encode ${o.name}: ${stderr.trim().split('\n').pop()}`))));
+      });
+      return { o, p, file, exited };
+    });
+    for await (const { data, n } of track(d, id, plan)) {
+      await Promise.all(
+        encoders.map(({ o, p }, k) => {
+          const buf = new Float32Array(2 * n);
+          const g = gain[k]!;
+          for (let i = 0; i < n; i++) {
+            for (let c = 0; c < CH; c++) {
+              let v = mixOf(o, data, n, c, i) * g;
+              if (opts.clip === 'clamp') v = Math.max(-0.99, Math.min(0.99, v));
+              buf[2 * i + c] = v;
+            }
+          }
+          return new Promise<void>((res) => (p.stdin.write(Buffer.from(buf.buffer)) ? res() : p.stdin.once('drain', () => res())));
+        }),
+      );
+    }
+    for (const { p } of encoders) p.stdin.end();
+    await Promise.all(encoders.map((x) => x.exited));
+    const stems: StemObject[] = [];
+    for (const { o, file } of encoders) {
+      const key = keys.stem(id, o.name, fmt.ext);
+      const bytes = (await stat(file)).size;
+      await d.blobs.put(key, createReadStream(file), { size: bytes, contentType: fmt.ext === 'mp3' ? 'audio/mpeg' : `audio/${fmt.ext}` });
+      stems.push({ name: o.name, format: opts.format, key, bytes });
+    }
+    return stems;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
