@@ -299,7 +299,10 @@ async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOption
               buf[2 * i + c] = v;
             }
           }
-          return new Promise<void>((res) => (p.stdin.write(Buffer.from(buf.buffer)) ? res() : p.stdin.once('drain', () => res())));
+          // An encoder that died would never drain: its exit rejects the write instead.
+          return Promise.race([new Promise<void>((res) => (p.stdin.write(Buffer.from(buf.buffer)) ? res() : p.stdin.once('drain', () => res()))), encoders[k]!.exited.then(() => {
+            throw new Error(`ffmpeg for ${o.name} exited before its input ended`);
+          })]);
         }),
       );
     }
