@@ -21,8 +21,21 @@ export default defineConfig({
           // Real servers and (later) model runs of 3-5 GiB each: never more than two files at once.
           maxWorkers: 2,
           fileParallelism: true,
-          exclude: [...configDefaults.exclude, 'test/chaos/**'],
+          exclude: [...configDefaults.exclude, 'test/chaos/**', 'test/separator/**', 'test/e2e/**'],
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          // The real model: 1-5 GiB per session. One file at a time, so never more than two
+          // separators run at once (a test may hold ours and the package's).
+          name: 'model',
+          include: ['test/separator/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          env: { LOG_LEVEL: 'silent' },
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
         },
       },
       {
@@ -34,7 +47,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 3 },
         },
       },
     ],

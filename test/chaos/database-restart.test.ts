@@ -1,4 +1,6 @@
 /** FerretDB stops and starts again mid-stream: the status service rides it out and loses nothing. */
+import { jobFromCreated } from '@stemflow/jobs';
+import type { AnyEvent } from '@stemflow/contracts';
 import { v7 as uuidv7 } from 'uuid';
 import { expect, it } from 'vitest';
 import { engine } from '../support/engines.js';
@@ -11,6 +13,7 @@ it('loses no event while the database is down', { timeout: 180_000 }, async () =
   const s = await statusReplica(q, mongoUrl());
   try {
     const lives = Array.from({ length: 20 }, () => jobLifecycle(uuidv7()));
+    for (const life of lives) await s.jobs.create(jobFromCreated(life[0] as Extract<AnyEvent, { type: 'job.created' }>));
     const events = lives.flat();
     for (const e of events.slice(0, 40)) await s.bus.publish(e);
     await engine('down', 'mongo');

@@ -1,4 +1,4 @@
-import { project } from '@stemflow/jobs';
+import { jobFromCreated, project } from '@stemflow/jobs';
 import type { AnyEvent, Job } from '@stemflow/contracts';
 import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
@@ -10,11 +10,30 @@ const inOrder = (events: AnyEvent[]) => events.reduce<Job | undefined>((j, e) =>
 const strip = (j: Job) => ({ ...j, applied_events: [] });
 
 describe('status service on RabbitMQ and FerretDB', () => {
+  it('drops an event for a job it never had, and keeps going', async () => {
+    const q = statusQueue({ maxAttempts: 3, delaysMs: [100] });
+    const s = await statusReplica(q, mongoUrl());
+    try {
+      const ghost = jobLifecycle(uuidv7());
+      await s.bus.publish(ghost[5]!); // a job.completed for no job
+      const real = jobLifecycle(uuidv7());
+      await s.jobs.create(jobFromCreated(real[0] as Extract<AnyEvent, { type: 'job.created' }>));
+      for (const e of real) await s.bus.publish(e);
+      await eventually(async () => (await s.jobs.get(real[0]!.jobId))?.status === 'completed', { what: 'the real job' });
+      expect(await s.jobs.get(ghost[0]!.jobId)).toBeUndefined();
+    } finally {
+      await s.stop();
+      await dropQueue(q);
+    }
+  });
+
   it('projects shuffled and duplicated events of many jobs into their final documents', async () => {
     const q = statusQueue({ maxAttempts: 20, delaysMs: [100, 300] });
     const s = await statusReplica(q, mongoUrl());
     try {
       const lives = Array.from({ length: 10 }, () => jobLifecycle(uuidv7()));
+      // As the gateway does: the document exists before any event is published.
+      for (const life of lives) await s.jobs.create(jobFromCreated(life[0] as Extract<AnyEvent, { type: 'job.created' }>));
       for (const life of lives) for (const e of shuffle([...life, ...life])) await s.bus.publish(e);
       for (const life of lives) {
         const want = strip(inOrder(life));
@@ -37,6 +56,7 @@ describe('status service on RabbitMQ and FerretDB', () => {
     const b = await statusReplica(q, db);
     try {
       const lives = Array.from({ length: 40 }, () => jobLifecycle(uuidv7()));
+      for (const life of lives) await a.jobs.create(jobFromCreated(life[0] as Extract<AnyEvent, { type: 'job.created' }>));
       const events = lives.flat();
       const half = Math.floor(events.length / 2);
       for (const e of events.slice(0, half)) await a.bus.publish(e);

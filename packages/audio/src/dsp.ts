@@ -79,17 +79,19 @@ export class Stft {
     const aRe = a.re * BINS * le, aIm = a.im * BINS * le, bRe = b.re * BINS * le, bIm = b.im * BINS * le;
     const scale = Math.sqrt(N_FFT) / WINDOW_ENERGY;
     for (let t = 0; t < le; t++) {
-      // Z = A + iB, with A and B Hermitian; bins 0..2047 given, the Nyquist bin is zero.
-      for (let f = 0; f < BINS; f++) {
+      // Z = A + iB, with A and B Hermitian; bins 0..2047 given, the Nyquist bin is zero. As
+      // torch's irfft does, the imaginary part at DC is ignored (the model's output need not be a
+      // consistent spectrogram; packing it would leak one channel into the other).
+      spec[0] = z[aRe + t]!;
+      spec[1] = z[bRe + t]!;
+      for (let f = 1; f < BINS; f++) {
         const ar = z[aRe + f * le + t]!, ai = z[aIm + f * le + t]!;
         const br = z[bRe + f * le + t]!, bi = z[bIm + f * le + t]!;
         spec[2 * f] = ar - bi;
         spec[2 * f + 1] = ai + br;
-        if (f > 0) {
-          // conj(A) + i conj(B) at bin N-f
-          spec[2 * (N_FFT - f)] = ar + bi;
-          spec[2 * (N_FFT - f) + 1] = -ai + br;
-        }
+        // conj(A) + i conj(B) at bin N-f
+        spec[2 * (N_FFT - f)] = ar + bi;
+        spec[2 * (N_FFT - f) + 1] = -ai + br;
       }
       spec[2 * BINS] = 0;
       spec[2 * BINS + 1] = 0;
