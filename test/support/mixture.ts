@@ -78,7 +78,7 @@ export function mixdown(s: Sources): Stereo {
 /** Signal-to-distortion ratio (dB) of an estimate, over both channels, from sample `from`. */
 export function sdr(ref: Stereo, est: Stereo, from = 0): number {
   let p = 0, e = 0;
-  for (let c = 0; c < 2; c++) for (let i = from; i < ref[c].length; i++) { p += ref[c][i]! ** 2; e += (ref[c][i]! - est[c][i]!) ** 2; }
+  for (const c of [0, 1] as const) for (let i = from; i < ref[c].length; i++) { p += ref[c][i]! ** 2; e += (ref[c][i]! - est[c][i]!) ** 2; }
   return 10 * Math.log10(p / e);
 }
 
