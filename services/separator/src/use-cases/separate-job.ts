@@ -146,7 +146,11 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   const id = e.jobId;
   const log = d.log.child({ jobId: id });
   const job = await d.jobs.get(id);
-  if (!job) throw new StemflowError('JOB_NOT_YET_KNOWN', `job ${id} is not in the read model yet`, { retryable: true });
+  if (!job) {
+    // The gateway records every job before announcing it: an unknown (or deleted) job is not ours.
+    log.warn('no such job in the read model (deleted, or not from this deployment): dropping job.decoded');
+    return;
+  }
   if (job.status === 'completed' || job.status === 'failed' || job.status === 'canceled') {
     log.info({ status: job.status }, 'job already ended, not separating');
     return;

@@ -1,0 +1,147 @@
+/**
+ * stemflow end to end on the real engines, each service its own process: a generated 20 s song
+ * goes in over HTTP, progress comes back over SSE, four stems come out that decode to the input's
+ * length, and Jaeger holds one trace of the job with spans from all four services. Then the
+ * separator is SIGKILLed mid-job and the restarted one resumes from its checkpoint.
+ */
+import { execFileSync } from 'node:child_process';
+import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ffmpeg } from '../support/audio.js';
+import { engineEnv, eventually, unique } from '../support/env.js';
+import { makeSources, mixdown } from '../support/mixture.js';
+import { ServiceProcess } from '../support/processes.js';
+import { withChannel } from '../support/rabbit.js';
+import { QUEUES } from '@stemflow/contracts';
+
+const base = 18_000 + (process.pid % 1000) * 4;
+const env = (): Record<string, string> => ({
+  AMQP_URL: engineEnv('AMQP_URL'),
+  S3_ENDPOINT: engineEnv('S3_ENDPOINT'),
+  S3_ACCESS_KEY: engineEnv('S3_ACCESS_KEY'),
+  S3_SECRET_KEY: engineEnv('S3_SECRET_KEY'),
+  S3_BUCKET: unique('e2e').toLowerCase(),
+  DATABASE_URL: engineEnv('DATABASE_URL').replace(/\/[^/]*$/, `/${unique('e2e').replace(/-/g, '_')}`),
+  OTEL_EXPORTER_OTLP_ENDPOINT: engineEnv('OTEL_EXPORTER_OTLP_ENDPOINT'),
+  OTEL_BSP_SCHEDULE_DELAY: '500',
+  LOG_LEVEL: 'info',
+});
+
+let services: Record<'gateway' | 'decoder' | 'separator' | 'status', ServiceProcess>;
+let api: string;
+let wav: Buffer;
+const frames = 20 * 44100;
+
+beforeAll(async () => {
+  // Earlier tests leave events for jobs of their own in the shared queues: start clean.
+  await withChannel(async (ch) => {
+    for (const q of Object.values(QUEUES)) await ch.purgeQueue(q.name).catch(() => {});
+  });
+  const e = env();
+  services = {
+    status: new ServiceProcess('status', e, base),
+    decoder: new ServiceProcess('decoder', e, base + 1),
+    separator: new ServiceProcess('separator', e, base + 2),
+    gateway: new ServiceProcess('gateway', e, base + 3),
+  };
+  await Promise.all(Object.values(services).map((s) => s.start()));
+  api = `http://127.0.0.1:${base + 3}`;
+  const [l, r] = mixdown(makeSources(20));
+  const inter = new Float32Array(2 * frames);
+  for (let i = 0; i < frames; i++) { inter[2 * i] = l[i]!; inter[2 * i + 1] = r[i]!; }
+  wav = await ffmpeg(['-f', 'f32le', '-ar', '44100', '-ac', '2', '-i', 'pipe:0', '-c:a', 'pcm_s16le', '-f', 'wav', '-'], Buffer.from(inter.buffer));
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(services ?? {}).map((s) => s.kill('SIGTERM')));
+});
+
+async function upload(name: string): Promise<string> {
+  const f = new FormData();
+  f.append('file', new Blob([new Uint8Array(wav)], { type: 'audio/wav' }), name);
+  f.append('format', 'wav16');
+  const res = await fetch(`${api}/api/jobs`, { method: 'POST', body: f });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Follows the SSE stream to its end; calls onEvent for each. */
+async function follow(id: string, onEvent?: (e: { event: string; data: { progress: number; stage: string | null } }) => void) {
+  const res = await fetch(`${api}/api/jobs/${id}/events`);
+  const reader = res.body!.getReader();
+  const events: { event: string; data: any }[] = [];
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += Buffer.from(value).toString();
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = { event: /^event: (.*)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') };
+      events.push(ev);
+      onEvent?.(ev);
+    }
+  }
+  return events;
+}
+
+describe('one job through four processes on the real engines', () => {
+  let id: string;
+
+  it('uploads, streams progress to completed, and serves four stems of the input length', async () => {
+    id = await upload('e2e song.wav');
+    const events = await follow(id);
+    const last = events.at(-1)!;
+    expect(last.event, JSON.stringify(last.data)).toBe('completed');
+    const stages = new Set(events.map((e) => e.data.stage).filter(Boolean));
+    expect(stages.has('separating')).toBe(true);
+    const progress = events.map((e) => e.data.progress);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(last.data.stems.map((s: { name: string }) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
+    for (const s of last.data.stems as { name: string; url: string }[]) {
+      const res = await fetch(`${api}${s.url}`); // 302 to a presigned S3 URL, followed
+      expect(res.status).toBe(200);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'f32le', '-'], { input: bytes, maxBuffer: 1 << 28 });
+      expect(pcm.length / 8, s.name).toBe(frames);
+    }
+  });
+
+  it('is one trace in Jaeger with spans from all four services', async () => {
+    const jaeger = engineEnv('JAEGER_QUERY_URL');
+    const trace = await eventually(async () => {
+      const q = new URLSearchParams({ service: 'stemflow-separator', tags: JSON.stringify({ 'stemflow.job_id': id }), limit: '5' });
+      const body = (await (await fetch(`${jaeger}/api/traces?${q}`)).json()) as { data: { traceID: string; spans: { operationName: string; processID: string }[]; processes: Record<string, { serviceName: string }> }[] };
+      const t = body.data[0];
+      if (!t) return undefined;
+      const names = new Set(Object.values(t.processes).map((p) => p.serviceName));
+      const ops = new Set(t.spans.map((s) => s.operationName));
+      const complete = ['publish job.created', 'decoder.job-created process job.created', 'separator.job-decoded process job.decoded', 'status.job-events process job.completed'].every((o) => ops.has(o));
+      return complete && ['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator', 'stemflow-status'].every((n) => names.has(n)) ? t : undefined;
+    }, { timeoutMs: 30_000, what: 'a complete trace with all four services' });
+    const ops = trace.spans.map((s) => s.operationName);
+    expect(ops).toContain('publish job.created');
+    expect(ops).toContain('decoder.job-created process job.created');
+    expect(ops).toContain('separator.job-decoded process job.decoded');
+    expect(ops.filter((o) => o.startsWith('separate chunk ')).length).toBeGreaterThanOrEqual(3);
+    expect(ops).toContain('status.job-events process job.completed');
+    console.info(`trace ${trace.traceID}: ${trace.spans.length} spans, ${new Set(ops).size} operations`);
+  });
+
+  it('resumes from the last checkpoint when the separator is SIGKILLed mid-job', async () => {
+    const second = await upload(`resume-${uuidv7()}.wav`);
+    let killed = false;
+    const events = await follow(second, (e) => {
+      // After the first chunk is checkpointed, kill the separator and start a new one.
+      if (!killed && e.data.stage === 'separating' && e.data.progress > 0.1) {
+        killed = true;
+        void services.separator.kill('SIGKILL').then(() => services.separator.start());
+      }
+    });
+    expect(killed).toBe(true);
+    expect(events.at(-1)!.event).toBe('completed');
+    expect(services.separator.log).toMatch(/resuming from checkpoint/);
+  });
+});

@@ -1,0 +1,29 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { eventually } from './env.js';
+
+export type Service = 'gateway' | 'decoder' | 'separator' | 'status';
+
+/** A stemflow service as its own process, started the way `pnpm --filter @stemflow/<name> start` does. */
+export class ServiceProcess {
+  proc: ChildProcess | undefined;
+  log = '';
+  constructor(readonly name: Service, readonly env: Record<string, string>, readonly port: number) {}
+
+  async start(): Promise<void> {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
+      env: { ...process.env, ...this.env, PORT: String(this.port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    await eventually(async () => (await fetch(`http://127.0.0.1:${this.port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 60_000, what: `${this.name} to start:\n${this.log}` });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+}
