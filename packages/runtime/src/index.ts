@@ -33,6 +33,7 @@ export async function closeAdapters(a: Adapters): Promise<void> {
 export async function runService<S extends ServiceName | 'all-in-one'>(
   name: S,
   start: (ctx: { config: ConfigOf<S>; log: Logger; adapters: Adapters }) => Promise<Running>,
+  opts: { /** Workers without an HTTP API serve /api/health and /livez on PORT. */ healthServer?: boolean } = {},
 ): Promise<void> {
   const config = loadConfig(name) as ConfigOf<S>;
   const telemetry = startTelemetry(`stemflow-${name}`);
@@ -44,7 +45,15 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
     log.fatal({ err: (err as Error).message }, 'cannot start');
     process.exit(1);
   }
-  const running = await start({ config, log, adapters });
+  const svc = await start({ config, log, adapters });
+  const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, adapterChecks(adapters)) : undefined;
+  const running: Running = {
+    stop: async () => {
+      http?.close();
+      await svc.stop();
+    },
+  };
+  log.info({ port: (config as { PORT?: number }).PORT }, `${name} ready`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -65,3 +74,4 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 export { startHealthServer, runChecks, adapterChecks, type Check } from './health.js';
+import { adapterChecks, startHealthServer } from './health.js';

@@ -1,14 +1,4 @@
-import { adapterChecks, runService, startHealthServer } from '@stemflow/runtime';
+import { runService } from '@stemflow/runtime';
 import { startStatus } from './service.js';
 
-await runService('status', async ({ config, log, adapters }) => {
-  const svc = await startStatus(adapters, log, { jobTtlHours: config.JOB_TTL_HOURS });
-  const http = await startHealthServer(config.PORT, adapterChecks(adapters));
-  log.info({ port: config.PORT }, 'status service ready');
-  return {
-    stop: async () => {
-      http.close();
-      await svc.stop();
-    },
-  };
-});
+await runService('status', ({ config, log, adapters }) => startStatus(adapters, log, { jobTtlHours: config.JOB_TTL_HOURS }), { healthServer: true });
