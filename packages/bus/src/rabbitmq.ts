@@ -227,6 +227,8 @@ export class RabbitBus implements EventBus {
   }
 
   private async handle(sub: Sub, ch: Channel, msg: ConsumeMessage): Promise<void> {
+    // Stopping: leave it unacked; closing the channel hands it back to the broker.
+    if (sub.closing) return;
     sub.inFlight++;
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
     const raw: RawMessage = {
@@ -271,10 +273,15 @@ export class RabbitBus implements EventBus {
     }
   }
 
+  /**
+   * Finishes what is being handled, then closes the channel, which returns every other unacked
+   * message. The consumer is not cancelled first: with single-active-consumer that would make a
+   * standby replica active while this one still writes, and two writers at once is what the
+   * single active consumer is there to prevent.
+   */
   private async stopConsumer(sub: Sub): Promise<void> {
     sub.closing = true;
     this.subs.delete(sub);
-    if (sub.channel && sub.consumerTag) await sub.channel.cancel(sub.consumerTag).catch(() => {});
     if (sub.inFlight > 0) {
       const grace = this.opts.closeGraceMs ?? 30_000;
       await Promise.race([new Promise<void>((r) => sub.idle.add(r)), sleep(grace)]);
