@@ -10,7 +10,7 @@ const inOrder = (events: AnyEvent[]) => events.reduce<Job | undefined>((j, e) =>
 const strip = (j: Job) => ({ ...j, applied_events: [] });
 
 describe('status service on RabbitMQ and FerretDB', () => {
-  it('drops an event for a job it never had, and keeps going', async () => {
+  it('parks an event for a job it never had after its retries, and keeps going', async () => {
     const q = statusQueue({ maxAttempts: 3, delaysMs: [100] });
     const s = await statusReplica(q, mongoUrl());
     try {

@@ -11,8 +11,8 @@ export type StatusOptions = { jobTtlHours?: number | undefined; sweepEveryMs?: n
 export async function startStatus(a: Adapters, log: Logger, opts: StatusOptions = {}): Promise<Running> {
   const handlers: Handlers = {};
   for (const name of EVENT_NAMES) {
-    (handlers as Record<string, (e: AnyEvent, ctx: { attempt: number }) => Promise<void>>)[name] = async (e, ctx) => {
-      const outcome = await projectEvent(a.jobs, e, ctx.attempt);
+    (handlers as Record<string, (e: AnyEvent) => Promise<void>>)[name] = async (e) => {
+      const outcome = await projectEvent(a.jobs, e);
       log.debug({ jobId: e.jobId, event: e.type, outcome }, 'projected');
     };
   }

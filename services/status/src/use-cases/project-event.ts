@@ -1,20 +1,16 @@
 import { StemflowError, type AnyEvent } from '@stemflow/contracts';
 import type { JobStore } from '@stemflow/jobs';
 
-/** Deliveries of an event for an unknown job before it is dropped. */
-export const UNKNOWN_JOB_ATTEMPTS = 4;
-
 /**
  * Applies one event to the read model. The gateway inserts every job's document before it
- * publishes job.created, so a job the read model does not know is either not visible yet (a
- * database just restarted, a replica behind) or not ours (forged, another deployment). It is
- * retried a few times through the bus (about 20 s), then dropped with a log line.
+ * publishes job.created, so a job the read model cannot see is most likely not visible yet (a
+ * database that just restarted, a replica behind): the event goes through the bus's retry path,
+ * and only an event that never finds its job (forged, another deployment) ends in the parking
+ * queue. The attempt count cannot tell the two apart: it also counts retries while the database
+ * was down.
  */
-export async function projectEvent(jobs: JobStore, event: AnyEvent, attempt = 1) {
+export async function projectEvent(jobs: JobStore, event: AnyEvent) {
   const r = await jobs.apply(event);
-  if (r.outcome === 'unknown-job') {
-    const last = attempt >= UNKNOWN_JOB_ATTEMPTS;
-    throw new StemflowError('UNKNOWN_JOB', `no job ${event.jobId}${last ? `: dropping its ${event.type}` : ' yet'}`, { retryable: !last });
-  }
+  if (r.outcome === 'unknown-job') throw new StemflowError('UNKNOWN_JOB', `no job ${event.jobId} (yet)`, { retryable: true });
   return r.outcome;
 }
