@@ -19,7 +19,7 @@ import { engineEnv } from '../support/env.js';
 import { deleteQueues, withChannel } from '../support/rabbit.js';
 
 const RATE = 200, SECONDS = 15;
-const queue: QueueSpec = { ...QUEUES.status, name: `bench.status.${uuidv7()}` };
+const queue: QueueSpec = { ...QUEUES.status, name: `bench.status.${uuidv7()}`, prefetch: Number(process.env.PF ?? QUEUES.status.prefetch) };
 const db = engineEnv('DATABASE_URL').replace(/\/[^/]*$/, `/bench_status_${Date.now()}`);
 const jobs = await MongoJobStore.connect(db);
 const published = new Map<string, number>();

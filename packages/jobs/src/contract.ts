@@ -88,7 +88,7 @@ export function jobStoreContract(name: string, make: () => Promise<JobStoreHarne
       expect((await store.apply(dec)).job).toMatchObject({ stage: 'separating', progress: 0.05, input: { duration_sec: 20 } });
       expect((await store.apply(p70)).job).toMatchObject({ stage: 'separating', progress: 0.7, eta_sec: 10 });
       expect((await store.apply(p30)).outcome).toBe('stale');
-      expect((await store.apply(p70)).outcome).toBe('duplicate');
+      expect((await store.apply(p70)).outcome).toBe('stale'); // progress is monotone: a repeat changes nothing
       expect((await store.apply(pEnc)).job).toMatchObject({ stage: 'encoding', progress: 0.95 });
       const fin = (await store.apply(done)).job!;
       expect(fin).toMatchObject({ status: 'completed', stage: null, progress: 1, eta_sec: null, updated_at: t(6) });

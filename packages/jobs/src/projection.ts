@@ -104,6 +104,8 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
   }
   if (!changed) return { outcome: 'stale' };
   if (e.occurredAt > next.updated_at) next.updated_at = e.occurredAt;
-  next.applied_events = [...job.applied_events, e.id].slice(-MAX_REMEMBERED_EVENTS);
+  // Progress is monotone, so a repeated progress event is already a no-op: only the ids of the
+  // other events are remembered, which keeps a long job's document small.
+  if (e.type !== 'job.progress') next.applied_events = [...job.applied_events, e.id].slice(-MAX_REMEMBERED_EVENTS);
   return { outcome: 'applied', job: next };
 }
