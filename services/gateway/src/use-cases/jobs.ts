@@ -13,10 +13,13 @@ export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logge
  * Answers only after the broker confirmed; if anything fails, the job and its upload are removed.
  */
 export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null): Promise<Job> {
+  // The same bytes with the same options were separated before (for this owner): reuse the stems.
+  const reuse = await d.jobs.findReusable(upload.sha256, options, owner).catch(() => undefined);
   const event = newEvent('job.created', jobId, {
     input: { key: upload.key, filename: upload.filename, size: upload.size, content_type: upload.contentType, sha256: upload.sha256 },
     options,
     owner,
+    ...(reuse ? { reuseOf: reuse.id } : {}),
   });
   const job = jobFromCreated(event);
   try {
