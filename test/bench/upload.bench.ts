@@ -24,7 +24,7 @@ if (!existsSync(file) || statSync(file).size !== SIZE) {
   const out = createWriteStream(file);
   out.write(h);
   const block = Buffer.alloc(1 << 20);
-  for (let left = SIZE - 44; left > 0; left -= block.length) if (!out.write(left >= block.length ? block : block.subarray(0, left))) await new Promise((r) => out.once('drain', r));
+  for (let left = SIZE - 44; left > 0; left -= block.length) if (!out.write(left >= block.length ? block : block.subarray(0, left))) await new Promise<void>((r) => out.once('drain', () => r()));
   await new Promise<void>((r) => out.end(() => r()));
 }
 const bucket = `bench-upload-${Date.now()}`;
