@@ -56,10 +56,10 @@ afterAll(async () => {
   await Promise.all(Object.values(services ?? {}).map((s) => s.kill('SIGTERM')));
 });
 
-async function upload(name: string): Promise<string> {
+async function upload(name: string, format = 'wav16'): Promise<string> {
   const f = new FormData();
   f.append('file', new Blob([new Uint8Array(wav)], { type: 'audio/wav' }), name);
-  f.append('format', 'wav16');
+  f.append('format', format);
   const res = await fetch(`${api}/api/jobs`, { method: 'POST', body: f });
   expect(res.status).toBe(201);
   return ((await res.json()) as { id: string }).id;
@@ -131,7 +131,8 @@ describe('one job through four processes on the real engines', () => {
   });
 
   it('resumes from the last checkpoint when the separator is SIGKILLed mid-job', async () => {
-    const second = await upload(`resume-${uuidv7()}.wav`);
+    // Other options than the first job: the same bytes and options would reuse its stems.
+    const second = await upload(`resume-${uuidv7()}.wav`, 'wav24');
     let killed = false;
     const events = await follow(second, (e) => {
       // After the first chunk is checkpointed, kill the separator and start a new one.
