@@ -39,10 +39,6 @@ jobSchema.index({ created_at: -1 });
 type Tombstone = { _id: string; deleted_at: string };
 const tombstoneSchema = new mongoose.Schema<Tombstone>({ _id: { type: String, required: true }, deleted_at: { type: String, required: true } }, { versionKey: false, collection: 'deleted_jobs' });
 
-const RANK = { decoding: 1, separating: 2, encoding: 3 } as const;
-type ProgressPayload = Extract<AnyEvent, { type: 'job.progress' }>['payload'];
-const supersedes = (a: ProgressPayload, b: ProgressPayload) => RANK[a.stage] > RANK[b.stage] || (RANK[a.stage] === RANK[b.stage] && a.progress >= b.progress);
-
 const toDoc = (j: Job, version: number): Doc => {
   const { id, ...rest } = j;
   return { _id: id, version, options_key: optionsKey(j.options), ...rest };
@@ -100,25 +96,9 @@ export class MongoJobStore implements JobStore {
   /** Events of one job are applied one at a time in this process (and its CAS retries stay rare). */
   private readonly perJob = new Map<string, Promise<unknown>>();
 
-  /** Progress events waiting behind another write of the same job. */
-  private readonly queuedProgress = new Map<string, Set<AnyEvent>>();
-
   async apply(event: AnyEvent) {
     const prev = this.perJob.get(event.jobId) ?? Promise.resolve();
-    const queued = this.queuedProgress.get(event.jobId) ?? new Set<AnyEvent>();
-    this.queuedProgress.set(event.jobId, queued);
-    if (event.type === 'job.progress') queued.add(event);
-    const run = prev.then(() => {
-      queued.delete(event);
-      if (queued.size === 0) this.queuedProgress.delete(event.jobId);
-      // When writes fall behind, a progress event that a later queued one supersedes is not
-      // written (the projection keeps the maximum anyway): each job then costs one write per
-      // round trip, and the lag stays bounded instead of growing.
-      if (event.type === 'job.progress' && [...queued].some((q) => q.type === 'job.progress' && supersedes(q.payload, event.payload))) {
-        return { outcome: 'stale' as const };
-      }
-      return this.applyNow(event);
-    });
+    const run = prev.then(() => this.applyNow(event));
     const tail = run.catch(() => {});
     this.perJob.set(event.jobId, tail);
     void tail.then(() => {
