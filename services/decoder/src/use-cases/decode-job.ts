@@ -7,7 +7,7 @@ import { BYTES_PER_FRAME, SAMPLE_RATE, decodeToPcm, lastLine, probe } from '@ste
 import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, type EventOf } from '@stemflow/contracts';
 import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { Transform } from 'node:stream';
 
@@ -109,9 +109,7 @@ async function announce(d: DecodeDeps, id: string, pcmKey: string, m: Manifest) 
 
 async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {
   if (!(await blobs.head(manifestKey(id)))) return undefined;
-  const chunks: Buffer[] = [];
-  for await (const c of await blobs.get(manifestKey(id))) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString()) as Manifest;
+  return JSON.parse((await readObject(blobs, manifestKey(id))).toString()) as Manifest;
 }
 
 /** The same input and options were separated before: copy that job's stems, separate nothing. */

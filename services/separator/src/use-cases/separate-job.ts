@@ -17,7 +17,7 @@ import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, type EventOf, type JobOptions, type OutputStemName, type StemObject } from '@stemflow/contracts';
 import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
 import { HTDEMUCS } from '@stemflow/models';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { SpanKind, withSpan } from '@stemflow/telemetry';
 import { CH, PLANES, planChunks, runPass, type Carry, type Chunk, type HtdemucsEngine, type PassView } from '../core/index.js';
@@ -28,12 +28,6 @@ const SEPARATE_SHARE = 0.85; // of the whole job's progress, after decoding
 type Plan = { length: number; mean: number; std: number; passes: { view: PassView; chunks: Chunk[] }[] };
 const workKey = (id: string, name: string) => `jobs/${id}/work/${name}`;
 const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
-
-async function readAll(blobs: BlobStore, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of await blobs.get(key)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** Reads planar stereo [start, start+len) of the interleaved f32 PCM, normalized, zeros outside. */
 function mixReader(blobs: BlobStore, pcmKey: string, frames: number, mean: number, std: number) {
@@ -163,7 +157,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   // The plan is stored once, so a resumed job continues with the same chunks and shifts.
   let plan: Plan;
   if (await d.blobs.head(workKey(id, 'plan.json'))) {
-    plan = JSON.parse((await readAll(d.blobs, workKey(id, 'plan.json'))).toString()) as Plan;
+    plan = JSON.parse((await readObject(d.blobs, workKey(id, 'plan.json'))).toString()) as Plan;
   } else {
     plan = makePlan(e.payload.frames, opts, id, await trackStats(d.blobs, e.payload.pcmKey));
     await d.blobs.put(workKey(id, 'plan.json'), Buffer.from(JSON.stringify(plan)));
@@ -184,7 +178,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     const have = (await d.blobs.list(workKey(id, `pass-${pi}/`))).map((b) => b.key).sort();
     let resume: { after: number; carry: Carry } | undefined;
     if (have.length) {
-      const last = decodeCheckpoint(await readAll(d.blobs, have[have.length - 1]!));
+      const last = decodeCheckpoint(await readObject(d.blobs, have[have.length - 1]!));
       resume = { after: last.k, carry: last.carry };
       log.info({ pass: pi, resumeAfter: last.k }, 'resuming from checkpoint');
     }
@@ -221,7 +215,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
 }
 
 /** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */
-async function* regions(d: SeparateDeps, id: string, _plan: Plan, pass: number): AsyncGenerator<Float32Array> {
+async function* regions(d: SeparateDeps, id: string, pass: number): AsyncGenerator<Float32Array> {
   const list = (await d.blobs.list(workKey(id, `pass-${pass}/`))).sort((a, b) => a.key.localeCompare(b.key));
   // One read buffer per pass, reused: a block is consumed before the next one is read, and a
   // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
@@ -240,7 +234,7 @@ async function* regions(d: SeparateDeps, id: string, _plan: Plan, pass: number):
 
 /** Averages the passes into blocks of the final track: [plane][n], de-normalized. */
 async function* track(d: SeparateDeps, id: string, plan: Plan): AsyncGenerator<{ data: Float32Array; n: number }> {
-  const its = plan.passes.map((_, p) => regions(d, id, plan, p));
+  const its = plan.passes.map((_, p) => regions(d, id, p));
   const bufs: { data: Float32Array; n: number; at: number }[] = [];
   for (const it of its) {
     const r = await it.next();
