@@ -20,7 +20,8 @@ OTLP_PORT=${STEMFLOW_OTLP_PORT:-4318}
 JAEGER_QUERY_PORT=${STEMFLOW_JAEGER_QUERY_PORT:-16686}
 S3_ACCESS=${STEMFLOW_S3_ACCESS:-stemflow}
 S3_SECRET=${STEMFLOW_S3_SECRET:-stemflow-secret-key}
-APT_PACKAGES=(rabbitmq-server ffmpeg espeak-ng sox)
+# chromium: the browser test drives the web page with playwright-core (Debian's build, no download).
+APT_PACKAGES=(rabbitmq-server ffmpeg espeak-ng sox chromium)
 
 export RABBITMQ_NODENAME=stemflow@localhost
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT

@@ -16,7 +16,7 @@ import {
   type EventName,
   type QueueSpec,
 } from '@stemflow/contracts';
-import { extractTraceContext, injectTraceHeaders, type Logger, SpanKind, withSpan } from '@stemflow/telemetry';
+import { extractTraceContext, injectTraceHeaders, type Logger, messagesSettled, SpanKind, withSpan } from '@stemflow/telemetry';
 import { newEvent } from './events.js';
 import type { EventBus, Handler, Handlers, RawMessage } from './port.js';
 
@@ -79,8 +79,15 @@ export function decode(body: Buffer): { event: AnyEvent } | { error: string; job
   return { event: parsed.data as AnyEvent };
 }
 
+/** Runs the handler for one raw message and says how to settle it (counted in the metrics). */
 export async function processMessage(spec: QueueSpec, handlers: Handlers, msg: RawMessage, deps: ProcessDeps): Promise<Outcome> {
   const decoded = decode(msg.body);
+  const outcome = await settle(spec, handlers, msg, decoded, deps);
+  messagesSettled.inc({ queue: spec.name, event: 'event' in decoded ? decoded.event.type : 'invalid', outcome: outcome.kind });
+  return outcome;
+}
+
+async function settle(spec: QueueSpec, handlers: Handlers, msg: RawMessage, decoded: ReturnType<typeof decode>, deps: ProcessDeps): Promise<Outcome> {
   if ('error' in decoded) {
     deps.log.warn({ queue: spec.name, messageId: msg.messageId, reason: decoded.error }, 'parking a message that is not a valid event');
     return { kind: 'park', reason: decoded.error, headers: msg.headers };

@@ -71,7 +71,7 @@ export class InMemoryBus implements EventBus {
   parked(queue: string): Parked[] {
     return this.queues.get(queue)?.parked ?? [];
   }
-  depth(queue: string): number {
+  async depth(queue: string): Promise<number> {
     return this.queues.get(queue)?.ready.length ?? 0;
   }
 

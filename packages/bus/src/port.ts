@@ -25,6 +25,8 @@ export interface EventBus {
   /** Consumes a topology queue; a message is acked only after its handler resolved. */
   subscribe(spec: QueueSpec, handlers: Handlers): Promise<Subscription>;
   health(): Promise<BusHealth>;
+  /** Messages waiting in a queue, not yet delivered (metrics, tests). */
+  depth(queue: string): Promise<number>;
   /** Stops consuming, lets in-flight handlers finish (up to a grace period), then disconnects. */
   close(): Promise<void>;
 }

@@ -4,3 +4,4 @@ export * from './topology.js';
 export * from './http.js';
 export * from './errors.js';
 export * from './openapi.js';
+export * from './asyncapi.js';

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AnyEvent, Job, JobOptions } from '@stemflow/contracts';
-import { decodeCursor, encodeCursor, optionsKey, type JobStore, type ListQuery, type ListResult } from './port.js';
+import { decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult } from './port.js';
 import { project } from './projection.js';
 
 type LogLine = { put: Job } | { del: string };
@@ -103,6 +103,12 @@ export class EmbeddedJobStore implements JobStore {
   async createdBefore(date: Date, limit: number) {
     const iso = date.toISOString();
     return [...this.jobs.values()].filter((j) => j.created_at < iso).slice(0, limit).map((j) => j.id);
+  }
+
+  async countByStatus() {
+    const counts = zeroCounts();
+    for (const j of this.jobs.values()) counts[j.status]++;
+    return counts;
   }
 
   async health() {

@@ -3,9 +3,9 @@
  * compare-and-set on the document's version: one atomic conditional update, so two status
  * replicas never overwrite each other (the loser re-reads and re-applies).
  */
-import { type AnyEvent, type Job, type JobOptions, unavailable } from '@stemflow/contracts';
+import { type AnyEvent, type Job, type JobOptions, type JobStatus, unavailable } from '@stemflow/contracts';
 import mongoose, { type Connection, type Model } from 'mongoose';
-import { decodeCursor, encodeCursor, optionsKey, type JobStore, type ListQuery, type ListResult } from './port.js';
+import { decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult } from './port.js';
 import { project } from './projection.js';
 
 type Doc = Omit<Job, 'id'> & { _id: string; version: number; options_key: string };
@@ -170,6 +170,15 @@ export class MongoJobStore implements JobStore {
     return this.guard(async () => {
       const docs = await this.jobs.find({ created_at: { $lt: date.toISOString() } }, { _id: 1 }).limit(limit).lean<{ _id: string }[]>();
       return docs.map((d) => d._id);
+    });
+  }
+
+  async countByStatus() {
+    return this.guard(async () => {
+      const counts = zeroCounts();
+      const rows = await this.jobs.aggregate<{ _id: JobStatus; n: number }>([{ $group: { _id: '$status', n: { $sum: 1 } } }]);
+      for (const r of rows) if (r._id in counts) counts[r._id] = r.n;
+      return counts;
     });
   }
 

@@ -19,9 +19,13 @@ export interface JobStore {
   findReusable(sha256: string, options: JobOptions, owner: string | null): Promise<Job | undefined>;
   /** Ids of jobs created before the date (TTL cleanup). */
   createdBefore(date: Date, limit: number): Promise<string[]>;
+  /** How many jobs are in each status (metrics). */
+  countByStatus(): Promise<Record<JobStatus, number>>;
   health(): Promise<{ ok: boolean; detail?: string }>;
   close(): Promise<void>;
 }
+
+export const zeroCounts = (): Record<JobStatus, number> => ({ pending: 0, processing: 0, completed: 0, failed: 0, canceled: 0 });
 
 export const encodeCursor = (job: Pick<Job, 'created_at' | 'id'>) => Buffer.from(`${job.created_at}|${job.id}`).toString('base64url');
 export function decodeCursor(cursor: string): { created_at: string; id: string } | undefined {

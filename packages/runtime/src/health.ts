@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { renderMetrics } from '@stemflow/telemetry';
 import type { Adapters } from './index.js';
 
 export type Check = { name: string; check: () => Promise<{ ok: boolean; detail?: string }> };
@@ -23,10 +24,13 @@ export async function runChecks(checks: Check[]) {
   return { status: dependencies.every((d) => d.ok) ? ('ok' as const) : ('degraded' as const), dependencies };
 }
 
-/** /api/health (200 or 503 with each dependency) and /livez for workers without an HTTP API. */
+/** /api/health (200 or 503 with each dependency), /livez and /metrics for workers without an HTTP API. */
 export function startHealthServer(port: number, checks: Check[]): Promise<Server> {
   const server = createServer(async (req, res) => {
-    if (req.url === '/livez') {
+    if (req.url === '/metrics') {
+      const m = await renderMetrics();
+      res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
+    } else if (req.url === '/livez') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (req.url === '/api/health' || req.url === '/readyz') {
       const h = await runChecks(checks);

@@ -6,7 +6,8 @@ import { InMemoryBus, RabbitBus, type EventBus } from '@stemflow/bus';
 import { loadConfig, type ConfigOf, type ServiceName } from '@stemflow/config';
 import { createJobStore, type JobStore } from '@stemflow/jobs';
 import { createBlobStore, type BlobStore } from '@stemflow/storage';
-import { createLogger, startTelemetry, type Logger } from '@stemflow/telemetry';
+import { QUEUES } from '@stemflow/contracts';
+import { createLogger, registerJobsByStatus, registerQueueDepth, startTelemetry, type Logger } from '@stemflow/telemetry';
 
 export type Adapters = { bus: EventBus; blobs: BlobStore; jobs: JobStore };
 export type Running = { stop: () => Promise<void> };
@@ -45,6 +46,8 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
     log.fatal({ err: (err as Error).message }, 'cannot start');
     process.exit(1);
   }
+  registerQueueDepth((q) => adapters.bus.depth(q), Object.values(QUEUES).map((q) => q.name));
+  if (name === 'status' || name === 'gateway' || name === 'all-in-one') registerJobsByStatus(() => adapters.jobs.countByStatus());
   const svc = await start({ config, log, adapters });
   const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, adapterChecks(adapters)) : undefined;
   const running: Running = {

@@ -1,3 +1,16 @@
 export { startTelemetry, type Telemetry } from './sdk.js';
 export { createLogger, type Logger } from './logger.js';
 export { injectTraceHeaders, extractTraceContext, tracer, withSpan, currentTraceId, SpanKind } from './context.js';
+export {
+  metricsRegistry,
+  renderMetrics,
+  registerQueueDepth,
+  registerJobsByStatus,
+  stageDuration,
+  separationRealtimeFactor,
+  modelRunDuration,
+  messagesSettled,
+  httpRequestDuration,
+  uploadedBytes,
+  timeStage,
+} from './metrics.js';

@@ -9,12 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent } from '@stemflow/bus';
-import type { EventOf } from '@stemflow/contracts';
+import { QUEUES, type EventOf } from '@stemflow/contracts';
 import { startDecoder } from '@stemflow/decoder';
 import { EmbeddedJobStore } from '@stemflow/jobs';
 import { startStatus } from '@stemflow/status';
 import { FsBlobStore, keys } from '@stemflow/storage';
-import { createLogger } from '@stemflow/telemetry';
+import { createLogger, registerJobsByStatus, registerQueueDepth } from '@stemflow/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from './app.js';
 
@@ -125,5 +125,36 @@ describe('deduplication', () => {
     const third = await upload('key-b', { format: 'flac' });
     await new Promise((r) => setTimeout(r, 300));
     expect((await jobs.get(third))?.status).not.toBe('completed');
+  });
+});
+
+describe('metrics and the events document', () => {
+  it('GET /metrics is Prometheus text with requests by route, stage durations, settled messages, jobs by status and queue depth', async () => {
+    registerJobsByStatus(() => jobs.countByStatus());
+    registerQueueDepth((q) => bus.depth(q), [QUEUES.decoder.name, QUEUES.separator.name]);
+    const id = await upload('key-a');
+    await until(async () => (await jobs.get(id))?.stage === 'decoding' || (await jobs.get(id))?.status !== 'pending');
+    await fetch(`${url}/api/jobs/${id}`, { headers: auth('key-a') });
+    await until(async () => (await (await fetch(`${url}/metrics`)).text()).includes('stage="decode",outcome="ok"'));
+    const res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/stemflow_http_request_duration_seconds_count\{method="POST",route="\/api\/jobs",status="201"\} [1-9]/);
+    expect(text).toMatch(/stemflow_http_request_duration_seconds_count\{method="GET",route="\/api\/jobs\/:id",status="200"\} [1-9]/);
+    expect(text).toMatch(/stemflow_stage_duration_seconds_count\{stage="decode",outcome="ok"\} [1-9]/);
+    expect(text).toMatch(/stemflow_messages_total\{queue="decoder\.job-created",event="job\.created",outcome="ack"\} [1-9]/);
+    expect(text).toMatch(/stemflow_messages_total\{queue="status\.job-events",event="job\.decoded",outcome="ack"\} [1-9]/);
+    expect(text).toMatch(/stemflow_uploaded_bytes_total [1-9]/);
+    expect(text).toMatch(/stemflow_jobs\{status="completed"\} [1-9]/);
+    expect(text).toMatch(/stemflow_queue_depth\{queue="separator\.job-decoded"\} [1-9]/); // no separator runs here
+    expect(text).toContain('stemflow_process_resident_memory_bytes');
+    expect(text).not.toMatch(/route="\/api\/jobs\/[0-9a-f]{8}-/); // ids never become labels
+  });
+
+  it('GET /api/asyncapi.json is the AsyncAPI 3.0 document of every event', async () => {
+    const doc = (await (await fetch(`${url}/api/asyncapi.json`)).json()) as { asyncapi: string; channels: Record<string, { address: string }> };
+    expect(doc.asyncapi).toBe('3.0.0');
+    expect(doc.channels.jobCompleted?.address).toBe('job.completed');
   });
 });

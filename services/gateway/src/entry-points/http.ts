@@ -8,9 +8,10 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { JOB_STATUSES, JobOptions, StemflowError, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
+import { JOB_STATUSES, JobOptions, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks } from '@stemflow/runtime';
+import { httpRequestDuration, renderMetrics, uploadedBytes } from '@stemflow/telemetry';
 import { BlobUploadEngine, type StoredUpload } from './upload-engine.js';
 import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
 
@@ -76,14 +77,30 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
 
+  // Request durations by route template (never by raw path: ids would explode the label set).
+  app.use((req, res, next) => {
+    const end = httpRequestDuration.startTimer();
+    res.once('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : 'static';
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
   // Public: liveness, health, API description, docs, the web page.
   app.get('/livez', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/metrics', async (_req, res) => {
+    const m = await renderMetrics();
+    res.type(m.contentType).send(m.body);
+  });
   app.get('/api/health', async (_req, res) => {
     const h = await runChecks(adapterChecks(d));
     res.status(h.status === 'ok' ? 200 : 503).json(h);
   });
   const doc = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => void res.json(doc));
+  const events = asyncApiDocument();
+  app.get('/api/asyncapi.json', (_req, res) => void res.json(events));
   app.get('/docs', (_req, res) => void res.type('html').send(swaggerPage));
   app.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
   app.use(express.static(join(here, '..', 'public'), { index: 'index.html' }));
@@ -125,6 +142,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
         }
         const job = await createJob(d, r.jobId, r.file, options, ownerFor(res) ?? null);
         d.log.info({ jobId: job.id, bytes: r.file.size, type: r.file.contentType }, 'job accepted');
+        uploadedBytes.inc(r.file.size);
         res.status(201).location(`/api/jobs/${job.id}`).json({ id: job.id, status: 'pending', created_at: job.created_at });
       } catch (e) {
         next(e);

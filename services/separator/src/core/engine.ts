@@ -4,6 +4,7 @@
  */
 import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/audio';
 import { HTDEMUCS, ort } from '@stemflow/models';
+import { modelRunDuration } from '@stemflow/telemetry';
 
 export const STEMS = HTDEMUCS.stems.length; // 4
 export const CH = 2;
@@ -20,7 +21,10 @@ export class HtdemucsEngine {
   runMs = 0;
   runs = 0;
 
-  constructor(readonly session: ort.InferenceSession) {
+  constructor(
+    readonly session: ort.InferenceSession,
+    readonly device: 'cpu' | 'cuda' = 'cpu',
+  ) {
     // Inputs are told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T].
     const meta = session.inputMetadata as unknown as { name: string; shape?: unknown[] }[] | undefined;
     const byRank = (rank: number) => meta?.find((m) => Array.isArray(m.shape) && m.shape.length === rank)?.name;
@@ -38,7 +42,9 @@ export class HtdemucsEngine {
   async infer(p: Prepared): Promise<{ freq: Float32Array; time: Float32Array }> {
     const t0 = performance.now();
     const out = await this.session.run({ [this.mixName]: p.mix, [this.specName]: p.spec });
-    this.runMs += performance.now() - t0;
+    const ms = performance.now() - t0;
+    this.runMs += ms;
+    modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
     let freq: Float32Array | undefined;
     let time: Float32Array | undefined;

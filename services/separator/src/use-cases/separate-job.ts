@@ -18,8 +18,7 @@ import { StemflowError, type EventOf, type JobOptions, type OutputStemName, type
 import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
 import { HTDEMUCS } from '@stemflow/models';
 import { keys, readObject, type BlobStore } from '@stemflow/storage';
-import type { Logger } from '@stemflow/telemetry';
-import { SpanKind, withSpan } from '@stemflow/telemetry';
+import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
 import { CH, PLANES, planChunks, runPass, type Carry, type Chunk, type HtdemucsEngine, type PassView } from '../core/index.js';
 
 export type SeparateDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger; engine: HtdemucsEngine };
@@ -211,7 +210,9 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   const timings = { separateSec: (tSep - t0) / 1000, encodeSec: (performance.now() - tSep) / 1000, modelRunSec: d.engine.runMs / 1000, chunks: total };
   await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings }));
   await d.blobs.deletePrefix(workKey(id, ''));
-  log.info({ ...timings, rtf: (tSep - t0) / 1000 / (plan.length / SAMPLE_RATE) }, 'separated');
+  const rtf = (tSep - t0) / 1000 / (plan.length / SAMPLE_RATE);
+  separationRealtimeFactor.observe({ device: d.engine.device }, rtf);
+  log.info({ ...timings, rtf }, 'separated');
 }
 
 /** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */

@@ -1,0 +1,130 @@
+/**
+ * The AsyncAPI 3.0 document of stemflow's events, generated from the same zod schemas every
+ * publisher and consumer validates with, and the topology. It is what another team reads to
+ * consume `job.completed` (or any other event) from the `stemflow.events` exchange.
+ */
+import { z } from 'zod';
+import { EVENTS, EVENT_NAMES, type EventName } from './events.js';
+import { EXCHANGE, HEADERS, QUEUES, eventsFor } from './topology.js';
+
+const schema = (s: z.ZodType) => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { target: 'draft-7', unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
+  return rest;
+};
+/** Channel ids may not contain dots: job.completed → jobCompleted. */
+const channelId = (name: EventName) => name.replace(/\.(\w)/g, (_m, c: string) => c.toUpperCase());
+const pascal = (name: EventName) => name.split('.').map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+
+const ABOUT: Record<EventName, { summary: string; publisher: string; description: string }> = {
+  'job.created': {
+    publisher: 'gateway',
+    summary: 'An upload was stored and a job recorded.',
+    description: 'Published by the gateway once the upload is in the object store and the job is in the read model.',
+  },
+  'job.decoded': {
+    publisher: 'decoder',
+    summary: 'The input was decoded to 44.1 kHz stereo float PCM.',
+    description: 'Published by the decoder; `pcmKey` names the raw little-endian float32 interleaved PCM in the object store.',
+  },
+  'job.progress': {
+    publisher: 'decoder, separator',
+    summary: 'How far along a job is (0..1) and its estimated time left.',
+    description: 'Sent about once a second while decoding and once per model chunk while separating. Progress never goes backwards in the read model, but events can arrive out of order: use `occurredAt`.',
+  },
+  'job.completed': {
+    publisher: 'separator (or decoder, for a deduplicated upload)',
+    summary: 'The stems are written; the job is done.',
+    description:
+      'Terminal. `stems` lists each stem with its object key, format and size; download them through the gateway ' +
+      '(`GET /api/jobs/{jobId}/stems/{stem}`) or straight from the object store. Sent once per job; a consumer must still be idempotent on `id` (at-least-once delivery).',
+  },
+  'job.failed': {
+    publisher: 'any service',
+    summary: 'The job ended without stems; `reason` says why in a sentence.',
+    description: 'Terminal. `code` is stable for programs (NOT_AUDIO, TOO_LONG, TRUNCATED, GAVE_UP, …), `reason` is for people.',
+  },
+  'job.canceled': {
+    publisher: 'gateway',
+    summary: 'A client canceled the job.',
+    description: 'Terminal. The separator stops between chunks and removes its work files.',
+  },
+};
+
+export function asyncApiDocument(version = '0.1.0') {
+  const amqpExchange = { name: EXCHANGE, type: 'topic', durable: true, autoDelete: false, vhost: '/' };
+  const channels: Record<string, unknown> = {};
+  const operations: Record<string, unknown> = {};
+  const messages: Record<string, unknown> = {};
+  for (const name of EVENT_NAMES) {
+    const msg = pascal(name);
+    messages[msg] = {
+      name,
+      title: name,
+      summary: ABOUT[name].summary,
+      description: ABOUT[name].description,
+      contentType: 'application/json',
+      correlationId: { description: 'Every event of one job carries its id.', location: '$message.payload#/jobId' },
+      headers: { $ref: '#/components/schemas/Headers' },
+      payload: schema(EVENTS[name]),
+      bindings: { amqp: { messageType: name, bindingVersion: '0.3.0' } },
+    };
+    channels[channelId(name)] = {
+      address: name,
+      title: `${name} on ${EXCHANGE}`,
+      description: `Routing key \`${name}\` on the topic exchange \`${EXCHANGE}\`. Bind your own durable queue to it (or to \`job.#\` for every event).`,
+      messages: { [msg]: { $ref: `#/components/messages/${msg}` } },
+      bindings: { amqp: { is: 'routingKey', exchange: amqpExchange, bindingVersion: '0.3.0' } },
+    };
+    operations[`publish${msg}`] = {
+      action: 'send',
+      title: `${ABOUT[name].publisher} publishes ${name}`,
+      channel: { $ref: `#/channels/${channelId(name)}` },
+      messages: [{ $ref: `#/channels/${channelId(name)}/messages/${msg}` }],
+      bindings: { amqp: { deliveryMode: 2, mandatory: true, bindingVersion: '0.3.0' } },
+    };
+  }
+  // stemflow's own consumers, so an operator sees which queue takes what.
+  for (const q of Object.values(QUEUES)) {
+    for (const name of eventsFor(q, EVENT_NAMES)) {
+      operations[`${q.name.replace(/[^a-zA-Z0-9]+/g, '_')}_${pascal(name)}`] = {
+        action: 'receive',
+        title: `queue ${q.name} receives ${name}`,
+        description: `${q.description} Prefetch ${q.prefetch}; up to ${q.retry.maxAttempts} attempts, then the message is parked in \`${q.name}.dlq\`.`,
+        channel: { $ref: `#/channels/${channelId(name)}` },
+        messages: [{ $ref: `#/channels/${channelId(name)}/messages/${pascal(name)}` }],
+        bindings: { amqp: { ack: true, bindingVersion: '0.3.0' } },
+      };
+    }
+  }
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'stemflow events',
+      version,
+      description:
+        'Every job event stemflow publishes, on one durable topic exchange, routing key = event type. ' +
+        'Bodies are JSON envelopes `{id, type, version, jobId, occurredAt, payload}`; the AMQP `message_id` is the event id, ' +
+        'messages are persistent, and the W3C trace context travels in the `traceparent`/`tracestate` headers so a consumer ' +
+        'can join the job\'s trace. Delivery is at least once: deduplicate on `id`.',
+    },
+    defaultContentType: 'application/json',
+    servers: {
+      rabbitmq: { host: 'localhost:5672', protocol: 'amqp', protocolVersion: '0.9.1', description: 'The broker named by AMQP_URL.' },
+    },
+    channels,
+    operations,
+    components: {
+      messages,
+      schemas: {
+        Headers: {
+          type: 'object',
+          properties: {
+            [HEADERS.eventVersion]: { type: 'integer', description: 'The envelope version of the event type (1).' },
+            traceparent: { type: 'string', description: 'W3C trace context of the publishing span.' },
+            tracestate: { type: 'string' },
+          },
+        },
+      },
+    },
+  };
+}
