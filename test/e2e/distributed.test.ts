@@ -4,12 +4,10 @@
  * length, and Jaeger holds one trace of the job with spans from all four services. Then the
  * separator is SIGKILLed mid-job and the restarted one resumes from its checkpoint.
  */
-import { execFileSync } from 'node:child_process';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ffmpeg } from '../support/audio.js';
 import { engineEnv, eventually, unique } from '../support/env.js';
-import { makeSources, mixdown } from '../support/mixture.js';
+import { expectFourStems, followSse, mixtureWav, uploadJob, type SseEvent } from '../support/jobs-http.js';
 import { ServiceProcess } from '../support/processes.js';
 import { withChannel } from '../support/rabbit.js';
 import { QUEUES } from '@stemflow/contracts';
@@ -46,67 +44,35 @@ beforeAll(async () => {
   };
   await Promise.all(Object.values(services).map((s) => s.start()));
   api = `http://127.0.0.1:${base + 3}`;
-  const [l, r] = mixdown(makeSources(20));
-  const inter = new Float32Array(2 * frames);
-  for (let i = 0; i < frames; i++) { inter[2 * i] = l[i]!; inter[2 * i + 1] = r[i]!; }
-  wav = await ffmpeg(['-f', 'f32le', '-ar', '44100', '-ac', '2', '-i', 'pipe:0', '-c:a', 'pcm_s16le', '-f', 'wav', '-'], Buffer.from(inter.buffer));
+  ({ wav } = await mixtureWav(20));
 }, 120_000);
 
 afterAll(async () => {
   await Promise.all(Object.values(services ?? {}).map((s) => s.kill('SIGTERM')));
 });
 
-async function upload(name: string, format = 'wav16'): Promise<string> {
-  const f = new FormData();
-  f.append('file', new Blob([new Uint8Array(wav)], { type: 'audio/wav' }), name);
-  f.append('format', format);
-  const res = await fetch(`${api}/api/jobs`, { method: 'POST', body: f });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { id: string }).id;
-}
-
-/** Follows the SSE stream to its end; calls onEvent for each. */
-async function follow(id: string, onEvent?: (e: { event: string; data: { progress: number; stage: string | null } }) => void) {
-  const res = await fetch(`${api}/api/jobs/${id}/events`);
-  const reader = res.body!.getReader();
-  const events: { event: string; data: any }[] = [];
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += Buffer.from(value).toString();
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const ev = { event: /^event: (.*)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') };
-      events.push(ev);
-      onEvent?.(ev);
-    }
-  }
-  return events;
-}
+const upload = (name: string, format = 'wav16') => uploadJob(api, { name, data: wav }, { format });
+const follow = (id: string, onEvent?: (e: SseEvent) => void) => followSse(api, id, onEvent);
 
 describe('one job through four processes on the real engines', () => {
   let id: string;
 
   it('uploads, streams progress to completed, and serves four stems of the input length', async () => {
     id = await upload('e2e song.wav');
-    const events = await follow(id);
-    const last = events.at(-1)!;
-    expect(last.event, JSON.stringify(last.data)).toBe('completed');
-    const stages = new Set(events.map((e) => e.data.stage).filter(Boolean));
-    expect(stages.has('separating')).toBe(true);
-    const progress = events.map((e) => e.data.progress);
-    expect(progress).toEqual([...progress].sort((a, b) => a - b));
-    expect(last.data.stems.map((s: { name: string }) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
-    for (const s of last.data.stems as { name: string; url: string }[]) {
-      const res = await fetch(`${api}${s.url}`); // 302 to a presigned S3 URL, followed
-      expect(res.status).toBe(200);
-      const bytes = Buffer.from(await res.arrayBuffer());
-      const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'f32le', '-'], { input: bytes, maxBuffer: 1 << 28 });
-      expect(pcm.length / 8, s.name).toBe(frames);
-    }
+    await expectFourStems(api, await follow(id), frames);
+  });
+
+  it('every service serves Prometheus metrics of that job', async () => {
+    const metrics = async (s: ServiceProcess) => (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
+    const [gateway, decoder, separator, status] = await Promise.all([services.gateway, services.decoder, services.separator, services.status].map(metrics));
+    expect(gateway).toMatch(/stemflow_http_request_duration_seconds_count\{method="POST",route="\/api\/jobs",status="201"\} [1-9]/);
+    expect(decoder).toMatch(/stemflow_stage_duration_seconds_count\{stage="decode",outcome="ok"\} [1-9]/);
+    expect(separator).toMatch(/stemflow_stage_duration_seconds_count\{stage="separate",outcome="ok"\} [1-9]/);
+    expect(separator).toMatch(/stemflow_model_run_seconds_count\{device="cpu"\} [1-9]/);
+    expect(separator).toMatch(/stemflow_separation_realtime_factor_count\{device="cpu"\} [1-9]/);
+    expect(status).toMatch(/stemflow_jobs\{status="completed"\} [1-9]/);
+    expect(status).toMatch(/stemflow_stage_duration_seconds_count\{stage="total",outcome="completed"\} [1-9]/);
+    for (const text of [gateway, decoder, separator, status]) expect(text).toMatch(/stemflow_queue_depth\{queue="separator\.job-decoded"\} 0/);
   });
 
   it('is one trace in Jaeger with spans from all four services', async () => {

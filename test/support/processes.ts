@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { eventually } from './env.js';
 
-export type Service = 'gateway' | 'decoder' | 'separator' | 'status';
+export type Service = 'gateway' | 'decoder' | 'separator' | 'status' | 'all-in-one';
 
 /** A stemflow service as its own process, started the way `pnpm --filter @stemflow/<name> start` does. */
 export class ServiceProcess {

@@ -10,6 +10,8 @@ export type OutputStemName = z.infer<typeof OutputStemName>;
 
 export const AUDIO_FORMATS = ['wav16', 'wav24', 'f32', 'flac', 'mp3'] as const;
 export const AudioFormat = z.enum(AUDIO_FORMATS);
+/** File extension of each output format. */
+export const FORMAT_EXT = { wav16: 'wav', wav24: 'wav', f32: 'wav', flac: 'flac', mp3: 'mp3' } as const satisfies Record<AudioFormat, string>;
 export type AudioFormat = z.infer<typeof AudioFormat>;
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'canceled'] as const;

@@ -3,17 +3,17 @@
  * adapters. With no AMQP_URL, S3_ENDPOINT or DATABASE_URL that is the in-process bus, the
  * filesystem store and the embedded job store under STORAGE_ROOT: no servers needed.
  */
-import { startDecoder } from '@stemflow/decoder';
 import { createApp } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
-import { loadEngine, startSeparator } from '@stemflow/separator';
-import { startStatus } from '@stemflow/status';
+import { startPipeline } from './pipeline.js';
 
 await runService('all-in-one', async ({ config, log, adapters }) => {
-  const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: config.JOB_TTL_HOURS });
-  const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, { maxDurationSec: config.MAX_DURATION_SEC });
-  const { engine } = await loadEngine({ device: config.SEPARATOR_DEVICE, threads: config.SEPARATOR_THREADS, memArena: false, log });
-  const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }) });
+  const pipeline = await startPipeline(adapters, log, {
+    device: config.SEPARATOR_DEVICE,
+    threads: config.SEPARATOR_THREADS,
+    maxDurationSec: config.MAX_DURATION_SEC,
+    jobTtlHours: config.JOB_TTL_HOURS,
+  });
   const app = createApp({ ...adapters, log: log.child({ component: 'gateway' }) }, { maxUploadBytes: config.MAX_UPLOAD_BYTES, apiKeys: config.API_KEYS });
   const server = app.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
@@ -23,9 +23,7 @@ await runService('all-in-one', async ({ config, log, adapters }) => {
   return {
     stop: async () => {
       await new Promise<void>((r) => server.close(() => r()));
-      await separator.stop();
-      await decoder.stop();
-      await status.stop();
+      await pipeline.stop();
     },
   };
 });

@@ -152,6 +152,13 @@ describe('metrics and the events document', () => {
     expect(text).not.toMatch(/route="\/api\/jobs\/[0-9a-f]{8}-/); // ids never become labels
   });
 
+  it('GET / serves the web page', async () => {
+    const res = await fetch(`${url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await res.text()).toContain('<title>stemflow');
+  });
+
   it('GET /api/asyncapi.json is the AsyncAPI 3.0 document of every event', async () => {
     const doc = (await (await fetch(`${url}/api/asyncapi.json`)).json()) as { asyncapi: string; channels: Record<string, { address: string }> };
     expect(doc.asyncapi).toBe('3.0.0');

@@ -8,7 +8,7 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { JOB_STATUSES, JobOptions, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
+import { FORMAT_EXT, JOB_STATUSES, JobOptions, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks } from '@stemflow/runtime';
 import { httpRequestDuration, renderMetrics, uploadedBytes } from '@stemflow/telemetry';
@@ -31,7 +31,7 @@ const ownerFor = (res: Response): string | undefined => res.locals.owner as stri
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
-const ext = { wav16: 'wav', wav24: 'wav', f32: 'wav', flac: 'flac', mp3: 'mp3' } as const;
+const ext = FORMAT_EXT;
 const mime = { wav: 'audio/wav', flac: 'audio/flac', mp3: 'audio/mpeg' } as const;
 
 /** Multipart text fields → job options; every field is checked, unknown ones are refused. */
@@ -103,7 +103,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.get('/api/asyncapi.json', (_req, res) => void res.json(events));
   app.get('/docs', (_req, res) => void res.type('html').send(swaggerPage));
   app.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
-  app.use(express.static(join(here, '..', 'public'), { index: 'index.html' }));
+  app.use(express.static(join(here, '..', '..', 'public'), { index: 'index.html' }));
 
   // Authentication (when API_KEYS is set): every other /api call carries a bearer key.
   app.use('/api', (req, res, next) => {

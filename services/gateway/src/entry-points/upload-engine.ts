@@ -4,7 +4,7 @@
  * upload that is too large, not audio, or cut off leaves no object behind.
  */
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Request } from 'express';
 import { StemflowError } from '@stemflow/contracts';
 import { keys, safeFileName, type BlobStore } from '@stemflow/storage';
@@ -66,6 +66,38 @@ class Inspect extends Transform {
   }
 }
 
+/**
+ * Streams one input into the store under `jobs/{id}/input/` while hashing, counting and sniffing
+ * it. Too large, not audio, aborted (signal) or a failed write: the promise rejects and no object
+ * is left. Used by the HTTP upload and by the CLI.
+ */
+export async function storeInput(
+  blobs: BlobStore,
+  jobId: string,
+  originalName: string | undefined,
+  source: Readable,
+  o: { maxBytes: number; signal?: AbortSignal },
+): Promise<StoredUpload> {
+  const filename = safeFileName(originalName);
+  const key = keys.input(jobId, filename);
+  const inspect = new Inspect(o.maxBytes);
+  source.on('error', (err) => inspect.destroy(err));
+  o.signal?.addEventListener('abort', () => inspect.destroy(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 })), { once: true });
+  source.pipe(inspect);
+  // The inspection may fail before the store starts reading (tiny files): catch it here, once.
+  const rejected = new Promise<never>((_, reject) => inspect.once('error', reject));
+  try {
+    await Promise.race([blobs.put(key, inspect, {}), rejected]);
+  } catch (err) {
+    source.unpipe(inspect);
+    source.resume(); // drain what is left so the producer (busboy) can finish
+    inspect.destroy();
+    await blobs.delete(key).catch(() => {}); // in case the store finished writing anyway
+    throw err;
+  }
+  return { key, size: inspect.size, sha256: inspect.hash.digest('hex'), contentType: inspect.contentType, filename };
+}
+
 export class BlobUploadEngine implements StorageEngine {
   constructor(
     private readonly blobs: BlobStore,
@@ -74,29 +106,14 @@ export class BlobUploadEngine implements StorageEngine {
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
     const jobId = (req as Request & { jobId: string }).jobId;
-    const filename = safeFileName(file.originalname);
-    const key = keys.input(jobId, filename);
-    const inspect = new Inspect(this.maxBytes);
-    file.stream.on('error', (err) => inspect.destroy(err));
     // A client that goes away mid-upload must not leave a half object.
+    const aborted = new AbortController();
     req.once('close', () => {
-      if (!req.complete) inspect.destroy(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 }));
+      if (!req.complete) aborted.abort();
     });
-    file.stream.pipe(inspect);
-    // The inspection may fail before the store starts reading (tiny files): catch it here, once.
-    const rejected = new Promise<never>((_, reject) => inspect.once('error', reject));
-    Promise.race([this.blobs.put(key, inspect, {}), rejected]).then(
-      () => {
-        const info: StoredUpload = { key, size: inspect.size, sha256: inspect.hash.digest('hex'), contentType: inspect.contentType, filename };
-        cb(null, { ...info, path: key } as unknown as Partial<Express.Multer.File>);
-      },
-      async (err: unknown) => {
-        file.stream.unpipe(inspect);
-        file.stream.resume(); // drain what is left so busboy can finish
-        inspect.destroy();
-        await this.blobs.delete(key).catch(() => {}); // in case the store finished writing anyway
-        cb(err);
-      },
+    storeInput(this.blobs, jobId, file.originalname, file.stream, { maxBytes: this.maxBytes, signal: aborted.signal }).then(
+      (info) => cb(null, { ...info, path: info.key } as unknown as Partial<Express.Multer.File>),
+      (err: unknown) => cb(err),
     );
   }
 

@@ -1,0 +1,31 @@
+/**
+ * The four workers of one process on one set of adapters: status, decoder, separator (one model
+ * instance). `pnpm start` puts the gateway in front of it; the CLI drives it directly.
+ */
+import type { Adapters, Running } from '@stemflow/runtime';
+import { startDecoder } from '@stemflow/decoder';
+import { loadEngine, startSeparator } from '@stemflow/separator';
+import { startStatus } from '@stemflow/status';
+import type { Logger } from '@stemflow/telemetry';
+
+export type PipelineOptions = {
+  device: 'auto' | 'cpu' | 'cuda';
+  threads: number;
+  maxDurationSec: number;
+  jobTtlHours?: number | undefined;
+};
+
+export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda' }> {
+  const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: o.jobTtlHours });
+  const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, { maxDurationSec: o.maxDurationSec });
+  const { engine, device } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
+  const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }) });
+  return {
+    device,
+    stop: async () => {
+      await separator.stop();
+      await decoder.stop();
+      await status.stop();
+    },
+  };
+}

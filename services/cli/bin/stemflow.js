@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `stemflow` command: TypeScript sources run through tsx, as every stemflow service does.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli.ts');
+process.exitCode = await main(process.argv.slice(2));

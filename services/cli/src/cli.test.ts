@@ -1,0 +1,69 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { jobOptions, main } from './cli.js';
+
+async function run(args: string[]) {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await main(args, { stdout: out, stderr: err });
+  return { code, stdout, stderr };
+}
+
+const song = join(mkdtempSync(join(tmpdir(), 'cli-unit-')), 'song.wav');
+writeFileSync(song, 'RIFF');
+
+describe('stemflow command line', () => {
+  it.each([
+    [['separate'], /which file\?/],
+    [['separate', '/nowhere/missing.wav'], /no such file: \/nowhere\/missing\.wav/],
+    [['separate', song, '--format', 'exe'], /--format: .*"wav16"\|"wav24"\|"f32"\|"flac"\|"mp3"/],
+    [['separate', song, '--stems', 'drums,kazoo'], /--stems: /],
+    [['separate', song, '--stems', 'drums,drums'], /--stems: stems must not repeat/],
+    [['separate', song, '--two-stems', 'drums'], /--two-stems: /],
+    [['separate', song, '--shifts=-1'], /--shifts: .*>=1/],
+    [['separate', song, '--overlap', '0.95'], /--overlap: .*<=0\.9/],
+    [['separate', song, '--clip', 'fold'], /--clip: /],
+    [['separate', song, '--device', 'tpu'], /--device must be auto, cpu or cuda/],
+    [['separate', song, '--threads', 'many'], /--threads must be a whole number/],
+    [['separate', song, '--bogus'], /Unknown option '--bogus'/],
+    [['separate', song, 'other.wav'], /one file at a time/],
+    [['submit', song, '--api', 'ftp://example'], /--api must be an http\(s\) URL/],
+    [['transmogrify', song], /unknown command "transmogrify"/],
+  ])('%j → exit 2 with a sentence and a pointer to --help', async (args, message) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toContain('Run "stemflow --help" for the options.');
+  });
+
+  it('no arguments prints the usage with exit 2; --help with exit 0', async () => {
+    expect((await run([])).code).toBe(2);
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('stemflow separate <file> [options]');
+  });
+
+  it('submit to a server that is not there: exit 1, says which', async () => {
+    const r = await run(['submit', song, '--api', 'http://127.0.0.1:9', '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^stemflow: cannot reach http:\/\/127\.0\.0\.1:9: /);
+  });
+
+  it('flags become the same job options the API takes', () => {
+    expect(jobOptions({ stems: 'vocals, drums', format: 'flac', shifts: '2', overlap: '0.5', clip: 'clamp' })).toEqual({
+      stems: ['vocals', 'drums'],
+      format: 'flac',
+      shifts: 2,
+      overlap: 0.5,
+      clip: 'clamp',
+    });
+    expect(jobOptions({ 'two-stems': 'vocals' })).toMatchObject({ two_stems: 'vocals', stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16' });
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * `stemflow`: separate a song from the command line.
+ *
+ *   stemflow separate <file> [options]         in this process, no servers (the embedded pipeline)
+ *   stemflow submit <file> --api URL [options] through a running gateway, then download the stems
+ *
+ * Exit codes: 0 stems written, 1 the job failed or was canceled (the reason is printed),
+ * 2 a usage error, 130 interrupted.
+ */
+import { parseArgs } from 'node:util';
+import { JobOptions } from '@stemflow/contracts';
+import { separateCommand } from './separate.js';
+import { submitCommand } from './submit.js';
+
+export const USAGE = `stemflow — separate a song into drums, bass, other and vocals (htdemucs)
+
+Usage:
+  stemflow separate <file> [options]            run the whole pipeline here, no servers
+  stemflow submit <file> --api <url> [options]  upload to a running stemflow and download the stems
+
+Options:
+  --stems <list>       stems to write, comma-separated: drums,bass,other,vocals (default: all four)
+  --two-stems vocals   write vocals and accompaniment (the sum of the others)
+  --format <f>         wav16 (default), wav24, f32, flac or mp3
+  --shifts <n>         random time shifts averaged, 1..10 (default 1: none; slower, slightly better)
+  --overlap <x>        overlap between model segments, 0..0.9 (default 0.25)
+  --clip <mode>        rescale (default) or clamp, for peaks above full scale
+  --out <dir>          where to write the stems (default: ./separated/<file name>/)
+  --api <url>          submit: the gateway (default: $STEMFLOW_API or http://localhost:8000)
+  --key <key>          submit: an API key (default: $STEMFLOW_API_KEY)
+  --device <d>         separate: auto (default), cpu or cuda
+  --threads <n>        separate: ONNX Runtime threads (default: all cores)
+  --quiet              no progress bar
+  -h, --help           this text
+`;
+
+export class UsageError extends Error {}
+
+export type CommonArgs = { file: string; options: JobOptions; out: string | undefined; quiet: boolean };
+
+export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        stems: { type: 'string' },
+        'two-stems': { type: 'string' },
+        format: { type: 'string' },
+        shifts: { type: 'string' },
+        overlap: { type: 'string' },
+        clip: { type: 'string' },
+        out: { type: 'string', short: 'o' },
+        api: { type: 'string' },
+        key: { type: 'string' },
+        device: { type: 'string' },
+        threads: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    const [command, file, ...rest] = positionals;
+    if (values.help || !command) {
+      io.stdout.write(USAGE);
+      return values.help ? 0 : 2;
+    }
+    if (command !== 'separate' && command !== 'submit') throw new UsageError(`unknown command "${command}" (separate or submit)`);
+    if (!file) throw new UsageError(`${command}: which file? (stemflow ${command} <file>)`);
+    if (rest.length) throw new UsageError(`one file at a time (got also ${rest.join(', ')})`);
+    const common: CommonArgs = { file, options: jobOptions(values), out: values.out, quiet: values.quiet };
+    if (command === 'separate') {
+      const device = values.device ?? 'auto';
+      if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be auto, cpu or cuda (got "${device}")`);
+      return await separateCommand({ ...common, device, threads: integer('--threads', values.threads, 0) }, io);
+    }
+    const api = values.api ?? process.env.STEMFLOW_API ?? 'http://localhost:8000';
+    if (!/^https?:\/\//.test(api)) throw new UsageError(`--api must be an http(s) URL (got "${api}")`);
+    return await submitCommand({ ...common, api: api.replace(/\/+$/, ''), key: values.key ?? process.env.STEMFLOW_API_KEY }, io);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr.write(`stemflow: ${(err as Error).message}\nRun "stemflow --help" for the options.\n`);
+      return 2;
+    }
+    io.stderr.write(`stemflow: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+const integer = (flag: string, v: string | undefined, dflt: number) => {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${flag} must be a whole number (got "${v}")`);
+  return Number(v);
+};
+
+/** The flags as job options, checked by the same schema the gateway uses. */
+export function jobOptions(v: Record<string, string | boolean | undefined>): JobOptions {
+  const raw: Record<string, unknown> = {};
+  if (typeof v.stems === 'string') raw.stems = v.stems.split(',').map((s) => s.trim()).filter(Boolean);
+  if (typeof v['two-stems'] === 'string') raw.two_stems = v['two-stems'];
+  if (typeof v.format === 'string') raw.format = v.format;
+  if (typeof v.shifts === 'string') raw.shifts = Number(v.shifts);
+  if (typeof v.overlap === 'string') raw.overlap = Number(v.overlap);
+  if (typeof v.clip === 'string') raw.clip = v.clip;
+  const r = JobOptions.safeParse(raw);
+  if (!r.success) {
+    const flag = (p: PropertyKey | undefined) => `--${String(p ?? 'options').replace('two_stems', 'two-stems')}`;
+    throw new UsageError(r.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join('; '));
+  }
+  return r.data;
+}

@@ -1,0 +1,69 @@
+/** Driving a running stemflow over HTTP as a client would: upload, follow SSE, decode stems. */
+import { execFileSync } from 'node:child_process';
+import { expect } from 'vitest';
+import { ffmpeg } from './audio.js';
+import { makeSources, mixdown } from './mixture.js';
+
+export type SseEvent = { event: string; data: any };
+
+/** A generated song (espeak-ng voice over synthetic drums, bass and pads) as a 16-bit WAV. */
+export async function mixtureWav(sec: number): Promise<{ wav: Buffer; frames: number }> {
+  const frames = sec * 44100;
+  const [l, r] = mixdown(makeSources(sec));
+  const inter = new Float32Array(2 * frames);
+  for (let i = 0; i < frames; i++) {
+    inter[2 * i] = l[i]!;
+    inter[2 * i + 1] = r[i]!;
+  }
+  const wav = await ffmpeg(['-f', 'f32le', '-ar', '44100', '-ac', '2', '-i', 'pipe:0', '-c:a', 'pcm_s16le', '-f', 'wav', '-'], Buffer.from(inter.buffer));
+  return { wav, frames };
+}
+
+export async function uploadJob(api: string, file: { name: string; data: Buffer }, fields: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<string> {
+  const f = new FormData();
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  f.append('file', new Blob([new Uint8Array(file.data)], { type: 'audio/wav' }), file.name);
+  const res = await fetch(`${api}/api/jobs`, { method: 'POST', body: f, headers });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Follows a job's SSE stream to its end; calls onEvent for each event. */
+export async function followSse(api: string, id: string, onEvent?: (e: SseEvent) => void, headers: Record<string, string> = {}): Promise<SseEvent[]> {
+  const res = await fetch(`${api}/api/jobs/${id}/events`, { headers });
+  const reader = res.body!.getReader();
+  const events: SseEvent[] = [];
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += Buffer.from(value).toString();
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = { event: /^event: (.*)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') };
+      events.push(ev);
+      onEvent?.(ev);
+    }
+  }
+  return events;
+}
+
+/** Stereo frames of an encoded file, decoded by ffmpeg. */
+export const decodedFrames = (bytes: Buffer) => execFileSync('ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'f32le', '-'], { input: bytes, maxBuffer: 1 << 28 }).length / 8;
+
+/** The checks every end-to-end flow makes of a finished job's SSE stream and stems. */
+export async function expectFourStems(api: string, events: SseEvent[], frames: number, headers: Record<string, string> = {}) {
+  const last = events.at(-1)!;
+  expect(last.event, JSON.stringify(last.data)).toBe('completed');
+  expect(new Set(events.map((e) => e.data.stage)).has('separating')).toBe(true);
+  const progress = events.map((e) => e.data.progress as number);
+  expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  expect(last.data.stems.map((s: { name: string }) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
+  for (const s of last.data.stems as { name: string; url: string }[]) {
+    const res = await fetch(`${api}${s.url}`, { headers }); // a presigned S3 URL is followed
+    expect(res.status).toBe(200);
+    expect(decodedFrames(Buffer.from(await res.arrayBuffer())), s.name).toBe(frames);
+  }
+}
