@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The embedded mode (`pnpm start`: one process, in-process bus, filesystem store, embedded job
  * store, no servers) end to end: over HTTP, through the CLI's `submit`, and through the web page
