@@ -44,6 +44,12 @@ export const httpEnv = z.object({
   PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8000)),
   HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
   MAX_UPLOAD_BYTES: z.preprocess(blankIsUnset, int(1).default(500 * 1024 * 1024)),
+  /** An upload that sends nothing for this long is dropped (its partial object removed). */
+  HTTP_IDLE_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(60)),
+  /** Uploads slower than this on average over an idle-timeout window are refused (slow-loris). */
+  UPLOAD_MIN_BYTES_PER_SEC: z.preprocess(blankIsUnset, int(0).default(1024)),
+  /** Input objects and unfinished multipart uploads older than this that no job owns are removed. */
+  UPLOAD_ORPHAN_GRACE_SEC: z.preprocess(blankIsUnset, int(1).default(3600)),
   /** Comma-separated bearer tokens; unset → no authentication. */
   API_KEYS: opt(z.string().transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))),
 });

@@ -64,6 +64,36 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStore>, 
       expect(await s.list(p)).toEqual([]);
     });
 
+    it('abortStaleWrites discards a write left unfinished (a writer that died mid-upload), and only older ones', async () => {
+      const s = await make();
+      const p = prefix();
+      // A writer that stops sending after 20 MiB (over one S3 multipart part): it never finishes.
+      let stalled!: () => void;
+      const reachedStall = new Promise<void>((r) => (stalled = r));
+      const body = new Readable({ read() {} });
+      const part = Buffer.alloc(4 << 20, 7);
+      for (let i = 0; i < 5; i++) body.push(part);
+      const put = s.put(`${p}input/big.bin`, body).then(() => 'finished', () => 'failed');
+      setTimeout(stalled, 1500);
+      await reachedStall;
+      expect(await s.abortStaleWrites(p, new Date(Date.now() - 60_000))).toBe(0); // too young to be stale
+      expect(await s.abortStaleWrites(p, new Date(Date.now() + 1000))).toBe(1);
+      expect(await s.abortStaleWrites(p, new Date(Date.now() + 1000))).toBe(0);
+      body.push(null);
+      expect(await put).toBe('failed'); // its writer, were it alive, learns the write is gone
+      expect(await s.list(p)).toEqual([]);
+    });
+
+    it('lists objects with their last write time', async () => {
+      const s = await make();
+      const p = prefix();
+      const before = Date.now() - 5_000;
+      await s.put(`${p}a`, Buffer.from('x'));
+      const [info] = await s.list(p);
+      expect(info?.modified?.getTime()).toBeGreaterThan(before);
+      await s.deletePrefix(p);
+    });
+
     it('replaces an object atomically', async () => {
       const s = await make();
       const p = prefix();

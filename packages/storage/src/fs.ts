@@ -70,7 +70,10 @@ export class FsBlobStore implements BlobStore {
         if (e.isDirectory()) await walk(p);
         else if (e.isFile() && !e.name.startsWith(TMP)) {
           const key = relative(this.root, p).split(sep).join('/');
-          if (key.startsWith(prefix)) out.push({ key, size: (await stat(p)).size });
+          if (key.startsWith(prefix)) {
+            const s = await stat(p);
+            out.push({ key, size: s.size, modified: s.mtime });
+          }
         }
       }
     };
@@ -82,6 +85,26 @@ export class FsBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
+  }
+
+  async abortStaleWrites(prefix: string, startedBefore: Date): Promise<number> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.name.startsWith(TMP) && relative(this.root, p).split(sep).join('/').startsWith(prefix)) {
+          const s = await stat(p).catch(() => undefined);
+          if (s && s.mtime < startedBefore) {
+            await rm(p, { force: true });
+            removed++;
+          }
+        }
+      }
+    };
+    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    await walk(dirPart ? this.path(dirPart) : this.root);
+    return removed;
   }
 
   async deletePrefix(prefix: string): Promise<number> {

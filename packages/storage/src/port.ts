@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-export type BlobInfo = { key: string; size: number; contentType?: string };
+export type BlobInfo = { key: string; size: number; contentType?: string; /** Last write (list only). */ modified?: Date };
 export type PutOptions = { contentType?: string; /** Known length, lets S3 skip multipart for small bodies. */ size?: number };
 export type ByteRange = { start: number; /** Inclusive. */ end?: number };
 
@@ -22,6 +22,11 @@ export interface BlobStore {
    * or a presigned URL that serves byte ranges): media is never copied whole to read it.
    */
   sourceUrl(key: string, expirySec?: number): Promise<string>;
+  /**
+   * Discards writes under prefix that were started before the date and never finished (S3
+   * multipart uploads of a process that died mid-upload, temp files): returns how many.
+   */
+  abortStaleWrites(prefix: string, startedBefore: Date): Promise<number>;
   health(): Promise<{ ok: boolean; detail?: string }>;
 }
 

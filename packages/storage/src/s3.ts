@@ -114,8 +114,8 @@ export class S3BlobStore implements BlobStore {
     const out: BlobInfo[] = [];
     try {
       for await (const o of this.client.listObjectsV2(this.bucket, prefix, true)) {
-        const obj = o as { name?: string; size?: number };
-        if (obj.name) out.push({ key: obj.name, size: obj.size ?? 0 });
+        const obj = o as { name?: string; size?: number; lastModified?: Date };
+        if (obj.name) out.push({ key: obj.name, size: obj.size ?? 0, ...(obj.lastModified ? { modified: obj.lastModified } : {}) });
       }
     } catch (err) {
       throw wrap(err, 'object store');
@@ -128,6 +128,30 @@ export class S3BlobStore implements BlobStore {
     await this.client.removeObject(this.bucket, key).catch((err: unknown) => {
       if (!isMissing(err)) throw wrap(err, 'object store');
     });
+  }
+
+  async abortStaleWrites(prefix: string, startedBefore: Date): Promise<number> {
+    await this.ensureBucket();
+    let aborted = 0;
+    let keyMarker = '';
+    let uploadIdMarker = '';
+    try {
+      for (;;) {
+        const page = await this.client.listIncompleteUploadsQuery(this.bucket, prefix, keyMarker, uploadIdMarker, '');
+        for (const u of page.uploads as { key: string; uploadId: string; initiated?: Date }[]) {
+          if (u.initiated && u.initiated.getTime() < startedBefore.getTime()) {
+            await this.client.abortMultipartUpload(this.bucket, u.key, u.uploadId);
+            aborted++;
+          }
+        }
+        if (!page.isTruncated) break;
+        keyMarker = page.nextKeyMarker;
+        uploadIdMarker = page.nextUploadIdMarker;
+      }
+    } catch (err) {
+      throw wrap(err, 'object store');
+    }
+    return aborted;
   }
 
   async deletePrefix(prefix: string): Promise<number> {

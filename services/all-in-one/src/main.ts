@@ -3,7 +3,7 @@
  * adapters. With no AMQP_URL, S3_ENDPOINT or DATABASE_URL that is the in-process bus, the
  * filesystem store and the embedded job store under STORAGE_ROOT: no servers needed.
  */
-import { createApp } from '@stemflow/gateway';
+import { startGateway } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
 import { startPipeline } from './pipeline.js';
 
@@ -14,15 +14,11 @@ await runService('all-in-one', async ({ config, log, adapters }) => {
     maxDurationSec: config.MAX_DURATION_SEC,
     jobTtlHours: config.JOB_TTL_HOURS,
   });
-  const app = createApp({ ...adapters, log: log.child({ component: 'gateway' }) }, { maxUploadBytes: config.MAX_UPLOAD_BYTES, apiKeys: config.API_KEYS });
-  const server = app.listen(config.PORT, config.HOST);
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  server.requestTimeout = 0;
-  server.setTimeout(60_000);
+  const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, config);
   log.info({ url: `http://localhost:${config.PORT}` }, `stemflow is running: open http://localhost:${config.PORT}`);
   return {
     stop: async () => {
-      await new Promise<void>((r) => server.close(() => r()));
+      await gateway.stop();
       await pipeline.stop();
     },
   };

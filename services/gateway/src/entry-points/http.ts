@@ -17,6 +17,10 @@ import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type 
 
 export type GatewayOptions = {
   maxUploadBytes: number;
+  /** Slow-loris guard for uploads (0: none). */
+  minUploadBytesPerSec?: number;
+  /** The window that rate is averaged over; also the server's idle timeout. */
+  idleTimeoutMs?: number;
   apiKeys?: string[] | undefined;
   /** How often SSE looks at the read model. */
   ssePollMs?: number;
@@ -118,7 +122,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
   });
 
   const upload = multer({
-    storage: new BlobUploadEngine(d.blobs, o.maxUploadBytes),
+    storage: new BlobUploadEngine(d.blobs, o.maxUploadBytes, { minBytesPerSec: o.minUploadBytesPerSec ?? 0, windowMs: o.idleTimeoutMs ?? 60_000 }),
     // Browsers send UTF-8 file names without saying so; busboy's default would mangle them.
     defParamCharset: 'utf8',
     // The engine enforces the size (and deletes); busboy's own limit sits just above it.
@@ -184,6 +188,8 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.get('/api/jobs/:id/events', async (req, res) => {
     const id = jobId(req);
     let job = await getOwnedJob(d, id, ownerFor(res));
+    // SSE has its own heartbeat; the idle timeout is for uploads and stalled clients.
+    req.socket.setTimeout(0);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     let closed = false;
     req.on('close', () => (closed = true));
@@ -269,7 +275,10 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const { status, code, message } = mapError(err, o.maxUploadBytes);
     if (status >= 500) d.log.error({ err: describeError(err), path: req.path }, 'request failed');
-    if (res.headersSent) return void res.destroy();
+    if (res.headersSent) {
+      if (!res.writableEnded) res.destroy(); // a stream cut mid-way; an answer already sent stands
+      return;
+    }
     res.status(status).json({ error: { code, message } });
   });
   return app;

@@ -24,12 +24,29 @@ class Inspect extends Transform {
   private head: Buffer[] = [];
   private headLen = 0;
   private sniffed = false;
+  private windowStart = Date.now();
+  private windowBytes = 0;
 
-  constructor(private readonly maxBytes: number) {
+  constructor(
+    private readonly maxBytes: number,
+    /** Slow-loris guard: at least minRate bytes/s on average over every window. */
+    private readonly rate: { minBytesPerSec: number; windowMs: number } = { minBytesPerSec: 0, windowMs: 60_000 },
+  ) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    const now = Date.now();
+    if (now - this.windowStart >= this.rate.windowMs) {
+      const bps = (this.windowBytes * 1000) / (now - this.windowStart);
+      if (bps < this.rate.minBytesPerSec) {
+        cb(new StemflowError('UPLOAD_TOO_SLOW', `the upload is too slow (${Math.round(bps)} bytes/s; this server needs at least ${this.rate.minBytesPerSec})`, { status: 408 }));
+        return;
+      }
+      this.windowStart = now;
+      this.windowBytes = 0;
+    }
+    this.windowBytes += chunk.length;
     this.size += chunk.length;
     if (this.size > this.maxBytes) {
       cb(new StemflowError('UPLOAD_TOO_LARGE', `the file is larger than the ${this.maxBytes} bytes this server accepts`, { status: 413 }));
@@ -76,11 +93,11 @@ export async function storeInput(
   jobId: string,
   originalName: string | undefined,
   source: Readable,
-  o: { maxBytes: number; signal?: AbortSignal },
+  o: { maxBytes: number; signal?: AbortSignal; minBytesPerSec?: number; rateWindowMs?: number },
 ): Promise<StoredUpload> {
   const filename = safeFileName(originalName);
   const key = keys.input(jobId, filename);
-  const inspect = new Inspect(o.maxBytes);
+  const inspect = new Inspect(o.maxBytes, { minBytesPerSec: o.minBytesPerSec ?? 0, windowMs: o.rateWindowMs ?? 60_000 });
   source.on('error', (err) => inspect.destroy(err));
   o.signal?.addEventListener('abort', () => inspect.destroy(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 })), { once: true });
   source.pipe(inspect);
@@ -98,10 +115,18 @@ export async function storeInput(
   return { key, size: inspect.size, sha256: inspect.hash.digest('hex'), contentType: inspect.contentType, filename };
 }
 
+function answerAndClose(req: Request, err: StemflowError) {
+  const res = req.res;
+  if (!res || res.headersSent) return void req.socket.destroy();
+  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }), () => req.socket.destroy());
+}
+
 export class BlobUploadEngine implements StorageEngine {
   constructor(
     private readonly blobs: BlobStore,
     private readonly maxBytes: number,
+    private readonly rate: { minBytesPerSec: number; windowMs: number } = { minBytesPerSec: 0, windowMs: 60_000 },
   ) {}
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
@@ -111,9 +136,14 @@ export class BlobUploadEngine implements StorageEngine {
     req.once('close', () => {
       if (!req.complete) aborted.abort();
     });
-    storeInput(this.blobs, jobId, file.originalname, file.stream, { maxBytes: this.maxBytes, signal: aborted.signal }).then(
+    storeInput(this.blobs, jobId, file.originalname, file.stream, { maxBytes: this.maxBytes, signal: aborted.signal, minBytesPerSec: this.rate.minBytesPerSec, rateWindowMs: this.rate.windowMs }).then(
       (info) => cb(null, { ...info, path: info.key } as unknown as Partial<Express.Multer.File>),
-      (err: unknown) => cb(err),
+      (err: unknown) => {
+        // multer drains the rest of the body before answering an error, which is what a slow
+        // client wants: answer it now and close the connection instead.
+        if (err instanceof StemflowError && err.code === 'UPLOAD_TOO_SLOW') answerAndClose(req, err);
+        cb(err);
+      },
     );
   }
 

@@ -1,0 +1,50 @@
+/**
+ * A gateway that dies mid-upload leaves an unfinished multipart upload in the store, or, if it
+ * died between the store's confirm and the job's insert, an input object no job owns. This sweep
+ * removes both once they are older than a grace period (longer than any upload still in flight on
+ * a live gateway): at start and periodically, on every gateway replica (it is idempotent).
+ */
+import type { Logger } from '@stemflow/telemetry';
+import type { Deps } from './jobs.js';
+
+const INPUT = /^jobs\/([^/]+)\/input\//;
+
+export async function sweepOrphanUploads(d: Omit<Deps, 'bus'>, graceMs: number, now = Date.now()): Promise<{ aborted: number; removedJobs: number }> {
+  const cutoff = new Date(now - graceMs);
+  const aborted = await d.blobs.abortStaleWrites('jobs/', cutoff);
+  const candidates = new Map<string, boolean>(); // job id → every input object older than the cutoff
+  for (const b of await d.blobs.list('jobs/')) {
+    const id = INPUT.exec(b.key)?.[1];
+    if (!id) continue;
+    const old = b.modified !== undefined && b.modified < cutoff;
+    candidates.set(id, (candidates.get(id) ?? true) && old);
+  }
+  let removedJobs = 0;
+  for (const [id, old] of candidates) {
+    if (!old || (await d.jobs.get(id))) continue;
+    await d.blobs.deletePrefix(`jobs/${id}/`);
+    removedJobs++;
+  }
+  return { aborted, removedJobs };
+}
+
+/** Runs the sweep now and then every `everyMs`; returns a stop function. */
+export function startOrphanSweeper(d: Omit<Deps, 'bus'>, graceMs: number, log: Logger, everyMs = Math.min(15 * 60_000, Math.max(1000, graceMs / 2))): () => void {
+  let running = false;
+  const run = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const r = await sweepOrphanUploads(d, graceMs);
+      if (r.aborted || r.removedJobs) log.info({ ...r, graceSec: graceMs / 1000 }, 'removed what interrupted uploads left behind');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'orphan upload sweep failed, will try again');
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void run(), everyMs);
+  timer.unref();
+  void run();
+  return () => clearInterval(timer);
+}
