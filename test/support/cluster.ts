@@ -28,7 +28,7 @@ export type Cluster = {
 let nextPort = 20_000 + (process.pid % 500) * 8;
 
 /** Starts the named services (default all four) on the real engines; purges stemflow's queues first. */
-export async function startCluster(opts: { services?: Name[]; env?: Record<string, string> } = {}): Promise<Cluster> {
+export async function startCluster(opts: { services?: Name[]; env?: Record<string, string>; serviceEnv?: Partial<Record<Name, Record<string, string>>> } = {}): Promise<Cluster> {
   // Earlier tests may leave events for jobs of their own in the shared queues: start clean.
   // (A channel per queue: purging one that does not exist yet closes its channel.)
   for (const q of Object.values(QUEUES)) {
@@ -55,7 +55,7 @@ export async function startCluster(opts: { services?: Name[]; env?: Record<strin
   const names = opts.services ?? ['status', 'decoder', 'separator', 'gateway'];
   const ports: Record<Name, number> = { gateway: base, decoder: base + 1, separator: base + 2, status: base + 3 };
   const services: Partial<Record<Name, ServiceProcess>> = {};
-  for (const n of names) services[n] = new ServiceProcess(n, env, ports[n]);
+  for (const n of names) services[n] = new ServiceProcess(n, { ...env, ...opts.serviceEnv?.[n] }, ports[n]);
   await Promise.all(Object.values(services).map((s) => s.start()));
 
   const blobs = new S3BlobStore({ endpoint: env.S3_ENDPOINT!, accessKey: env.S3_ACCESS_KEY!, secretKey: env.S3_SECRET_KEY!, bucket });

@@ -22,7 +22,7 @@ import {
 } from '@stemflow/contracts';
 import { createLogger, type Logger } from '@stemflow/telemetry';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options, type RecoveringChannelModel } from 'amqplib';
-import { checkHandlers, processMessage, retryLevel, tracedPublish } from './core.js';
+import { checkHandlers, headerString, processMessage, retryLevel, tracedPublish, type Outcome } from './core.js';
 import type { BusHealth, EventBus, Handlers, RawMessage, Subscription } from './port.js';
 
 export type RabbitBusOptions = {
@@ -55,6 +55,9 @@ export class RabbitBus implements EventBus {
   private waiters = new Set<() => void>();
   private readonly subs = new Set<Sub>();
   private readonly declared = new Map<string, QueueSpec>();
+  private readonly running = new Map<string, Promise<Outcome>>();
+  private readonly unsettled = new Map<string, Outcome>();
+  private readonly settledElsewhere = new Map<string, true>();
   private readonly log: Logger;
   private connected = false;
   private lastError: string | undefined;
@@ -224,6 +227,40 @@ export class RabbitBus implements EventBus {
     });
   }
 
+  /**
+   * A connection lost while a handler runs gets its message redelivered, possibly to this same
+   * process while the first handler is still at work (or done, its ack lost with the channel).
+   * Handling it again would repeat the work and its events (a second job.completed): instead the
+   * redelivery settles with the first handler's outcome. Keyed by queue, message id and retry.
+   */
+  private async outcomeOf(sub: Sub, raw: RawMessage): Promise<{ outcome: Outcome; key: string | undefined }> {
+    const key = raw.messageId ? `${sub.spec.name}|${raw.messageId}|${headerString(raw.headers[HEADERS.retryCount]) ?? 0}` : undefined;
+    if (key) {
+      const unsettled = this.unsettled.get(key);
+      if (unsettled) {
+        this.unsettled.delete(key);
+        this.log.info({ queue: sub.spec.name, messageId: raw.messageId }, 'redelivered after its handler finished: settling with that outcome');
+        return { outcome: unsettled, key };
+      }
+      const running = this.running.get(key);
+      if (running) {
+        this.log.info({ queue: sub.spec.name, messageId: raw.messageId }, 'redelivered while its handler still runs here: waiting for it');
+        const outcome = await running.catch(() => undefined);
+        if (outcome) {
+          remember(this.settledElsewhere, key, true);
+          return { outcome, key };
+        }
+      }
+    }
+    const p = processMessage(sub.spec, sub.handlers, raw, { bus: this, log: this.log });
+    if (key) this.running.set(key, p);
+    try {
+      return { outcome: await p, key };
+    } finally {
+      if (key && this.running.get(key) === p) this.running.delete(key);
+    }
+  }
+
   private async handle(sub: Sub, ch: Channel, msg: ConsumeMessage): Promise<void> {
     // Stopping: leave it unacked; closing the channel hands it back to the broker.
     if (sub.closing) return;
@@ -236,8 +273,10 @@ export class RabbitBus implements EventBus {
       deliveryCount: Number(headers[HEADERS.deliveryCount] ?? 0) || 0,
       redelivered: msg.fields.redelivered,
     };
+    let computed: { outcome: Outcome; key: string | undefined } | undefined;
     try {
-      const outcome = await processMessage(sub.spec, sub.handlers, raw, { bus: this, log: this.log });
+      computed = await this.outcomeOf(sub, raw);
+      const { outcome } = computed;
       const props = {
         persistent: true,
         contentType: msg.properties.contentType ?? 'application/json',
@@ -255,7 +294,9 @@ export class RabbitBus implements EventBus {
       }
       ch.ack(msg);
     } catch (err) {
-      // Not settled (broker gone mid-way, or publishing the outcome failed): give it back.
+      // Not settled (broker gone mid-way, or publishing the outcome failed): give it back, and
+      // keep the outcome for its redelivery unless another delivery already settled it.
+      if (computed?.key && !this.settledElsewhere.has(computed.key)) remember(this.unsettled, computed.key, computed.outcome);
       this.log.warn({ err: (err as Error).message, queue: sub.spec.name }, 'delivery not settled, returning it to the queue');
       try {
         ch.nack(msg, false, true);
@@ -330,3 +371,9 @@ async function assertQueue(ch: Channel, spec: QueueSpec): Promise<void> {
 }
 
 const redact = (url: string) => url.replace(/\/\/[^@/]*@/, '//');
+
+/** Adds to a map that keeps its newest 1,000 entries. */
+function remember<V>(m: Map<string, V>, key: string, value: V) {
+  m.set(key, value);
+  if (m.size > 1000) m.delete(m.keys().next().value!);
+}
