@@ -9,6 +9,7 @@
 #   infra/engines.sh restart engine
 #   infra/engines.sh env                print the env that points stemflow at them
 #   infra/engines.sh wipe               stop all and delete their data
+#   infra/engines.sh rabbitmqctl args   rabbitmqctl on the stemflow node (tests change settings live)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -134,5 +135,6 @@ case $cmd in
   restart) for e in "${targets[@]}"; do down_one "$e"; up_one "$e"; done ;;
   env) print_env ;;
   wipe) for e in "${ALL[@]}"; do down_one "$e"; done; rm -rf "$STEMFLOW_RUN" ;;
+  rabbitmqctl) rabbitmqctl "${targets[@]}" ;;
   *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

@@ -220,6 +220,18 @@ export class RabbitBus implements EventBus {
   private async consume(model: ChannelModel, sub: Sub): Promise<void> {
     const ch = await model.createChannel();
     ch.on('error', (err: Error) => this.log.warn({ err: err.message, queue: sub.spec.name }, 'consumer channel error'));
+    ch.on('close', () => {
+      if (sub.channel !== ch) return;
+      sub.channel = undefined;
+      // The broker closed this consumer's channel while the connection lives on (a consumer
+      // timeout, a queue deleted and declared again…): consume again, or the service would
+      // silently stop taking work. A lost connection is setup()'s to recover.
+      setTimeout(() => {
+        if (sub.closing || this.closing || !this.connected || sub.channel) return;
+        this.log.warn({ queue: sub.spec.name }, 'the broker closed the consumer channel: consuming again');
+        this.consume(model, sub).catch((err: Error) => this.log.warn({ err: err.message, queue: sub.spec.name }, 'could not consume again; will on reconnect'));
+      }, 1000).unref();
+    });
     await ch.prefetch(sub.spec.prefetch);
     sub.channel = ch;
     await ch.consume(sub.spec.name, (msg) => {

@@ -58,6 +58,8 @@ export const decoderEnv = z.object({
 });
 export const separatorEnv = z.object({
   SEPARATOR_DEVICE: z.preprocess(blankIsUnset, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
+  /** Longest a job holds its message unacked before continuing from a fresh one (consumer timeout). */
+  SEPARATOR_MAX_HOLD_SEC: z.preprocess(blankIsUnset, int(10).default(900)),
   /** ONNX Runtime intra-op threads; 0 → all cores. */
   SEPARATOR_THREADS: z.preprocess(blankIsUnset, int(0, 1024).default(0)),
 });

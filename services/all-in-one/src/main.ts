@@ -12,6 +12,7 @@ await runService('all-in-one', async ({ config, log, adapters }) => {
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
     maxDurationSec: config.MAX_DURATION_SEC,
+    maxHoldSec: config.SEPARATOR_MAX_HOLD_SEC,
     jobTtlHours: config.JOB_TTL_HOURS,
   });
   const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, config);

@@ -12,6 +12,7 @@ export type PipelineOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   threads: number;
   maxDurationSec: number;
+  maxHoldSec?: number;
   jobTtlHours?: number | undefined;
 };
 
@@ -19,7 +20,7 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
   const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: o.jobTtlHours });
   const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, { maxDurationSec: o.maxDurationSec });
   const { engine, device } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
-  const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }) });
+  const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
   return {
     device,
     stop: async () => {

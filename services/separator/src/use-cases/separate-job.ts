@@ -21,7 +21,19 @@ import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
 import { CH, PLANES, planChunks, runPass, type Carry, type Chunk, type HtdemucsEngine, type PassView } from '../core/index.js';
 
-export type SeparateDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger; engine: HtdemucsEngine };
+export type SeparateDeps = {
+  bus: EventBus;
+  blobs: BlobStore;
+  jobs: JobStore;
+  log: Logger;
+  engine: HtdemucsEngine;
+  /**
+   * Longest time one delivery is held unacked: past it, between chunks, the job is handed back to
+   * the queue (a fresh job.decoded) and continues from its checkpoints, so no job, however long,
+   * runs into the broker's consumer timeout.
+   */
+  maxHoldMs?: number | undefined;
+};
 const SEPARATE_SHARE = 0.85; // of the whole job's progress, after decoding
 
 type Plan = { length: number; mean: number; std: number; passes: { view: PassView; chunks: Chunk[] }[] };
@@ -166,6 +178,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   let done = 0;
   let chunkMs = 0;
   let computed = 0;
+  let yielded = false;
 
   const isCanceled = async () => {
     const j = await d.jobs.get(id);
@@ -184,7 +197,12 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     done += resume ? resume.after + 1 : 0;
     let tChunk = performance.now();
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
-      shouldStop: isCanceled,
+      shouldStop: async () => {
+        if (await isCanceled()) return true;
+        // Yield only after progress in this delivery, so a redelivery always moves the job on.
+        if (d.maxHoldMs !== undefined && computed > 0 && performance.now() - t0 > d.maxHoldMs) return (yielded = true);
+        return false;
+      },
       onChunk: async (k, region, carry) => {
         await withSpan(`separate chunk ${k}`, { kind: SpanKind.INTERNAL, attributes: { 'stemflow.job_id': id, 'stemflow.chunk.index': k, 'stemflow.chunk.count': pass.chunks.length, 'stemflow.pass': pi } }, async () => {
           await d.blobs.put(chunkKey(id, pi, k), encodeCheckpoint(k, region, carry));
@@ -197,6 +215,11 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
         await d.bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: DECODE_SHARE + (SEPARATE_SHARE * done) / total, chunk: { index: done - 1, count: total }, etaSec }));
       },
     }, resume);
+    if (r === 'stopped' && yielded) {
+      log.info({ done, total, heldSec: Math.round((performance.now() - t0) / 1000) }, 'held the job as long as allowed: handing it back to the queue to continue');
+      await d.bus.publish(newEvent('job.decoded', id, e.payload));
+      return;
+    }
     if (r === 'stopped') {
       log.info('canceled between chunks, cleaning up');
       await d.blobs.deletePrefix(workKey(id, ''));
