@@ -24,7 +24,7 @@ import { deleteQueues, withChannel } from '../support/rabbit.js';
 const run = promisify(execFile);
 const tiny = fileURLToPath(new URL('../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
 const log = createLogger('test-separator', 'silent');
-const HOLD_MS = Number(process.env.TEST_HOLD_MS ?? 1500);
+const HOLD_MS = Number(process.env.TEST_HOLD_MS ?? 2000);
 let c: Cluster;
 let n = 0;
 
@@ -90,28 +90,26 @@ describe('a job longer than the consumer timeout', () => {
     const session = await ort.InferenceSession.create(tiny);
     const engine = new (class extends HtdemucsEngine {
       override async infer(p: Parameters<HtdemucsEngine['infer']>[0]) {
-        await new Promise((r) => setTimeout(r, 800)); // a slow device: 0.8 s per chunk
+        await new Promise((r) => setTimeout(r, 1200)); // a slow device: 1.2 s per chunk
         return super.infer(p);
       }
     })(session);
-    // The broker reads these when a channel opens: a 3 s timeout for this consumer only.
-    await setTimeoutMs(3000, 500);
+    // Channels check the timeout on their tick (every 60 s by default): for this test, a 10 s
+    // timeout checked every 0.5 s (the other consumers here ack within a second).
+    const TIMEOUT_MS = 10_000;
+    await setTimeoutMs(TIMEOUT_MS, 500);
     let sep: Awaited<ReturnType<typeof startSeparator>> | undefined;
     // Its own connection and logger: the bus's log shows any channel the broker closes.
     const sepLog = createLogger('test-separator', 'info', capture());
     const bus = await RabbitBus.connect({ url: c.env.AMQP_URL!, log: sepLog });
     try {
       sep = await startSeparator({ bus, blobs: c.blobs, jobs: c.jobs, log: sepLog, engine, maxHoldMs: HOLD_MS }, q);
-    } finally {
-      await setTimeoutMs(10_800_000, 60_000);
-    }
-    try {
       const started = Date.now();
-      const id = await upload(60); // about 10 chunks: 8 s or more at this rate
+      const id = await upload(60); // about 10 chunks: 12 s or more at this rate
       const job = await ended(id, 150_000);
       const took = Date.now() - started;
       expect(job.status, job.error_message ?? '').toBe('completed');
-      expect(took).toBeGreaterThan(3000 * 2); // it really outlasted the timeout, more than once
+      expect(took).toBeGreaterThan(TIMEOUT_MS); // it really outlasted the timeout
       expect(job.stems.map((s) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
       // The broker never had to take a delivery back: no channel closed on a timeout.
       expect(lines.filter((l) => /timed out|closed the consumer channel/.test(l))).toEqual([]);
@@ -120,6 +118,7 @@ describe('a job longer than the consumer timeout', () => {
       expect(await withChannel(async (ch) => (await ch.checkQueue(`${q.name}.dlq`)).messageCount)).toBe(0);
       expect(c.terminal.get(id)?.map((e) => e.type)).toEqual(['job.completed']);
     } finally {
+      await setTimeoutMs(10_800_000, 60_000);
       await sep?.stop();
       await bus.close();
       await withChannel((ch) => deleteQueues(ch, q));
