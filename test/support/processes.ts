@@ -24,6 +24,9 @@ export class ServiceProcess {
     if (!p || p.exitCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill(signal);
+    // A graceful stop gets 20 s; then it is killed.
+    const force = signal === 'SIGKILL' ? undefined : setTimeout(() => p.kill('SIGKILL'), 20_000);
     await exited;
+    clearTimeout(force);
   }
 }

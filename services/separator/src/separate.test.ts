@@ -135,6 +135,35 @@ describe('separating with the tiny model', () => {
     expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(90);
   });
 
+  it('a store that fails while the next chunk is being read fails the attempt, not the process', async () => {
+    const env = setup();
+    const j = await job(env, 30 * SR);
+    const runsBefore = engine.runs;
+    // Once a model run has finished, the next read of the mix (the chunk prepared while the model
+    // runs on the one before) finds the store down.
+    const flaky = Object.create(env.blobs, {
+      get: { value: async (key: string, range?: { start: number; end?: number }) => {
+        if (range && key === keys.pcm(j.id) && engine.runs > runsBefore) throw Object.assign(new Error('object store is unavailable'), { retryable: true });
+        return env.blobs.get(key, range);
+      } },
+    }) as FsBlobStore;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // A database that answers over the network (the cancel check between chunks takes a while).
+      const slowJobs = Object.create(j.jobs, { get: { value: async (id: string) => (await new Promise((r) => setTimeout(r, 30)), j.jobs.get(id)) } }) as EmbeddedJobStore;
+      await expect(separateJob({ ...env, blobs: flaky, jobs: slowJobs, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('object store is unavailable');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    // The retry resumes from the checkpoints and finishes.
+    await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    expect((await env.blobs.head(keys.stem(j.id, 'vocals', 'wav')))?.size).toBeGreaterThan(0);
+  });
+
   it('stops between chunks when the job is canceled, and cleans up', async () => {
     const env = setup();
     const j = await job(env, 30 * SR);

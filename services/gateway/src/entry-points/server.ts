@@ -30,7 +30,10 @@ export async function startGateway(d: Deps, c: HttpConfig): Promise<{ server: Se
     server,
     stop: async () => {
       stopSweeper();
+      // Open SSE streams would hold close() forever: they get 5 s, then are cut (clients reconnect).
+      const cut = setTimeout(() => server.closeAllConnections(), 5000);
       await new Promise<void>((r) => server.close(() => r()));
+      clearTimeout(cut);
     },
   };
 }

@@ -43,10 +43,19 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   }
   const first = resume ? resume.after + 1 : 0;
 
-  const prepare = async (c: Chunk) => {
-    const pad = Math.floor((SEGMENT - c.length) / 2);
-    const seg = await read(c.offset - pad + view.viewOffset, SEGMENT);
-    return engine.prepare(seg);
+  /**
+   * Reads and transforms the next chunk while the model runs. The promise is awaited a step
+   * later: it is marked handled now, or a read failing meanwhile (the store down) would be an
+   * unhandled rejection that kills the process instead of failing the attempt.
+   */
+  const prepare = (c: Chunk) => {
+    const p = (async () => {
+      const pad = Math.floor((SEGMENT - c.length) / 2);
+      const seg = await read(c.offset - pad + view.viewOffset, SEGMENT);
+      return engine.prepare(seg);
+    })();
+    p.catch(() => {});
+    return p;
   };
 
   const post = async (c: Chunk, out: Float32Array) => {
@@ -93,6 +102,7 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     }
     const inputs = await nextPrep!;
     const running = engine.infer(inputs);
+    running.catch(() => {}); // awaited below, unless finishing the previous chunk throws first
     // While the model runs: finish the previous chunk and prepare the next one.
     if (prev) await post(prev.c, engine.finish(prev.out));
     nextPrep = k + 1 < plan.length ? prepare(plan[k + 1]!) : undefined;
