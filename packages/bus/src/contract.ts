@@ -62,6 +62,25 @@ async function failures(h: BusHarness, jobId: string) {
   return { got, sub };
 }
 
+/** A consumer whose handler throws `error()` on every attempt for one job; resolves with its job.failed. */
+async function failEveryTime(h: BusHarness, name: string, error: () => Error) {
+  const jobId = uuidv7();
+  const spec = fast(name, ['job.created']);
+  await h.declare(spec);
+  const { got } = await failures(h, jobId);
+  let calls = 0;
+  await h.bus.subscribe(spec, {
+    'job.created': async (e) => {
+      if (e.jobId !== jobId) return;
+      calls++;
+      throw error();
+    },
+  });
+  await h.bus.publish(created(jobId));
+  const failed = await until(() => got[0], 'job.failed');
+  return { jobId, spec, calls: () => calls, failed };
+}
+
 /** Runs a case on a fresh harness and always closes it. */
 async function withBus(make: () => Promise<BusHarness>, fn: (h: BusHarness) => Promise<void>) {
   const h = await make();
@@ -140,21 +159,8 @@ export function busContract(name: string, make: () => Promise<BusHarness>) {
 
     it('parks a poison message after the attempt limit and fails its job', () =>
       withBus(make, async (h) => {
-      const jobId = uuidv7();
-      const spec = fast('poison', ['job.created']);
-      await h.declare(spec);
-      const { got } = await failures(h, jobId);
-      let calls = 0;
-      await h.bus.subscribe(spec, {
-        'job.created': async (e) => {
-          if (e.jobId !== jobId) return;
-          calls++;
-          throw new Error('segfault in the codec');
-        },
-      });
-      await h.bus.publish(created(jobId));
-      const failed = await until(() => got[0], 'job.failed');
-      expect(calls).toBe(3);
+      const { jobId, spec, calls, failed } = await failEveryTime(h, 'poison', () => new Error('segfault in the codec'));
+      expect(calls()).toBe(3);
       expect(failed.payload).toMatchObject({ stage: 'testing', code: 'GAVE_UP', retryable: false });
       expect(failed.payload.reason).toBe('gave up after 3 attempts: segfault in the codec');
       const parked = await until(async () => {
@@ -169,23 +175,10 @@ export function busContract(name: string, make: () => Promise<BusHarness>) {
 
     it('fails the job at once, without retries, on a permanent error', () =>
       withBus(make, async (h) => {
-      const jobId = uuidv7();
-      const spec = fast('permanent', ['job.created']);
-      await h.declare(spec);
-      const { got } = await failures(h, jobId);
-      let calls = 0;
-      await h.bus.subscribe(spec, {
-        'job.created': async (e) => {
-          if (e.jobId !== jobId) return;
-          calls++;
-          throw new StemflowError('NOT_AUDIO', 'The file is not audio: it looks like a text document.');
-        },
-      });
-      await h.bus.publish(created(jobId));
-      const failed = await until(() => got[0], 'job.failed');
+      const { spec, calls, failed } = await failEveryTime(h, 'permanent', () => new StemflowError('NOT_AUDIO', 'The file is not audio: it looks like a text document.'));
       expect(failed.payload).toEqual({ stage: 'testing', code: 'NOT_AUDIO', reason: 'The file is not audio: it looks like a text document.', retryable: false });
       await new Promise((r) => setTimeout(r, 200));
-      expect(calls).toBe(1);
+      expect(calls()).toBe(1);
       expect(await h.parked(spec.name)).toEqual([]);
       }));
 
