@@ -8,6 +8,8 @@ export default defineConfig({
           name: 'unit',
           include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'models/**/*.test.ts'],
           env: { LOG_LEVEL: 'silent' },
+          // Unit files run in parallel on 2 cores: a 4 s case can take three times as long.
+          testTimeout: 30_000,
           sequence: { groupOrder: 0 },
         },
       },

@@ -101,7 +101,8 @@ describe('chunk plans', () => {
   });
 });
 
-describe('separating with the tiny model', () => {
+// Each case runs the tiny model over 30 s of audio (4–5 s alone, longer beside the other unit tests).
+describe('separating with the tiny model', { timeout: 60_000 }, () => {
   it('writes each stem, and stems are what the model says (overlap-add, iSTFT, de-normalization exact)', async () => {
     const env = setup();
     const j = await job(env, 20 * SR);
