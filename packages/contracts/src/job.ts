@@ -44,6 +44,19 @@ export const JobOptions = z
   .strict();
 export type JobOptions = z.infer<typeof JobOptions>;
 
+/** Job options as text fields (a multipart form, command-line flags): each set one converted, unchecked. */
+export type OptionFields = { stems?: string | string[]; two_stems?: string; format?: string; shifts?: string; overlap?: string; clip?: string };
+export function optionsFromFields(f: OptionFields): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  if (f.stems !== undefined) raw.stems = (Array.isArray(f.stems) ? f.stems : [f.stems]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  if (f.two_stems !== undefined) raw.two_stems = f.two_stems;
+  if (f.format !== undefined) raw.format = f.format;
+  if (f.shifts !== undefined) raw.shifts = Number(f.shifts);
+  if (f.overlap !== undefined) raw.overlap = Number(f.overlap);
+  if (f.clip !== undefined) raw.clip = f.clip;
+  return raw;
+}
+
 export const JobId = z.uuid().describe('Job id (UUID v7).');
 
 export const InputInfo = z.object({

@@ -61,25 +61,31 @@ export class FsBlobStore implements BlobStore {
     return info?.isFile() ? { key, size: info.size } : undefined;
   }
 
-  async list(prefix: string): Promise<BlobInfo[]> {
-    const out: BlobInfo[] = [];
+  /** Every file under prefix (walked from the deepest directory it names), temp files included. */
+  private async files(prefix: string): Promise<{ key: string; path: string; temp: boolean }[]> {
+    const out: { key: string; path: string; temp: boolean }[] = [];
     const walk = async (dir: string): Promise<void> => {
-      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) {
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
         const p = join(dir, e.name);
         if (e.isDirectory()) await walk(p);
-        else if (e.isFile() && !e.name.startsWith(TMP)) {
+        else if (e.isFile()) {
           const key = relative(this.root, p).split(sep).join('/');
-          if (key.startsWith(prefix)) {
-            const s = await stat(p);
-            out.push({ key, size: s.size, modified: s.mtime });
-          }
+          if (key.startsWith(prefix)) out.push({ key, path: p, temp: e.name.startsWith(TMP) });
         }
       }
     };
-    // Walk from the deepest directory the prefix names.
     const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
     await walk(dirPart ? this.path(dirPart) : this.root);
+    return out;
+  }
+
+  async list(prefix: string): Promise<BlobInfo[]> {
+    const out: BlobInfo[] = [];
+    for (const f of await this.files(prefix)) {
+      if (f.temp) continue;
+      const s = await stat(f.path);
+      out.push({ key: f.key, size: s.size, modified: s.mtime });
+    }
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
 
@@ -89,21 +95,13 @@ export class FsBlobStore implements BlobStore {
 
   async abortStaleWrites(prefix: string, startedBefore: Date): Promise<number> {
     let removed = 0;
-    const walk = async (dir: string): Promise<void> => {
-      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) await walk(p);
-        else if (e.name.startsWith(TMP) && relative(this.root, p).split(sep).join('/').startsWith(prefix)) {
-          const s = await stat(p).catch(() => undefined);
-          if (s && s.mtime < startedBefore) {
-            await rm(p, { force: true });
-            removed++;
-          }
-        }
+    for (const f of await this.files(prefix)) {
+      const s = f.temp ? await stat(f.path).catch(() => undefined) : undefined;
+      if (s && s.mtime < startedBefore) {
+        await rm(f.path, { force: true });
+        removed++;
       }
-    };
-    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    await walk(dirPart ? this.path(dirPart) : this.root);
+    }
     return removed;
   }
 

@@ -8,7 +8,7 @@
  * 2 a usage error, 130 interrupted.
  */
 import { parseArgs } from 'node:util';
-import { JobOptions } from '@stemflow/contracts';
+import { JobOptions, optionsFromFields, type OptionFields } from '@stemflow/contracts';
 import { separateCommand } from './separate.js';
 import { submitCommand } from './submit.js';
 
@@ -94,14 +94,13 @@ const integer = (flag: string, v: string | undefined, dflt: number) => {
 
 /** The flags as job options, checked by the same schema the gateway uses. */
 export function jobOptions(v: Record<string, string | boolean | undefined>): JobOptions {
-  const raw: Record<string, unknown> = {};
-  if (typeof v.stems === 'string') raw.stems = v.stems.split(',').map((s) => s.trim()).filter(Boolean);
-  if (typeof v['two-stems'] === 'string') raw.two_stems = v['two-stems'];
-  if (typeof v.format === 'string') raw.format = v.format;
-  if (typeof v.shifts === 'string') raw.shifts = Number(v.shifts);
-  if (typeof v.overlap === 'string') raw.overlap = Number(v.overlap);
-  if (typeof v.clip === 'string') raw.clip = v.clip;
-  const r = JobOptions.safeParse(raw);
+  const text = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const fields: OptionFields = {};
+  for (const [flag, field] of [['stems', 'stems'], ['two-stems', 'two_stems'], ['format', 'format'], ['shifts', 'shifts'], ['overlap', 'overlap'], ['clip', 'clip']] as const) {
+    const t = text(flag);
+    if (t !== undefined) fields[field] = t;
+  }
+  const r = JobOptions.safeParse(optionsFromFields(fields));
   if (!r.success) {
     const flag = (p: PropertyKey | undefined) => `--${String(p ?? 'options').replace('two_stems', 'two-stems')}`;
     throw new UsageError(r.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join('; '));

@@ -8,7 +8,7 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { FORMAT_EXT, JOB_STATUSES, JobOptions, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
+import { FORMAT_EXT, JOB_STATUSES, JobOptions, optionsFromFields, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks } from '@stemflow/runtime';
 import { httpRequestDuration, renderMetrics, uploadedBytes } from '@stemflow/telemetry';
@@ -53,15 +53,7 @@ const OptionsForm = z
 function parseOptions(body: unknown): JobOptions {
   const form = OptionsForm.safeParse(body ?? {});
   if (!form.success) throw invalid('INVALID_OPTIONS', zodMessage(form.error));
-  const f = form.data;
-  const raw: Record<string, unknown> = {};
-  if (f.stems !== undefined) raw.stems = (Array.isArray(f.stems) ? f.stems : [f.stems]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-  if (f.two_stems !== undefined) raw.two_stems = f.two_stems;
-  if (f.format !== undefined) raw.format = f.format;
-  if (f.shifts !== undefined) raw.shifts = Number(f.shifts);
-  if (f.overlap !== undefined) raw.overlap = Number(f.overlap);
-  if (f.clip !== undefined) raw.clip = f.clip;
-  const opts = JobOptions.safeParse(raw);
+  const opts = JobOptions.safeParse(optionsFromFields(form.data));
   if (!opts.success) throw invalid('INVALID_OPTIONS', zodMessage(opts.error));
   return opts.data;
 }
