@@ -1,5 +1,6 @@
 /** Driving a running stemflow over HTTP as a client would: upload, follow SSE, decode stems. */
 import { execFileSync } from 'node:child_process';
+import { createParser } from 'eventsource-parser';
 import { expect } from 'vitest';
 import { ffmpeg } from './audio.js';
 import { makeSources, mixdown } from './mixture.js';
@@ -28,25 +29,20 @@ export async function uploadJob(api: string, file: { name: string; data: Buffer 
   return ((await res.json()) as { id: string }).id;
 }
 
-/** Follows a job's SSE stream to its end; calls onEvent for each event. */
+/** Follows a job's SSE stream to its end; calls onEvent for each event. Parsed by the SSE rules
+ * (eventsource-parser, as the CLI does): a `: keep-alive` comment is not an event. */
 export async function followSse(api: string, id: string, onEvent?: (e: SseEvent) => void, headers: Record<string, string> = {}): Promise<SseEvent[]> {
   const res = await fetch(`${api}/api/jobs/${id}/events`, { headers });
-  const reader = res.body!.getReader();
   const events: SseEvent[] = [];
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += Buffer.from(value).toString();
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const ev = { event: /^event: (.*)$/m.exec(block)?.[1] ?? '', data: JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') };
+  const parser = createParser({
+    onEvent: (m) => {
+      const ev = { event: m.event ?? 'message', data: JSON.parse(m.data) };
       events.push(ev);
       onEvent?.(ev);
-    }
-  }
+    },
+  });
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body!) parser.feed(decoder.decode(chunk, { stream: true }));
   return events;
 }
 

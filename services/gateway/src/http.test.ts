@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent } from '@stemflow/bus';
+import { createParser } from 'eventsource-parser';
 import { QUEUES, type EventOf } from '@stemflow/contracts';
 import { startDecoder } from '@stemflow/decoder';
 import { EmbeddedJobStore } from '@stemflow/jobs';
@@ -33,7 +34,7 @@ beforeAll(async () => {
   bus = new InMemoryBus({ log });
   await startStatus({ bus, blobs, jobs }, log);
   await startDecoder({ bus, blobs, jobs, log }, { maxDurationSec: 60 });
-  const app = createApp({ bus, blobs, jobs, log }, { maxUploadBytes: 1 << 20, apiKeys: ['key-a', 'key-b'], ssePollMs: 20 });
+  const app = createApp({ bus, blobs, jobs, log }, { maxUploadBytes: 1 << 20, apiKeys: ['key-a', 'key-b'], ssePollMs: 20, sseKeepAliveMs: 100 });
   const server = await new Promise<import('node:http').Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   close = () => new Promise((r) => server.close(() => r()));
@@ -125,6 +126,30 @@ describe('deduplication', () => {
     const third = await upload('key-b', { format: 'flac' });
     await new Promise((r) => setTimeout(r, 300));
     expect((await jobs.get(third))?.status).not.toBe('completed');
+  });
+});
+
+describe('progress over SSE', () => {
+  it('keeps a quiet stream open with comments, which no client sees as an event, and ends at the final state', async () => {
+    const id = await upload('key-a', { format: 'mp3' }); // options no earlier job had: no reuse
+    await until(async () => (await jobs.get(id))?.stage === 'separating');
+    const res = await fetch(`${url}/api/jobs/${id}/events`, { headers: auth('key-a') });
+    const raw: string[] = [];
+    const events: { event: string; data: { status: string } }[] = [];
+    const parser = createParser({ onEvent: (m) => events.push({ event: m.event ?? 'message', data: JSON.parse(m.data) }) });
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of res.body!) {
+        const text = dec.decode(chunk, { stream: true });
+        raw.push(text);
+        parser.feed(text);
+      }
+    })();
+    await until(async () => raw.join('').split(': keep-alive').length > 2); // the job waits for a separator
+    await complete(id);
+    await reading;
+    expect(events.map((e) => e.event).at(-1)).toBe('completed');
+    expect(events.every((e) => e.data.status)).toBe(true);
   });
 });
 

@@ -24,6 +24,8 @@ export type GatewayOptions = {
   apiKeys?: string[] | undefined;
   /** How often SSE looks at the read model. */
   ssePollMs?: number;
+  /** A quiet SSE stream gets a `: keep-alive` comment this often, so proxies keep it open. */
+  sseKeepAliveMs?: number;
   /** Presigned download links live this long. */
   presignSec?: number;
 };
@@ -205,7 +207,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
       }
       job = next;
       send(job);
-      if (Date.now() - lastWrite > 15_000) {
+      if (Date.now() - lastWrite > (o.sseKeepAliveMs ?? 15_000)) {
         res.write(': keep-alive\n\n');
         lastWrite = Date.now();
       }
