@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { JobStore } from './port.js';
 import { jobFromCreated } from './projection.js';
 
-const t = (s: number) => new Date(Date.UTC(2026, 10, 24, 10, 0, s)).toISOString();
+export const t = (s: number) => new Date(Date.UTC(2026, 10, 24, 10, 0, s)).toISOString();
 let seq = 0;
 const ev = <T extends AnyEvent['type']>(type: T, jobId: string, payload: Extract<AnyEvent, { type: T }>['payload'], at: string) =>
   ({ id: uuidv7(), type, version: 1, jobId, occurredAt: at, payload, _seq: seq++ }) as unknown as Extract<AnyEvent, { type: T }>;
@@ -16,8 +16,8 @@ export const created = (jobId: string, at = t(0), sha = 'c'.repeat(64), owner: s
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
     owner,
   }, at);
-const progress = (jobId: string, stage: JobStage, p: number, at: string) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10 }, at);
-const decoded = (jobId: string, at: string) => ev('job.decoded', jobId, { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 882000, durationSec: 20 }, at);
+export const progress = (jobId: string, stage: JobStage, p: number, at: string) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10 }, at);
+export const decoded = (jobId: string, at: string) => ev('job.decoded', jobId, { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 882000, durationSec: 20 }, at);
 const completed = (jobId: string, at: string) =>
   ev('job.completed', jobId, { stems: [{ name: 'vocals', format: 'wav16', key: `jobs/${jobId}/stems/vocals.wav`, bytes: 42 }], model: 'htdemucs', timings: { total: 1 } }, at);
 const failed = (jobId: string, at: string) => ev('job.failed', jobId, { stage: 'decoding', reason: 'The file is not audio.', code: 'NOT_AUDIO', retryable: false }, at);

@@ -1,14 +1,29 @@
 /**
- * MongoDB adapter (mongoose). Each event is applied with the shared projection and written by a
- * compare-and-set on the document's version: one atomic conditional update, so two status
- * replicas never overwrite each other (the loser re-reads and re-applies).
+ * MongoDB adapter (mongoose). Events are applied with the shared projection and written by
+ * compare-and-set on each document's version, so two status replicas never overwrite each other
+ * (the loser re-reads and re-applies).
+ *
+ * Writes are batched: while one round trip is in flight, the events that arrive meanwhile wait,
+ * and then go together: one read of the documents not in the cache, each job's events applied in
+ * arrival order in memory, and one unordered bulk write with one conditional replace per job. A
+ * job's five progress events in a batch cost one write. Each event's promise settles only once
+ * the write that holds it is acknowledged, so the bus acks nothing that is not stored.
  */
 import { type AnyEvent, type Job, type JobOptions, type JobStatus, unavailable } from '@stemflow/contracts';
+import { LRUCache } from 'lru-cache';
 import mongoose, { type Connection, type Model } from 'mongoose';
+import { randomUUID } from 'node:crypto';
 import { decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult } from './port.js';
-import { project } from './projection.js';
+import { project, type Outcome } from './projection.js';
 
-type Doc = Omit<Job, 'id'> & { _id: string; version: number; options_key: string };
+/** version: the compare-and-set counter; write_id: which write produced this version. */
+type Doc = Omit<Job, 'id'> & { _id: string; version: number; options_key: string; write_id?: string };
+type Applied = { outcome: Outcome; job?: Job };
+type Pending = { event: AnyEvent; tries: number; resolve: (r: Applied) => void; reject: (err: unknown) => void };
+/** Events written in one round trip at most. */
+const MAX_BATCH = 512;
+/** Re-reads after losing a compare-and-set, before an event gives up (then the bus retries it). */
+const MAX_TRIES = 50;
 
 const jobSchema = new mongoose.Schema<Doc>(
   {
@@ -28,6 +43,7 @@ const jobSchema = new mongoose.Schema<Doc>(
     options_key: { type: String, required: true },
     stems: { type: mongoose.Schema.Types.Mixed, default: [] },
     applied_events: { type: [String], default: [] },
+    write_id: { type: String },
   },
   { versionKey: false, minimize: false, collection: 'jobs' },
 );
@@ -41,10 +57,10 @@ const tombstoneSchema = new mongoose.Schema<Tombstone>({ _id: { type: String, re
 
 const toDoc = (j: Job, version: number): Doc => {
   const { id, ...rest } = j;
-  return { _id: id, version, options_key: optionsKey(j.options), ...rest };
+  return { _id: id, version, options_key: optionsKey(j.options), write_id: randomUUID(), ...rest };
 };
 const toJob = (d: Doc): Job => {
-  const { _id, version: _v, options_key: _k, ...rest } = d;
+  const { _id, version: _v, options_key: _k, write_id: _w, ...rest } = d;
   return { id: _id, ...rest } as Job;
 };
 
@@ -93,42 +109,113 @@ export class MongoJobStore implements JobStore {
     });
   }
 
-  /** Events of one job are applied one at a time in this process (and its CAS retries stay rare). */
-  private readonly perJob = new Map<string, Promise<unknown>>();
+  /** Events waiting for the next batch, in arrival order. */
+  private queue: Pending[] = [];
+  private draining = false;
+  /**
+   * The documents this process last read or wrote. A stale entry costs a lost compare-and-set
+   * (then a re-read), never a wrong write, so another writer (a second replica, a delete) is safe.
+   */
+  private readonly cache = new LRUCache<string, Doc>({ max: 5_000 });
 
-  async apply(event: AnyEvent) {
-    const prev = this.perJob.get(event.jobId) ?? Promise.resolve();
-    const run = prev.then(() => this.applyNow(event));
-    const tail = run.catch(() => {});
-    this.perJob.set(event.jobId, tail);
-    void tail.then(() => {
-      if (this.perJob.get(event.jobId) === tail) this.perJob.delete(event.jobId);
+  apply(event: AnyEvent): Promise<Applied> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, tries: 0, resolve, reject });
+      if (!this.draining) {
+        this.draining = true;
+        setImmediate(() => void this.drain());
+      }
     });
-    return run;
   }
 
-  private async applyNow(event: AnyEvent) {
-    return this.guard(async () => {
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const doc = await this.jobs.findById(event.jobId).lean<Doc>();
-        if (!doc && (await this.tombstones.exists({ _id: event.jobId }))) return { outcome: 'stale' as const };
-        const r = project(doc ? toJob(doc) : undefined, event);
-        if (r.outcome !== 'applied' || !r.job) return r;
-        if (!doc) {
-          try {
-            await this.jobs.collection.insertOne(toDoc(r.job, 1) as never);
-            return r;
-          } catch (err) {
-            if ((err as { code?: number }).code === 11000) continue; // created meanwhile: re-apply
-            throw err;
-          }
+  private async drain() {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      try {
+        const again = await this.guard(() => this.writeBatch(batch));
+        for (const p of again) {
+          if (++p.tries >= MAX_TRIES) p.reject(new Error(`could not apply ${p.event.type} to job ${p.event.jobId}: too much contention`));
         }
-        const res = await this.jobs.collection.replaceOne({ _id: doc._id, version: doc.version } as never, toDoc(r.job, doc.version + 1) as never);
-        if (res.matchedCount === 1) return r;
-        // Another replica wrote first: read again and re-apply.
+        this.queue.unshift(...again.filter((p) => p.tries < MAX_TRIES));
+      } catch (err) {
+        // Whether any of it landed is unknown: forget what we knew, and let the bus retry.
+        for (const p of batch) {
+          this.cache.delete(p.event.jobId);
+          p.reject(err);
+        }
       }
-      throw new Error(`could not apply ${event.type} to job ${event.jobId}: too much contention`);
-    });
+    }
+    this.draining = false;
+  }
+
+  /** One batch: read what the cache lacks, project, write; returns the events to try again. */
+  private async writeBatch(batch: Pending[]): Promise<Pending[]> {
+    const byJob = new Map<string, Pending[]>();
+    for (const p of batch) byJob.set(p.event.jobId, [...(byJob.get(p.event.jobId) ?? []), p]);
+    const ids = [...byJob.keys()];
+    const unread = ids.filter((id) => !this.cache.has(id));
+    if (unread.length) for (const d of await this.jobs.collection.find({ _id: { $in: unread } } as never).toArray()) this.cache.set(d._id as unknown as string, d as unknown as Doc);
+    const absent = ids.filter((id) => !this.cache.has(id));
+    const deleted = new Set(absent.length ? (await this.tombstones.collection.find({ _id: { $in: absent } } as never, { projection: { _id: 1 } }).toArray()).map((d) => d._id as unknown as string) : []);
+
+    const results = new Map<Pending, Applied>();
+    const writes: { id: string; doc: Doc; waiting: Pending[]; op: object }[] = [];
+    for (const [id, waiting] of byJob) {
+      const before = this.cache.get(id);
+      if (!before && deleted.has(id)) {
+        for (const p of waiting) results.set(p, { outcome: 'stale' });
+        continue;
+      }
+      let job = before ? toJob(before) : undefined;
+      let changed = false;
+      for (const p of waiting) {
+        const r = project(job, p.event);
+        results.set(p, r);
+        if (r.outcome === 'applied' && r.job) [job, changed] = [r.job, true];
+      }
+      if (!changed || !job) continue;
+      const doc = toDoc(job, (before?.version ?? 0) + 1);
+      const op = before ? { replaceOne: { filter: { _id: id, version: before.version }, replacement: doc } } : { insertOne: { document: doc } };
+      writes.push({ id, doc, waiting, op });
+    }
+
+    const again: Pending[] = [];
+    if (writes.length) {
+      const lost = await this.bulkWrite(writes);
+      for (const w of writes) {
+        if (lost.has(w.id)) {
+          // Another writer got there first (or created the job meanwhile): read again, re-apply.
+          this.cache.delete(w.id);
+          again.push(...w.waiting);
+          for (const p of w.waiting) results.delete(p);
+        } else this.cache.set(w.id, w.doc);
+      }
+    }
+    for (const [p, r] of results) p.resolve(r);
+    return again;
+  }
+
+  /** One unordered bulk write; returns the jobs whose write did not land (a lost compare-and-set). */
+  private async bulkWrite(writes: { id: string; doc: Doc; op: object }[]): Promise<Set<string>> {
+    const lost = new Set<string>();
+    let landed: number;
+    try {
+      const r = await this.jobs.collection.bulkWrite(writes.map((w) => w.op) as never, { ordered: false });
+      landed = r.matchedCount + r.insertedCount;
+    } catch (err) {
+      if (!(err instanceof mongoose.mongo.MongoBulkWriteError)) throw err;
+      const errors = [err.writeErrors].flat();
+      // Only "created meanwhile" is a lost race; any other write error is a real failure.
+      if (errors.some((e) => e.code !== 11000)) throw err;
+      for (const e of errors) lost.add(writes[e.index]!.id);
+      landed = err.result.matchedCount + err.result.insertedCount;
+    }
+    if (landed + lost.size === writes.length) return lost;
+    // Some conditional replace matched nothing, and counts do not say which: ask the documents.
+    const stored = await this.jobs.collection.find({ _id: { $in: writes.map((w) => w.id) } } as never, { projection: { _id: 1, write_id: 1 } }).toArray();
+    const landedAs = new Map(stored.map((d) => [d._id as unknown as string, d.write_id as string | undefined]));
+    for (const w of writes) if (landedAs.get(w.id) !== w.doc.write_id) lost.add(w.id);
+    return lost;
   }
 
   async get(id: string) {
@@ -154,6 +241,7 @@ export class MongoJobStore implements JobStore {
   async delete(id: string) {
     return this.guard(async () => {
       await this.tombstones.updateOne({ _id: id }, { $set: { deleted_at: new Date().toISOString() } }, { upsert: true });
+      this.cache.delete(id);
       const r = await this.jobs.deleteOne({ _id: id });
       return r.deletedCount === 1;
     });
