@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { envNames, parseConfig, type ServiceName } from '@stemflow/config';
+import { MALLOC_TUNABLES } from '@stemflow/models';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -60,6 +61,9 @@ describe('docker-compose.yml', () => {
     expect(existsSync(`${root}/services/${name}/src/main.ts`)).toBe(true);
     const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, v === null ? '' : String(v)]));
     const known = envNames(name);
+    // Read by the C library at process start, not by the config: the model's malloc settings.
+    if (name === 'separator') expect(env.GLIBC_TUNABLES).toBe(MALLOC_TUNABLES);
+    delete env.GLIBC_TUNABLES;
     for (const k of Object.keys(env)) expect(known, `${name} sets ${k}, which its config does not read`).toContain(k);
     expect(() => parseConfig(name, env)).not.toThrow();
     const config = parseConfig(name, env);
@@ -81,6 +85,14 @@ describe('docker-compose.yml', () => {
     const port = (config as { PORT: number }).PORT;
     expect(s.healthcheck?.test.join(' ')).toContain(`http://127.0.0.1:${port}/api/health`);
     if (s.ports) expect(s.ports).toContain(`${port}:${port}`);
+  });
+
+  it('every way of starting a process that runs the model sets the malloc tunables', () => {
+    const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
+    expect(scripts('services/separator/package.json').start).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
+    expect(scripts('services/all-in-one/package.json').start).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
+    expect(scripts('package.json').stemflow).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
+    expect(read('infra/start-embedded.sh')).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
   });
 
   it('the services use distinct ports, and the gateway is published', () => {

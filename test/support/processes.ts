@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { MALLOC_TUNABLES } from '@stemflow/models';
 import { eventually } from './env.js';
 
 export type Service = 'gateway' | 'decoder' | 'separator' | 'status' | 'all-in-one';
@@ -11,7 +12,8 @@ export class ServiceProcess {
 
   async start(): Promise<void> {
     this.proc = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
-      env: { ...process.env, ...this.env, PORT: String(this.port) },
+      // As the start scripts do for the processes that run the model.
+      env: { ...process.env, ...(this.name === 'separator' || this.name === 'all-in-one' ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
