@@ -8,6 +8,10 @@
  * arrival order in memory, and one unordered bulk write with one conditional replace per job. A
  * job's five progress events in a batch cost one write. Each event's promise settles only once
  * the write that holds it is acknowledged, so the bus acks nothing that is not stored.
+ *
+ * On MongoDB `{_id, version}` is an index lookup. FerretDB v1 (the native engine) pushes only an
+ * `_id`-only filter down to SQLite, so there each conditional write scans the collection; batching
+ * is what keeps the projection up with the events there (README, Benchmarks).
  */
 import { type AnyEvent, type Job, type JobOptions, type JobStatus, unavailable } from '@stemflow/contracts';
 import { LRUCache } from 'lru-cache';
