@@ -43,7 +43,7 @@ export async function verifyModel(path = modelPath(), m: ModelManifest = HTDEMUC
  * glibc malloc settings for a process that runs the model (GLIBC_TUNABLES, read at process start).
  * With ORT's memory arena off (it would double the peak), every run mallocs and frees tensors of
  * tens to hundreds of MiB; glibc serves those by mmap and unmaps them on free, so each run
- * page-faults its whole working set in again (measured: 4.2 s per run instead of 3.3 s). Served
+ * page-faults its whole working set in again (pnpm bench separate: 1.47× the model time). Served
  * from the heap and not trimmed, the memory is reused between runs at the same peak RSS.
  */
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184';
@@ -65,7 +65,7 @@ export type SessionOptions = {
  */
 export async function openSession(o: SessionOptions, path = modelPath()): Promise<{ session: ort.InferenceSession; device: 'cpu' | 'cuda' }> {
   await verifyModel(path);
-  if (o.memArena === false && !mallocTuned()) o.log?.(`GLIBC_TUNABLES lacks ${MALLOC_TUNABLES}: each model run will be about 25 % slower (start the process with it, as the start scripts do)`);
+  if (o.memArena === false && !mallocTuned()) o.log?.(`GLIBC_TUNABLES lacks ${MALLOC_TUNABLES}: each model run will take about 1.5× as long (start the process with it, as the start scripts do)`);
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     enableCpuMemArena: o.memArena ?? true,

@@ -155,7 +155,11 @@ export class MongoJobStore implements JobStore {
   /** One batch: read what the cache lacks, project, write; returns the events to try again. */
   private async writeBatch(batch: Pending[]): Promise<Pending[]> {
     const byJob = new Map<string, Pending[]>();
-    for (const p of batch) byJob.set(p.event.jobId, [...(byJob.get(p.event.jobId) ?? []), p]);
+    for (const p of batch) {
+      const waiting = byJob.get(p.event.jobId);
+      if (waiting) waiting.push(p);
+      else byJob.set(p.event.jobId, [p]);
+    }
     const ids = [...byJob.keys()];
     const unread = ids.filter((id) => !this.cache.has(id));
     if (unread.length) for (const d of await this.jobs.collection.find({ _id: { $in: unread } } as never).toArray()) this.cache.set(d._id as unknown as string, d as unknown as Doc);
