@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/pnpm.sh install --frozen-lockfile --reporter=silent
+# ffmpeg decodes the uploads and encodes the stems. Provisioned as the tests provision their
+# engines (Debian's package) where this runs as root with apt-get; elsewhere it stops here, saying how.
+if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ "${STEMFLOW_NO_PROVISION:-}" != 1 ]; then
+    echo "stemflow: ffmpeg is not installed; installing Debian's ffmpeg package with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+  else
+    echo "stemflow: ffmpeg and ffprobe are needed and not on PATH; install them (Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg) and run pnpm start again" >&2
+    exit 1
+  fi
+fi
 # The model's tensors come from the heap and stay there between runs (see MALLOC_TUNABLES in models/).
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184}
-exec bash infra/pnpm.sh exec tsx services/all-in-one/src/main.ts "$@"
+# node itself, not through pnpm exec: Ctrl-C reaches one process, which stops gracefully.
+exec node_modules/.bin/node --import tsx services/all-in-one/src/main.ts "$@"

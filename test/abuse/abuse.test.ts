@@ -104,7 +104,9 @@ describe('uploads refused with a 4xx and a JSON reason, nothing kept', () => {
 describe('uploads that are accepted, with their names made safe', () => {
   it('path traversal in the file name stays inside the job', async () => {
     const id = await accepted(await post(form([audio('../../../etc/passwd.wav')])));
-    expect((await c.jobs.get(id))!.input.key).toBe(`jobs/${id}/input/passwd.wav`);
+    const job = (await c.jobs.get(id))!;
+    expect(job.input.key).toBe(`jobs/${id}/input/source`);
+    expect(job.input.filename).toBe('passwd.wav');
   });
 
   it('unicode names are kept, control characters removed', async () => {

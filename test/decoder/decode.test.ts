@@ -42,7 +42,7 @@ const deps = () => ({ bus, blobs, jobs, log: createLogger('decoder', 'silent') }
 
 async function upload(name: string, data: Buffer): Promise<EventOf<'job.created'>> {
   const id = uuidv7();
-  const key = keys.input(id, name);
+  const key = keys.input(id);
   await blobs.put(key, data);
   return newEvent('job.created', id, {
     input: { key, filename: name, size: data.length, content_type: 'application/octet-stream', sha256: createHash('sha256').update(data).digest('hex') },
@@ -122,19 +122,50 @@ describe('decoding every common format', () => {
   });
 });
 
+/** Another job's input: what a crafted playlist would point ffmpeg at (a presigned URL). */
+let victimUrl = '';
+beforeAll(async () => {
+  const victim = await upload('victim.mp3', await gen(3, 44100, 2, ['-c:a', 'libmp3lame', '-f', 'mp3']));
+  victimUrl = await blobs.sourceUrl(victim.payload.input.key);
+});
+/** Text behind a 300 KB ID3v2 tag: sniffed as MP3, which made ffmpeg probe it as a playlist. */
+const id3Wrapped = (text: string) => {
+  const size = 300_000;
+  const header = Buffer.from([0x49, 0x44, 0x33, 4, 0, 0, (size >> 21) & 0x7f, (size >> 14) & 0x7f, (size >> 7) & 0x7f, size & 0x7f]);
+  return Buffer.concat([header, Buffer.alloc(size), Buffer.from(text)]);
+};
+/** A FLAC whose STREAMINFO states `sec` seconds, whatever it holds (a header that lies). */
+function lyingFlac(flac: Buffer, sec: number): Buffer {
+  const out = Buffer.from(flac);
+  // "fLaC", then the STREAMINFO block header (4 bytes); total samples: the low 36 bits of bytes 13..17 of the block.
+  const b = 8;
+  const rate = (out[b + 10]! << 12) | (out[b + 11]! << 4) | (out[b + 12]! >> 4);
+  const total = BigInt(Math.round(rate * sec));
+  out[b + 13] = (out[b + 13]! & 0xf0) | Number((total >> 32n) & 0x0fn);
+  out.writeUInt32BE(Number(total & 0xffffffffn), b + 14);
+  return out;
+}
+
 describe('bad inputs fail the job with a reason a user understands', () => {
   const mp3 = () => gen(20, 44100, 2, ['-c:a', 'libmp3lame', '-b:a', '128k', '-f', 'mp3']);
   const cases: [string, string, () => Promise<Buffer>, string, RegExp][] = [
-    ['a text file renamed .mp3', 'song.mp3', async () => Buffer.from('Dear diary, today I wrote no music.\n'.repeat(100)), 'NOT_AUDIO', /^the file could not be read as audio or video/],
-    ['a zero-byte file', 'empty.wav', async () => Buffer.alloc(0), 'NOT_AUDIO', /could not be read/],
+    ['a text file renamed .mp3', 'song.mp3', async () => Buffer.from('Dear diary, today I wrote no music.\n'.repeat(100)), 'UNSUPPORTED_MEDIA_TYPE', /^The file is not audio or video/],
+    ['a zero-byte file', 'empty.wav', async () => Buffer.alloc(0), 'EMPTY_FILE', /^The file is empty\.$/],
+    ['an HLS playlist behind an ID3 tag, pointing at another file', 'evil.mp3', async () => id3Wrapped(`#EXTM3U\n#EXTINF:10,\n${victimUrl}\n#EXT-X-ENDLIST\n`), 'NOT_AUDIO', /could not be read as audio/],
+    ['an ffconcat script behind an ID3 tag', 'evil.mp3', async () => id3Wrapped(`ffconcat version 1.0\nfile '${victimUrl}'\n`), 'NOT_AUDIO', /could not be read as audio/],
+    ['a MIDI file (sniffed, but not a format this server decodes)', 'song.mid', async () => Buffer.concat([Buffer.from('4d546864000000060000000100604d54726b0000000400ff2f00', 'hex')]), 'UNSUPPORTED_MEDIA_TYPE', /^The file is audio\/midi \(mid\), which this server does not decode\.$/],
+    ['50 s with shifts=10 and overlap=0.9 (over a budget of 300 model runs)', 'costly.flac', () => gen(50, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'COST_LIMIT', /^The job is too costly: separating 0:50 of audio with shifts 10 and overlap 0\.9 would take 560 model runs; this server allows at most 300 per job/],
+    ['a FLAC whose header says 0:10 but holds 1:10', 'liar.flac', async () => lyingFlac(await gen(70, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 10), 'TOO_LONG', /^The audio is longer than this server accepts \(1:00\); decoding stopped there\.$/],
     ['a truncated mp3', 'cut.mp3', async () => (await mp3()).subarray(0, 100_000), 'TRUNCATED', /^The file is cut off or damaged: only 0:0\d of its 0:20 could be decoded\.$/],
     ['a video without audio', 'silent.mp4', () => ffmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=2', '-c:v', 'mpeg4', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', '-']), 'NO_AUDIO_STREAM', /^The video has no audio track\.$/],
     ['an over-long input', 'long.flac', () => gen(70, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'TOO_LONG', /^The audio is 1:10 long; this server accepts at most 1:00\.$/],
   ];
 
-  it.each(cases)('%s → %s', async (_what, name, make, code, reason) => {
+  it.each(cases)('%s → %s', async (what, name, make, code, reason) => {
     const e = await upload(name, await make());
-    const err = await decodeJob(deps(), e, { maxDurationSec: 60 }).then(() => undefined, (x: unknown) => x);
+    const costly = what.startsWith('50 s');
+    if (costly) e.payload.options = { ...e.payload.options, shifts: 10, overlap: 0.9 };
+    const err = await decodeJob(deps(), e, { maxDurationSec: 60, ...(costly ? { maxModelRuns: 300 } : {}) }).then(() => undefined, (x: unknown) => x);
     expect(err).toMatchObject({ code, retryable: false });
     expect((err as Error).message).toMatch(reason);
     expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
@@ -147,7 +178,7 @@ describe('bad inputs fail the job with a reason a user understands', () => {
     const e = await upload('notes.mp3', Buffer.from('not audio at all '.repeat(300)));
     await bus.publish(e);
     const f = await eventually(() => published.find((p) => p.type === 'job.failed' && p.jobId === e.jobId), { what: 'job.failed' });
-    expect(f.payload).toMatchObject({ stage: 'decoding', code: 'NOT_AUDIO', retryable: false });
+    expect(f.payload).toMatchObject({ stage: 'decoding', code: 'UNSUPPORTED_MEDIA_TYPE', retryable: false });
     await svc.stop();
   });
 

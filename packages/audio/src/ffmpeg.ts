@@ -5,8 +5,9 @@
  * each run, and stderr kept for the reason a user reads.
  */
 import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { StemflowError } from '@stemflow/contracts';
+import { inputArgs, type MediaSource } from './media.js';
 
 export const SAMPLE_RATE = 44100;
 export const CHANNELS = 2;
@@ -37,8 +38,9 @@ const lastLine = (stderr: string) =>
     ?.replace(/^\[[^\]]+\]\s*/, '')
     .replace(/^(https?:\/\/|\/)\S+:\s*/, '') ?? 'unknown error';
 
-export async function probe(source: string, timeoutMs = 60_000): Promise<Probe> {
-  const { stdout, stderr, code } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', source], timeoutMs);
+export async function probe(src: MediaSource, timeoutMs = 60_000): Promise<Probe> {
+  const { stdout, stderr, code } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ...inputArgs(src)], timeoutMs);
+  if (code === null) throw new StemflowError('PROBE_TIMEOUT', `The file could not be read: looking into it took longer than ${Math.round(timeoutMs / 1000)} s.`);
   if (code !== 0) throw new StemflowError('NOT_AUDIO', `the file could not be read as audio or video (${lastLine(stderr)})`);
   const j = JSON.parse(stdout) as FfprobeJson;
   const a = j.streams?.find((s) => s.codec_type === 'audio');
@@ -51,24 +53,37 @@ export async function probe(source: string, timeoutMs = 60_000): Promise<Probe> 
 }
 
 export type DecodeRun = {
-  /** Interleaved stereo float32 little-endian at 44.1 kHz. */
+  /** Interleaved stereo float32 little-endian at 44.1 kHz; errors with the reason when a limit stops the decode. */
   pcm: Readable;
   /** Resolves when ffmpeg exits: its status and what it said. */
   done: Promise<{ code: number | null; stderr: string }>;
   kill: () => void;
+  /** Bytes of PCM produced so far. */
+  outputBytes: () => number;
+};
+
+export type DecodeLimits = {
+  /** Decoding stops (and `pcm` errors with `tooLong()`) as soon as more than this much audio came out. */
+  maxSec: number;
+  tooLong: () => StemflowError;
+  /** The whole decode's deadline. */
+  timeoutMs: number;
+  /** ffmpeg producing nothing this long, while its output is being taken, counts as stalled. */
+  stallMs: number;
+  onProgress?: (sec: number) => void;
 };
 
 /**
  * Decodes the first audio stream to 44.1 kHz stereo f32le: mono is duplicated, multichannel
- * downmixed by ffmpeg's standard matrix, other rates resampled with the SoX resampler.
- * `onProgress` gets decoded seconds as ffmpeg reports them. At most `maxSec` are decoded.
+ * downmixed by ffmpeg's standard matrix, other rates resampled with the SoX resampler. Limits are
+ * enforced while it reads: past `maxSec` of output, the deadline, or a stall, ffmpeg is killed at
+ * once and `pcm` errors with a StemflowError saying which.
  */
-export function decodeToPcm(source: string, opts: { maxSec: number; onProgress?: (sec: number) => void }): DecodeRun {
+export function decodeToPcm(src: MediaSource, o: DecodeLimits): DecodeRun {
   const args = [
     '-nostdin', '-v', 'error', '-progress', 'pipe:3', '-nostats',
-    '-i', source,
+    ...inputArgs(src),
     '-map', '0:a:0', '-vn', '-sn', '-dn',
-    '-t', String(opts.maxSec),
     '-af', `aresample=${SAMPLE_RATE}:resampler=soxr:precision=28`,
     '-ac', String(CHANNELS), '-ar', String(SAMPLE_RATE),
     '-f', 'f32le', '-c:a', 'pcm_f32le', 'pipe:1',
@@ -84,15 +99,43 @@ export function decodeToPcm(source: string, opts: { maxSec: number; onProgress?:
     buf = lines.pop() ?? '';
     for (const l of lines) {
       const m = /^out_time_us=(\d+)/.exec(l);
-      if (m) opts.onProgress?.(Number(m[1]) / 1e6);
+      if (m) o.onProgress?.(Number(m[1]) / 1e6);
     }
   });
   progress.on('error', () => {});
+
+  const maxBytes = Math.ceil(o.maxSec * SAMPLE_RATE) * BYTES_PER_FRAME;
+  let bytes = 0;
+  let lastOutput = Date.now();
+  const pcm = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      lastOutput = Date.now();
+      bytes += chunk.length;
+      if (bytes > maxBytes) return cb(stop(o.tooLong()));
+      cb(null, chunk);
+    },
+  });
+  const stop = (err: StemflowError) => {
+    p.kill('SIGKILL');
+    clearInterval(watch);
+    return err;
+  };
+  const t0 = Date.now();
+  const watch = setInterval(() => {
+    const now = Date.now();
+    if (now - t0 > o.timeoutMs) pcm.destroy(stop(new StemflowError('DECODE_TIMEOUT', `Decoding took longer than ${Math.round(o.timeoutMs / 1000)} s and was stopped; the file may be damaged.`)));
+    // A consumer that is slow to take the output is not ffmpeg stalling.
+    else if (now - lastOutput > o.stallMs && !pcm.writableNeedDrain) {
+      pcm.destroy(stop(new StemflowError('DECODE_STALLED', `Decoding stopped making progress for ${Math.round(o.stallMs / 1000)} s.`, { retryable: true })));
+    }
+  }, Math.min(1000, o.stallMs / 4));
+  p.stdout!.on('error', (err) => pcm.destroy(err));
+  p.stdout!.pipe(pcm);
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
     p.on('error', (err) => resolve({ code: -1, stderr: `${stderr}\n${err.message}` }));
     p.on('close', (code) => resolve({ code, stderr }));
-  });
-  return { pcm: p.stdout!, done, kill: () => p.kill('SIGKILL') };
+  }).finally(() => clearInterval(watch));
+  return { pcm, done, kill: () => void stop(new StemflowError('DECODE_KILLED', 'killed')), outputBytes: () => bytes };
 }
 
 export { lastLine };
@@ -116,4 +159,24 @@ export function run(cmd: string, args: string[], timeoutMs: number, input?: Buff
     });
     if (input) p.stdin!.end(input);
   });
+}
+
+export type FfmpegVersions = { ffmpeg: string; ffprobe: string };
+const INSTALL_HINT = 'install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg) and put ffmpeg and ffprobe on PATH';
+
+/**
+ * The versions of ffmpeg and ffprobe on PATH; FFMPEG_MISSING naming what is missing and how to
+ * install it. Processes that decode or encode call it at start, so a machine without ffmpeg stops
+ * at once with one line instead of failing its first job after minutes of retries.
+ */
+export async function ffmpegVersions(): Promise<FfmpegVersions> {
+  const version = async (cmd: 'ffmpeg' | 'ffprobe') => {
+    const r = await run(cmd, ['-hide_banner', '-version'], 10_000).catch(() => undefined);
+    const v = r?.code === 0 ? /version (\S+)/.exec(r.stdout)?.[1] : undefined;
+    return v;
+  };
+  const [ffmpeg, ffprobe] = await Promise.all([version('ffmpeg'), version('ffprobe')]);
+  const missing = [ffmpeg ? undefined : 'ffmpeg', ffprobe ? undefined : 'ffprobe'].filter(Boolean);
+  if (missing.length) throw new StemflowError('FFMPEG_MISSING', `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed or not on PATH: ${INSTALL_HINT}`);
+  return { ffmpeg: ffmpeg!, ffprobe: ffprobe! };
 }

@@ -1,2 +1,5 @@
 export * from './ffmpeg.js';
 export * from './dsp.js';
+export * from './media.js';
+export * from './encode.js';
+export * from './plan.js';

@@ -30,9 +30,27 @@ describe('config', () => {
   });
 
   it('parses API keys and the separator device', () => {
-    expect(parseConfig('gateway', { API_KEYS: 'a, b,' }).API_KEYS).toEqual(['a', 'b']);
+    expect(parseConfig('gateway', { API_KEYS: 'a, b' }).API_KEYS).toEqual(['a', 'b']);
     expect(parseConfig('separator', { SEPARATOR_DEVICE: 'cuda' }).SEPARATOR_DEVICE).toBe('cuda');
     expect(() => parseConfig('separator', { SEPARATOR_DEVICE: 'tpu' })).toThrow(/SEPARATOR_DEVICE/);
+  });
+
+  it.each([
+    [',', /empty key/],
+    ['  ,  ', /empty key/],
+    ['a,,b', /empty key/],
+    ['a,b,', /empty key/],
+    ['clé', /only ASCII letters/],
+    ['has space', /only ASCII letters/],
+    ['a,a', /twice/],
+  ])('refuses API_KEYS=%j with one line (authentication must never turn off by accident)', (value, why) => {
+    expect(() => parseConfig('gateway', { API_KEYS: value })).toThrow(why);
+    try {
+      parseConfig('gateway', { API_KEYS: value });
+    } catch (err) {
+      expect((err as Error).message.split('\n')).toHaveLength(1);
+      if (value.trim().length > 1) expect((err as Error).message).not.toContain(value.trim()); // the keys are secrets
+    }
   });
 
   it('lists the variables each service reads', () => {

@@ -14,6 +14,19 @@ const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' |
 const blankIsUnset = (v: unknown) => (v === '' ? undefined : v);
 const opt = <T extends z.ZodType>(s: T) => z.preprocess(blankIsUnset, s.optional());
 
+/**
+ * Bearer tokens: RFC 6750's token characters only (a header carries bytes, and a key that is not
+ * ASCII could never be sent as itself), no empty entries (`API_KEYS=","` must not turn
+ * authentication off), no duplicates.
+ */
+const apiKeys = z.string().transform((s, ctx) => {
+  const keys = s.split(',').map((k) => k.trim());
+  if (keys.some((k) => k === '')) ctx.addIssue({ code: 'custom', message: 'has an empty key (two commas, a trailing comma, or only spaces): list keys separated by single commas' });
+  else if (keys.some((k) => !/^[A-Za-z0-9\-._~+/]+=*$/.test(k))) ctx.addIssue({ code: 'custom', message: 'keys may contain only ASCII letters, digits and - . _ ~ + / (then =), as bearer tokens do' });
+  else if (new Set(keys).size !== keys.length) ctx.addIssue({ code: 'custom', message: 'lists a key twice' });
+  return keys;
+});
+
 /** Env pieces, each named as in the design; composed per service below. */
 export const busEnv = z.object({
   /** Unset → the in-process bus (embedded mode). */
@@ -50,11 +63,22 @@ export const httpEnv = z.object({
   UPLOAD_MIN_BYTES_PER_SEC: z.preprocess(blankIsUnset, int(0).default(1024)),
   /** Input objects and unfinished multipart uploads older than this that no job owns are removed. */
   UPLOAD_ORPHAN_GRACE_SEC: z.preprocess(blankIsUnset, int(1).default(3600)),
+  /** An upload's request head, and its multipart form up to the file, must arrive within this. */
+  REQUEST_HEAD_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(30)),
+  /** Open connections the gateway holds at once, in all and per client address (503 past them). */
+  MAX_CONNECTIONS: z.preprocess(blankIsUnset, int(1).default(1024)),
+  MAX_CONNECTIONS_PER_CLIENT: z.preprocess(blankIsUnset, int(1).default(64)),
   /** Comma-separated bearer tokens; unset → no authentication. */
-  API_KEYS: opt(z.string().transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))),
+  API_KEYS: opt(apiKeys),
+  /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this. */
+  MAX_MODEL_RUNS: z.preprocess(blankIsUnset, int(1).default(1300)),
 });
 export const decoderEnv = z.object({
   MAX_DURATION_SEC: z.preprocess(blankIsUnset, int(1).default(60 * 60)),
+  MAX_MODEL_RUNS: z.preprocess(blankIsUnset, int(1).default(1300)),
+  /** Deadline of one decode, and how long ffmpeg may produce nothing before it is stopped. */
+  DECODE_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1).default(600)),
+  DECODE_STALL_SEC: z.preprocess(blankIsUnset, int(1).default(60)),
 });
 export const separatorEnv = z.object({
   SEPARATOR_DEVICE: z.preprocess(blankIsUnset, z.enum(['auto', 'cpu', 'cuda']).default('auto')),

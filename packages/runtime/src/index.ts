@@ -6,10 +6,13 @@ import { InMemoryBus, RabbitBus, type EventBus } from '@stemflow/bus';
 import { loadConfig, type ConfigOf, type ServiceName } from '@stemflow/config';
 import { createJobStore, type JobStore } from '@stemflow/jobs';
 import { createBlobStore, type BlobStore } from '@stemflow/storage';
-import { QUEUES } from '@stemflow/contracts';
+import { QUEUES, describeError } from '@stemflow/contracts';
+import { ffmpegVersions } from '@stemflow/audio';
 import { createLogger, registerJobsByStatus, registerQueueDepth, startTelemetry, type Logger } from '@stemflow/telemetry';
 
 export type Adapters = { bus: EventBus; blobs: BlobStore; jobs: JobStore };
+/** Health checks beyond the adapters (ffmpeg's version where a process needs it). */
+export type ExtraChecks = { checks: Check[] };
 export type Running = { stop: () => Promise<void> };
 type AnyConfig = ConfigOf<'all-in-one'> | ConfigOf<ServiceName>;
 
@@ -33,12 +36,27 @@ export async function closeAdapters(a: Adapters): Promise<void> {
 /** Runs one deployable: config → telemetry → adapters → start; stops cleanly on a signal. */
 export async function runService<S extends ServiceName | 'all-in-one'>(
   name: S,
-  start: (ctx: { config: ConfigOf<S>; log: Logger; adapters: Adapters }) => Promise<Running>,
-  opts: { /** Workers without an HTTP API serve /api/health and /livez on PORT. */ healthServer?: boolean } = {},
+  start: (ctx: { config: ConfigOf<S>; log: Logger; adapters: Adapters; checks: Check[] }) => Promise<Running>,
+  opts: {
+    /** Workers without an HTTP API serve /api/health and /livez on PORT. */
+    healthServer?: boolean;
+    /** The process decodes or encodes: it refuses to start without ffmpeg and ffprobe. */
+    needsFfmpeg?: boolean;
+  } = {},
 ): Promise<void> {
   const config = loadConfig(name) as ConfigOf<S>;
   const telemetry = startTelemetry(`stemflow-${name}`);
   const log = createLogger(name, (config as AnyConfig).LOG_LEVEL);
+  const extra: Check[] = [];
+  if (opts.needsFfmpeg) {
+    try {
+      const v = await ffmpegVersions();
+      extra.push({ name: 'ffmpeg', check: async () => ({ ok: true, detail: `ffmpeg ${v.ffmpeg}, ffprobe ${v.ffprobe}` }) });
+    } catch (err) {
+      process.stderr.write(`stemflow ${name} cannot start: ${describeError(err)}\n`);
+      process.exit(1);
+    }
+  }
   let adapters: Adapters;
   try {
     adapters = await createAdapters(config as unknown as ConfigOf<'status'>, log);
@@ -48,8 +66,9 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   }
   registerQueueDepth((q) => adapters.bus.depth(q), Object.values(QUEUES).map((q) => q.name));
   if (name === 'status' || name === 'gateway' || name === 'all-in-one') registerJobsByStatus(() => adapters.jobs.countByStatus());
-  const svc = await start({ config, log, adapters });
-  const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, adapterChecks(adapters)) : undefined;
+  const checks = [...adapterChecks(adapters), ...extra];
+  const svc = await start({ config, log, adapters, checks });
+  const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, checks) : undefined;
   const running: Running = {
     stop: async () => {
       http?.close();
@@ -77,4 +96,4 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 export { startHealthServer, runChecks, adapterChecks, type Check } from './health.js';
-import { adapterChecks, startHealthServer } from './health.js';
+import { adapterChecks, startHealthServer, type Check } from './health.js';

@@ -31,5 +31,22 @@ describe('safeFileName', () => {
     ['Beyoncé – Halo (live).mp3', 'Beyoncé – Halo (live).mp3'],
     ['a\u0000b\nc.wav', 'abc.wav'],
     ['日本語の歌.flac', '日本語の歌.flac'],
+    ['song\u202Eevil3pm.wav', 'songevil3pm.wav'],
+    ['\u2066a\u2069\u200f b\ufeff.mp3', 'a b.mp3'],
   ])('%j → %j', (input, want) => expect(safeFileName(input)).toBe(want));
+
+  it.each([
+    ['100 CJK characters', '歌'.repeat(100) + '.mp3'],
+    ['150 emoji', '🎵'.repeat(150) + '.flac'],
+    ['family emoji (one grapheme of 25 bytes)', '👨‍👩‍👧‍👦'.repeat(20) + '.wav'],
+    ['no extension', 'x'.repeat(300)],
+  ])('%s: at most 255 UTF-8 bytes, cut between characters, extension kept', (_what, name) => {
+    const safe = safeFileName(name);
+    expect(Buffer.byteLength(safe)).toBeLessThanOrEqual(255);
+    expect(Buffer.byteLength(safe)).toBeGreaterThan(200);
+    expect(safe).not.toContain('\ufffd');
+    expect(name.startsWith(safe.replace(/\.[a-z0-9]+$/, ''))).toBe(true);
+    const ext = /\.[a-z0-9]+$/.exec(name)?.[0];
+    if (ext) expect(safe.endsWith(ext)).toBe(true);
+  });
 });

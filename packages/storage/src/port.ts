@@ -33,25 +33,53 @@ export interface BlobStore {
 /** Keys of one job's objects. */
 export const keys = {
   job: (id: string) => `jobs/${id}/`,
-  input: (id: string, safeName: string) => `jobs/${id}/input/${safeName}`,
+  /**
+   * The uploaded file, under a neutral name: nothing the client chose (its extension above all)
+   * reaches the tools that read it. The client's name is kept in the job record, for display.
+   */
+  input: (id: string) => `jobs/${id}/input/source`,
   pcm: (id: string) => `jobs/${id}/pcm/mix.f32`,
   checkpoint: (id: string, chunk: number) => `jobs/${id}/work/chunk-${String(chunk).padStart(5, '0')}.f32`,
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };
 
+/** Longest file name kept, in UTF-8 bytes (what file systems and zip tools allow). */
+export const MAX_NAME_BYTES = 255;
+
 /**
- * Makes a client-supplied file name safe as the last segment of a key: no directories, no
- * traversal, no control characters; unicode letters are kept.
+ * Characters removed from names: controls (C0, DEL, C1), bidirectional overrides and isolates
+ * (U+202A–U+202E, U+2066–U+2069: "song\u202Eevil.mp3" would display reversed), directional
+ * marks, line/paragraph separators and the BOM.
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/** Cuts a string to at most `max` UTF-8 bytes, on a grapheme boundary (no half emoji or accent). */
+export function cutUtf8(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s;
+  let out = '';
+  let bytes = 0;
+  for (const { segment } of new Intl.Segmenter('en', { granularity: 'grapheme' }).segment(s)) {
+    const b = Buffer.byteLength(segment);
+    if (bytes + b > max) break;
+    out += segment;
+    bytes += b;
+  }
+  return out;
+}
+
+/**
+ * Makes a client-supplied file name safe to show, to store in a record and to use in a download's
+ * name: no directories, no traversal, no control or bidi characters, at most 255 UTF-8 bytes (the
+ * extension kept when the name is cut); unicode letters are kept.
  */
 export function safeFileName(name: string | undefined): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
-  const cleaned = base
-    .normalize('NFC')
-    .replace(/[\u0000-\u001f\u007f]/g, '')
-    .replace(/^\.+/, '')
-    .trim()
-    .slice(0, 200);
-  return cleaned.length > 0 ? cleaned : 'upload';
+  const cleaned = base.normalize('NFC').replace(UNSAFE, '').replace(/^\.+/, '').trim();
+  if (!cleaned) return 'upload';
+  const dot = cleaned.lastIndexOf('.');
+  const ext = dot > 0 && Buffer.byteLength(cleaned) - Buffer.byteLength(cleaned.slice(0, dot)) <= 16 ? cleaned.slice(dot) : '';
+  const stem = cutUtf8(cleaned.slice(0, cleaned.length - ext.length), MAX_NAME_BYTES - Buffer.byteLength(ext)).trim();
+  return stem ? stem + ext : 'upload';
 }
 
 /** Reads a whole object into memory: for small ones only (manifests, plans, checkpoints). */

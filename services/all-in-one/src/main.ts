@@ -6,16 +6,22 @@
 import { startGateway } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
 import { startPipeline } from './pipeline.js';
+import { resumeInFlight } from './resume.js';
 
-await runService('all-in-one', async ({ config, log, adapters }) => {
+await runService('all-in-one', async ({ config, log, adapters, checks }) => {
   const pipeline = await startPipeline(adapters, log, {
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
     maxDurationSec: config.MAX_DURATION_SEC,
+    maxModelRuns: config.MAX_MODEL_RUNS,
+    decodeTimeoutSec: config.DECODE_TIMEOUT_SEC,
+    decodeStallSec: config.DECODE_STALL_SEC,
     maxHoldSec: config.SEPARATOR_MAX_HOLD_SEC,
     jobTtlHours: config.JOB_TTL_HOURS,
   });
-  const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, config);
+  // With the in-process bus, a killed process lost its events: announce its unfinished jobs again.
+  if (!config.AMQP_URL) await resumeInFlight({ ...adapters, log });
+  const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, config, checks);
   log.info({ url: `http://localhost:${config.PORT}` }, `stemflow is running: open http://localhost:${config.PORT}`);
   return {
     stop: async () => {
@@ -23,4 +29,4 @@ await runService('all-in-one', async ({ config, log, adapters }) => {
       await pipeline.stop();
     },
   };
-});
+}, { needsFfmpeg: true });

@@ -12,13 +12,21 @@ export type PipelineOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   threads: number;
   maxDurationSec: number;
+  maxModelRuns?: number;
+  decodeTimeoutSec?: number;
+  decodeStallSec?: number;
   maxHoldSec?: number;
   jobTtlHours?: number | undefined;
 };
 
 export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda' }> {
   const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: o.jobTtlHours });
-  const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, { maxDurationSec: o.maxDurationSec });
+  const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, {
+    maxDurationSec: o.maxDurationSec,
+    ...(o.maxModelRuns !== undefined ? { maxModelRuns: o.maxModelRuns } : {}),
+    ...(o.decodeTimeoutSec !== undefined ? { timeoutSec: o.decodeTimeoutSec } : {}),
+    ...(o.decodeStallSec !== undefined ? { stallSec: o.decodeStallSec } : {}),
+  });
   const { engine, device } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
   const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
   return {

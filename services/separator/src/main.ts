@@ -7,5 +7,5 @@ await runService(
     const { engine } = await loadEngine({ device: config.SEPARATOR_DEVICE, threads: config.SEPARATOR_THREADS, memArena: false, log });
     return startSeparator({ ...adapters, log, engine, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
   },
-  { healthServer: true },
+  { healthServer: true, needsFfmpeg: true },
 );

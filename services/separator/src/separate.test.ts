@@ -54,7 +54,7 @@ async function job(env: ReturnType<typeof setup>, frames: number, options: Parti
   const jobs = await EmbeddedJobStore.open(join(env.root, `jobs-${uuidv7()}.jsonl`));
   const id = uuidv7();
   const opts: JobOptions = { stems: [...NAMES], format: 'f32', shifts: 1, overlap: 0.25, clip: 'clamp', ...options };
-  await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id, 'a.wav'), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'f'.repeat(64) }, options: opts, owner: null }));
+  await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'f'.repeat(64) }, options: opts, owner: null }));
   const mix = mixture(frames);
   await env.blobs.put(keys.pcm(id), Buffer.from(mix.buffer));
   const decoded = newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR });

@@ -3,16 +3,23 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { BYTES_PER_FRAME, SAMPLE_RATE, decodeToPcm, lastLine, probe } from '@stemflow/audio';
+import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, type EventOf } from '@stemflow/contracts';
 import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
 import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
-import { Transform } from 'node:stream';
 
 export type DecodeDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
-export type DecodeConfig = { maxDurationSec: number };
+export type DecodeConfig = {
+  maxDurationSec: number;
+  /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this. */
+  maxModelRuns?: number;
+  /** Deadline of one decode, and how long ffmpeg may produce nothing. */
+  timeoutSec?: number;
+  stallSec?: number;
+};
+export const DECODE_DEFAULTS = { maxModelRuns: 1300, timeoutSec: 600, stallSec: 60 } as const;
 
 type Manifest = { frames: number; durationSec: number };
 const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
@@ -44,16 +51,34 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     return;
   }
 
-  const source = await d.blobs.sourceUrl(e.payload.input.key);
-  const info = await probe(source);
+  const media = await sniffStored(d.blobs, e.payload.input.key);
+  const src = { location: await d.blobs.sourceUrl(e.payload.input.key), media };
+  const info = await probe(src);
   if (!info.audio) throw fail('NO_AUDIO_STREAM', info.hasVideo ? 'The video has no audio track.' : 'The file has no audio track.');
   if (info.durationSec !== undefined && info.durationSec > cfg.maxDurationSec) {
     throw fail('TOO_LONG', `The audio is ${clock(info.durationSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
   }
+  // What the job may cost, checked before any work: and, since a header can lie about the
+  // duration, enforced again while decoding (decoding stops where the cost would be exceeded).
+  const maxRuns = cfg.maxModelRuns ?? DECODE_DEFAULTS.maxModelRuns;
+  const { shifts, overlap } = e.payload.options;
+  const costText = (sec: number) =>
+    `separating ${clock(sec)} of audio with shifts ${shifts} and overlap ${overlap} would take ${modelRuns(Math.round(sec * SAMPLE_RATE), e.payload.options).toLocaleString('en')} model runs; this server allows at most ${maxRuns.toLocaleString('en')} per job (use fewer shifts, less overlap or a shorter file)`;
+  if (info.durationSec !== undefined && modelRuns(Math.round(info.durationSec * SAMPLE_RATE), e.payload.options) > maxRuns) {
+    throw fail('COST_LIMIT', `The job is too costly: ${costText(info.durationSec)}.`);
+  }
+  const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
+  const limitSec = Math.min(cfg.maxDurationSec, costSec);
 
   let lastSent = 0;
-  const run = decodeToPcm(source, {
-    maxSec: cfg.maxDurationSec + 1,
+  const run = decodeToPcm(src, {
+    maxSec: limitSec,
+    tooLong: () =>
+      limitSec < cfg.maxDurationSec
+        ? fail('COST_LIMIT', `The job is too costly: the file holds more than ${clock(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`)
+        : fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}); decoding stopped there.`),
+    timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
+    stallMs: (cfg.stallSec ?? DECODE_DEFAULTS.stallSec) * 1000,
     onProgress: (sec) => {
       if (!info.durationSec || Date.now() - lastSent < 1000) return;
       lastSent = Date.now();
@@ -61,23 +86,15 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
       d.bus.publish(newEvent('job.progress', id, { stage: 'decoding', progress: p })).catch(() => {});
     },
   });
-  let bytes = 0;
-  const counted = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  run.pcm.on('error', (err) => counted.destroy(err));
-  run.pcm.pipe(counted);
   try {
-    await d.blobs.put(pcmKey, counted, { contentType: 'application/octet-stream' });
+    await d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' });
   } catch (err) {
     run.kill();
+    await d.blobs.delete(pcmKey).catch(() => {});
     throw err;
   }
   const { code, stderr } = await run.done;
-  const frames = Math.floor(bytes / BYTES_PER_FRAME);
+  const frames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
   const decodedSec = frames / SAMPLE_RATE;
   const rejectPcm = async (err: StemflowError) => {
     await d.blobs.delete(pcmKey).catch(() => {});
@@ -101,6 +118,21 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
   await announce(d, id, pcmKey, manifest);
+}
+
+/** The stored input's container, from its own first bytes: decides the one demuxer ffmpeg may use. */
+async function sniffStored(blobs: BlobStore, key: string): Promise<MediaType> {
+  const stored = await blobs.head(key);
+  if (!stored) throw fail('INPUT_GONE', 'The uploaded file is no longer stored (the job was deleted?).');
+  if (stored.size === 0) throw fail('EMPTY_FILE', 'The file is empty.');
+  const head: Buffer[] = [];
+  for await (const c of await blobs.get(key, { start: 0, end: Math.min(SNIFF_BYTES, stored.size) - 1 })) head.push(c as Buffer);
+  try {
+    return await sniffMedia(Buffer.concat(head));
+  } catch (err) {
+    const why = err instanceof StemflowError ? err.message : String(err);
+    throw fail('UNSUPPORTED_MEDIA_TYPE', `${why[0]!.toUpperCase()}${why.slice(1)}.`);
+  }
 }
 
 async function announce(d: DecodeDeps, id: string, pcmKey: string, m: Manifest) {

@@ -10,17 +10,22 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { FORMAT_EXT, JOB_STATUSES, JobOptions, optionsFromFields, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
-import { adapterChecks, runChecks } from '@stemflow/runtime';
+import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
 import { httpRequestDuration, renderMetrics, uploadedBytes } from '@stemflow/telemetry';
-import { BlobUploadEngine, type StoredUpload } from './upload-engine.js';
+import { modelRuns } from '@stemflow/audio';
+import { BlobUploadEngine, guardUpload, type StoredUpload, type UploadGuard } from './upload-engine.js';
 import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
 
 export type GatewayOptions = {
   maxUploadBytes: number;
-  /** Slow-loris guard for uploads (0: none). */
+  /** Slow-loris guard for uploads, from the first byte (0: none). */
   minUploadBytesPerSec?: number;
   /** The window that rate is averaged over; also the server's idle timeout. */
   idleTimeoutMs?: number;
+  /** An upload's multipart form must reach its file within this. */
+  formTimeoutMs?: number;
+  /** A job may cost at most this many model runs (options alone are checked here). */
+  maxModelRuns?: number;
   apiKeys?: string[] | undefined;
   /** How often SSE looks at the read model. */
   ssePollMs?: number;
@@ -28,9 +33,11 @@ export type GatewayOptions = {
   sseKeepAliveMs?: number;
   /** Presigned download links live this long. */
   presignSec?: number;
+  /** What /api/health reports (default: the adapters). */
+  checks?: Check[];
 };
 
-type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload };
+type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload; uploadGuard?: UploadGuard };
 /** The caller's owner id (undefined when the server has no API keys). */
 const ownerFor = (res: Response): string | undefined => res.locals.owner as string | undefined;
 
@@ -92,7 +99,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     res.type(m.contentType).send(m.body);
   });
   app.get('/api/health', async (_req, res) => {
-    const h = await runChecks(adapterChecks(d));
+    const h = await runChecks(o.checks ?? adapterChecks(d));
     res.status(h.status === 'ok' ? 200 : 503).json(h);
   });
   const doc = openApiDocument();
@@ -103,20 +110,23 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
   app.use(express.static(join(here, '..', '..', 'public'), { index: 'index.html' }));
 
+  const sha256 = (s: string) => createHash('sha256').update(s, 'latin1').digest();
+  const keyDigests = (o.apiKeys ?? []).map((k) => sha256(k));
   // Authentication (when API_KEYS is set): every other /api call carries a bearer key.
   app.use('/api', (req, res, next) => {
     if (!o.apiKeys?.length) return next();
     const m = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
     if (!m) throw new StemflowError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>"', { status: 401 });
-    const given = Buffer.from(m[1]!);
-    const ok = o.apiKeys.some((k) => k.length === given.length && timingSafeEqual(Buffer.from(k), given));
+    // Bytes, not characters, compared in constant time: digests of equal length whatever was sent.
+    const given = sha256(m[1]!);
+    const ok = keyDigests.reduce((hit, k) => timingSafeEqual(k, given) || hit, false);
     if (!ok) throw new StemflowError('UNAUTHENTICATED', 'unknown API key', { status: 401 });
     res.locals.owner = ownerOf(m[1]!);
     next();
   });
 
   const upload = multer({
-    storage: new BlobUploadEngine(d.blobs, o.maxUploadBytes, { minBytesPerSec: o.minUploadBytesPerSec ?? 0, windowMs: o.idleTimeoutMs ?? 60_000 }),
+    storage: new BlobUploadEngine(d.blobs, o.maxUploadBytes),
     // Browsers send UTF-8 file names without saying so; busboy's default would mangle them.
     defParamCharset: 'utf8',
     // The engine enforces the size (and deletes); busboy's own limit sits just above it.
@@ -127,8 +137,15 @@ export function createApp(d: Deps, o: GatewayOptions) {
     const r = req as Req;
     r.jobId = uuidv7();
     if (!req.is('multipart/form-data')) throw invalid('NOT_MULTIPART', 'send multipart/form-data with the audio in the field "file"');
+    r.uploadGuard = guardUpload(req, { formTimeoutMs: o.formTimeoutMs ?? 30_000, minBytesPerSec: o.minUploadBytesPerSec ?? 0, windowMs: o.idleTimeoutMs ?? 60_000 });
+    res.once('close', () => r.uploadGuard?.done());
     upload(req, res, async (err: unknown) => {
       try {
+        // Already answered (408, the client gone): what multer reports now is only its echo.
+        if (r.uploadGuard?.signal.aborted) {
+          if (r.file?.key) await d.blobs.delete(r.file.key).catch(() => {});
+          return;
+        }
         if (err) throw err;
         if (!r.file) throw invalid('MISSING_FILE', 'no file: send the audio in the multipart field "file"');
         let options: JobOptions;
@@ -137,6 +154,11 @@ export function createApp(d: Deps, o: GatewayOptions) {
         } catch (e) {
           await d.blobs.delete(r.file.key).catch(() => {});
           throw e;
+        }
+        const minimal = modelRuns(1, options);
+        if (o.maxModelRuns !== undefined && minimal > o.maxModelRuns) {
+          await d.blobs.delete(r.file.key).catch(() => {});
+          throw invalid('COST_LIMIT', `shifts ${options.shifts} with overlap ${options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${o.maxModelRuns} per job`);
         }
         const job = await createJob(d, r.jobId, r.file, options, ownerFor(res) ?? null);
         d.log.info({ jobId: job.id, bytes: r.file.size, type: r.file.contentType }, 'job accepted');

@@ -1,29 +1,101 @@
 /** The gateway's HTTP server as both deployables run it (gateway alone, and `pnpm start`). */
-import type { Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConfigOf } from '@stemflow/config';
+import { StemflowError } from '@stemflow/contracts';
+import { adapterChecks, type Check } from '@stemflow/runtime';
 import { startOrphanSweeper } from '../use-cases/sweep-orphans.js';
 import type { Deps } from '../use-cases/jobs.js';
 import { createApp } from './http.js';
+import { answerAndClose } from './upload-engine.js';
 
-type HttpConfig = Pick<ConfigOf<'gateway'>, 'PORT' | 'HOST' | 'MAX_UPLOAD_BYTES' | 'API_KEYS' | 'HTTP_IDLE_TIMEOUT_SEC' | 'UPLOAD_MIN_BYTES_PER_SEC' | 'UPLOAD_ORPHAN_GRACE_SEC'>;
+type HttpConfig = Pick<
+  ConfigOf<'gateway'>,
+  | 'PORT'
+  | 'HOST'
+  | 'MAX_UPLOAD_BYTES'
+  | 'API_KEYS'
+  | 'HTTP_IDLE_TIMEOUT_SEC'
+  | 'UPLOAD_MIN_BYTES_PER_SEC'
+  | 'UPLOAD_ORPHAN_GRACE_SEC'
+  | 'REQUEST_HEAD_TIMEOUT_SEC'
+  | 'MAX_CONNECTIONS'
+  | 'MAX_CONNECTIONS_PER_CLIENT'
+  | 'MAX_MODEL_RUNS'
+>;
 
-export async function startGateway(d: Deps, c: HttpConfig): Promise<{ server: Server; stop: () => Promise<void> }> {
+/** Seconds a client told "too many connections" is asked to wait. */
+const RETRY_AFTER_SEC = 5;
+const OVER_CAP = Symbol('over connection cap');
+
+export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = adapterChecks(d)): Promise<{ server: Server; stop: () => Promise<void> }> {
   const idleMs = c.HTTP_IDLE_TIMEOUT_SEC * 1000;
-  const app = createApp(d, { maxUploadBytes: c.MAX_UPLOAD_BYTES, apiKeys: c.API_KEYS, minUploadBytesPerSec: c.UPLOAD_MIN_BYTES_PER_SEC, idleTimeoutMs: idleMs });
-  const server = app.listen(c.PORT, c.HOST);
+  const headMs = c.REQUEST_HEAD_TIMEOUT_SEC * 1000;
+  const app = createApp(d, {
+    maxUploadBytes: c.MAX_UPLOAD_BYTES,
+    apiKeys: c.API_KEYS,
+    minUploadBytesPerSec: c.UPLOAD_MIN_BYTES_PER_SEC,
+    idleTimeoutMs: idleMs,
+    formTimeoutMs: headMs,
+    maxModelRuns: c.MAX_MODEL_RUNS,
+    checks,
+  });
+  const server = createServer(
+    {
+      // Uploads can be long: no whole-request deadline; the head must arrive within its own, and
+      // Node checks it (and the idle timeout below) every second instead of every 30 s.
+      requestTimeout: 0,
+      headersTimeout: headMs,
+      connectionsCheckingInterval: Math.min(1000, headMs),
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      // Past the cap the client already got its 503: nothing it sends is handled.
+      if ((req.socket as Socket & { [OVER_CAP]?: boolean })[OVER_CAP]) return void req.socket.destroy();
+      app(req, res);
+    },
+  );
+
+  // Connection caps, per process and per client address: past either the client gets 503 with
+  // Retry-After at once, and the connection is closed.
+  let open = 0;
+  const perClient = new Map<string, number>();
+  server.prependListener('connection', (socket: Socket & { [OVER_CAP]?: boolean }) => {
+    const addr = socket.remoteAddress ?? 'unknown';
+    const mine = perClient.get(addr) ?? 0;
+    if (open >= c.MAX_CONNECTIONS || mine >= c.MAX_CONNECTIONS_PER_CLIENT) {
+      socket[OVER_CAP] = true;
+      const which = open >= c.MAX_CONNECTIONS ? 'the server has as many connections as it takes' : `this client has ${mine} connections open, the most this server allows`;
+      const body = JSON.stringify({ error: { code: 'TOO_MANY_CONNECTIONS', message: `${which}; retry in ${RETRY_AFTER_SEC} s` } });
+      socket.on('error', () => {});
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SEC}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    open++;
+    perClient.set(addr, mine + 1);
+    socket.once('close', () => {
+      open--;
+      const n = (perClient.get(addr) ?? 1) - 1;
+      if (n > 0) perClient.set(addr, n);
+      else perClient.delete(addr);
+    });
+  });
+
+  server.listen(c.PORT, c.HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  // Uploads can be long: no whole-request deadline, but a connection idle this long is dropped,
-  // with a 408 when nothing was answered yet (the upload's partial object is removed).
-  server.requestTimeout = 0;
-  server.headersTimeout = Math.min(60_000, idleMs + 1000);
+  // A connection idle this long is dropped, with a 408 when nothing was answered yet; the request
+  // is destroyed with it, so an upload's store write is aborted and its temp object removed.
   server.setTimeout(idleMs);
   server.on('timeout', (socket: Socket) => {
     const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (res && !res.headersSent) {
-      const body = JSON.stringify({ error: { code: 'REQUEST_TIMEOUT', message: `nothing was received for ${c.HTTP_IDLE_TIMEOUT_SEC} s` } });
-      res.writeHead(408, { 'content-type': 'application/json', connection: 'close' }).end(body, () => socket.destroy());
-    } else socket.destroy();
+    const req = res?.req;
+    if (req && res && !res.headersSent) answerAndClose(req as Parameters<typeof answerAndClose>[0], new StemflowError('REQUEST_TIMEOUT', `nothing was received for ${c.HTTP_IDLE_TIMEOUT_SEC} s`, { status: 408 }));
+    else {
+      req?.destroy();
+      socket.destroy();
+    }
   });
   const stopSweeper = startOrphanSweeper(d, c.UPLOAD_ORPHAN_GRACE_SEC * 1000, d.log);
   return {

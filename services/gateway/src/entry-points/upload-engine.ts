@@ -7,15 +7,11 @@ import { createHash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Request } from 'express';
 import { StemflowError } from '@stemflow/contracts';
+import { SNIFF_BYTES, sniffMedia } from '@stemflow/audio';
 import { keys, safeFileName, type BlobStore } from '@stemflow/storage';
-import { fileTypeFromBuffer } from 'file-type';
 import type { StorageEngine } from 'multer';
 
 export type StoredUpload = { key: string; size: number; sha256: string; contentType: string; filename: string };
-const SNIFF_BYTES = 4100;
-
-/** Audio, or video that may carry audio. Some containers are reported as application/*. */
-const isMedia = (mime: string) => mime.startsWith('audio/') || mime.startsWith('video/') || mime === 'application/ogg' || mime === 'application/x-matroska';
 
 class Inspect extends Transform {
   size = 0;
@@ -24,29 +20,12 @@ class Inspect extends Transform {
   private head: Buffer[] = [];
   private headLen = 0;
   private sniffed = false;
-  private windowStart = Date.now();
-  private windowBytes = 0;
 
-  constructor(
-    private readonly maxBytes: number,
-    /** Slow-loris guard: at least minRate bytes/s on average over every window. */
-    private readonly rate: { minBytesPerSec: number; windowMs: number } = { minBytesPerSec: 0, windowMs: 60_000 },
-  ) {
+  constructor(private readonly maxBytes: number) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-    const now = Date.now();
-    if (now - this.windowStart >= this.rate.windowMs) {
-      const bps = (this.windowBytes * 1000) / (now - this.windowStart);
-      if (bps < this.rate.minBytesPerSec) {
-        cb(new StemflowError('UPLOAD_TOO_SLOW', `the upload is too slow (${Math.round(bps)} bytes/s; this server needs at least ${this.rate.minBytesPerSec})`, { status: 408 }));
-        return;
-      }
-      this.windowStart = now;
-      this.windowBytes = 0;
-    }
-    this.windowBytes += chunk.length;
     this.size += chunk.length;
     if (this.size > this.maxBytes) {
       cb(new StemflowError('UPLOAD_TOO_LARGE', `the file is larger than the ${this.maxBytes} bytes this server accepts`, { status: 413 }));
@@ -68,15 +47,8 @@ class Inspect extends Transform {
 
   private async sniff() {
     const head = Buffer.concat(this.head);
-    const type = await fileTypeFromBuffer(head);
-    if (!type || !isMedia(type.mime)) {
-      throw new StemflowError(
-        'UNSUPPORTED_MEDIA_TYPE',
-        type ? `the file is ${type.mime} (${type.ext}), not audio or video` : 'the file is not audio or video (its content matches no known audio or video format)',
-        { status: 415 },
-      );
-    }
-    this.contentType = type.mime;
+    // The same allowlist the decoder enforces: refused here, the client learns it at once.
+    this.contentType = (await sniffMedia(head)).mime;
     this.sniffed = true;
     this.head = [];
     this.push(head);
@@ -93,13 +65,15 @@ export async function storeInput(
   jobId: string,
   originalName: string | undefined,
   source: Readable,
-  o: { maxBytes: number; signal?: AbortSignal; minBytesPerSec?: number; rateWindowMs?: number },
+  o: { maxBytes: number; signal?: AbortSignal },
 ): Promise<StoredUpload> {
   const filename = safeFileName(originalName);
-  const key = keys.input(jobId, filename);
-  const inspect = new Inspect(o.maxBytes, { minBytesPerSec: o.minBytesPerSec ?? 0, windowMs: o.rateWindowMs ?? 60_000 });
+  const key = keys.input(jobId);
+  const inspect = new Inspect(o.maxBytes);
   source.on('error', (err) => inspect.destroy(err));
-  o.signal?.addEventListener('abort', () => inspect.destroy(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 })), { once: true });
+  const abort = () => inspect.destroy(o.signal?.reason instanceof StemflowError ? o.signal.reason : new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 }));
+  if (o.signal?.aborted) abort();
+  o.signal?.addEventListener('abort', abort, { once: true });
   source.pipe(inspect);
   // The inspection may fail before the store starts reading (tiny files): catch it here, once.
   const rejected = new Promise<never>((_, reject) => inspect.once('error', reject));
@@ -115,35 +89,19 @@ export async function storeInput(
   return { key, size: inspect.size, sha256: inspect.hash.digest('hex'), contentType: inspect.contentType, filename };
 }
 
-function answerAndClose(req: Request, err: StemflowError) {
-  const res = req.res;
-  if (!res || res.headersSent) return void req.socket.destroy();
-  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
-  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }), () => req.socket.destroy());
-}
-
 export class BlobUploadEngine implements StorageEngine {
   constructor(
     private readonly blobs: BlobStore,
     private readonly maxBytes: number,
-    private readonly rate: { minBytesPerSec: number; windowMs: number } = { minBytesPerSec: 0, windowMs: 60_000 },
   ) {}
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
-    const jobId = (req as Request & { jobId: string }).jobId;
-    // A client that goes away mid-upload must not leave a half object.
-    const aborted = new AbortController();
-    req.once('close', () => {
-      if (!req.complete) aborted.abort();
-    });
-    storeInput(this.blobs, jobId, file.originalname, file.stream, { maxBytes: this.maxBytes, signal: aborted.signal, minBytesPerSec: this.rate.minBytesPerSec, rateWindowMs: this.rate.windowMs }).then(
+    const r = req as Request & { jobId: string; uploadGuard?: UploadGuard };
+    // The file part has begun: the form's deadline is met; the rate guard stays on.
+    r.uploadGuard?.fileStarted();
+    storeInput(this.blobs, r.jobId, file.originalname, file.stream, { maxBytes: this.maxBytes, ...(r.uploadGuard ? { signal: r.uploadGuard.signal } : {}) }).then(
       (info) => cb(null, { ...info, path: info.key } as unknown as Partial<Express.Multer.File>),
-      (err: unknown) => {
-        // multer drains the rest of the body before answering an error, which is what a slow
-        // client wants: answer it now and close the connection instead.
-        if (err instanceof StemflowError && err.code === 'UPLOAD_TOO_SLOW') answerAndClose(req, err);
-        cb(err);
-      },
+      (err: unknown) => cb(err),
     );
   }
 
@@ -151,4 +109,68 @@ export class BlobUploadEngine implements StorageEngine {
     if (!file.key) return cb(null);
     this.blobs.delete(file.key).then(() => cb(null), (err: Error) => cb(err));
   }
+}
+
+export type UploadGuard = {
+  /** Aborts when the client is gone, too slow, or past the form's deadline (reason: the error). */
+  signal: AbortSignal;
+  fileStarted(): void;
+  /** Stops the timers (the request was answered). */
+  done(): void;
+};
+
+/**
+ * Holds an upload request to its limits from its first byte: the multipart preamble and fields
+ * must reach the file part within `formTimeoutMs`; on average at least `minBytesPerSec` must
+ * arrive over every `windowMs`; a client that goes away aborts it. Past a limit the client gets
+ * 408 at once and the request is destroyed, which aborts the store write (temp file or multipart
+ * upload removed, descriptor closed): a stalled client holds nothing.
+ */
+export function guardUpload(req: Request, o: { formTimeoutMs: number; minBytesPerSec: number; windowMs: number }): UploadGuard {
+  const ctl = new AbortController();
+  const socket = req.socket;
+  let last = socket.bytesRead;
+  const stop = (err: StemflowError) => {
+    if (ctl.signal.aborted) return;
+    clearTimeout(form);
+    clearInterval(rate);
+    ctl.abort(err);
+    answerAndClose(req, err);
+  };
+  const form = setTimeout(() => stop(new StemflowError('REQUEST_TIMEOUT', `the upload's form did not reach its file within ${Math.round(o.formTimeoutMs / 1000)} s`, { status: 408 })), o.formTimeoutMs);
+  const rate = setInterval(() => {
+    if (req.complete) return clearInterval(rate); // all of it arrived; what follows is ours
+    const got = socket.bytesRead - last;
+    last = socket.bytesRead;
+    const bps = (got * 1000) / o.windowMs;
+    if (bps < o.minBytesPerSec) stop(new StemflowError('UPLOAD_TOO_SLOW', `the upload is too slow (${Math.round(bps)} bytes/s; this server needs at least ${o.minBytesPerSec})`, { status: 408 }));
+  }, o.windowMs);
+  const gone = () => {
+    if (!req.complete) stop(new StemflowError('UPLOAD_ABORTED', 'the upload was interrupted', { status: 400 }));
+  };
+  socket.once('close', gone);
+  req.once('close', gone);
+  return {
+    signal: ctl.signal,
+    fileStarted: () => clearTimeout(form),
+    done: () => {
+      clearTimeout(form);
+      clearInterval(rate);
+      socket.off('close', gone);
+    },
+  };
+}
+
+/** Answers an error now (multer would first drain the rest of a slow body) and destroys the request. */
+export function answerAndClose(req: Request, err: StemflowError) {
+  const res = req.res;
+  const destroy = () => {
+    req.destroy();
+    req.socket.destroy();
+  };
+  if (!res || res.headersSent || req.socket.destroyed) return destroy();
+  res.writeHead(err.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+  res.end(JSON.stringify({ error: { code: err.code, message: err.message } }), destroy);
+  // A client that does not read the answer must not hold the socket either.
+  setTimeout(destroy, 1000).unref();
 }

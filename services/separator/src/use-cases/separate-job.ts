@@ -7,14 +7,13 @@
  *    encoded by ffmpeg per stem, uploaded.
  * Cancel is honoured between chunks; progress and ETA are published per chunk.
  */
-import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BYTES_PER_FRAME, SAMPLE_RATE } from '@stemflow/audio';
+import { BYTES_PER_FRAME, FORMAT_CONTENT_TYPE, MAX_SHIFT_FRAMES, SAMPLE_RATE, startEncoder } from '@stemflow/audio';
 import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, type EventOf, type JobOptions, type OutputStemName, type StemObject } from '@stemflow/contracts';
+import { FORMAT_EXT, StemflowError, type EventOf, type JobOptions, type OutputStemName, type StemObject } from '@stemflow/contracts';
 import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
 import { HTDEMUCS } from '@stemflow/models';
 import { keys, readObject, type BlobStore } from '@stemflow/storage';
@@ -104,7 +103,7 @@ function makePlan(frames: number, opts: JobOptions, jobId: string, stats: { mean
     passes.push({ view: { viewOffset: 0, viewLength: frames, trackLength: frames }, chunks: planChunks(frames, opts.overlap) });
   } else {
     // apply.py: pad by max_shift, shift by a random offset, keep out[max_shift - offset:].
-    const maxShift = Math.floor(0.5 * SAMPLE_RATE);
+    const maxShift = MAX_SHIFT_FRAMES;
     for (const off of seededOffsets(jobId, opts.shifts, maxShift)) {
       const viewLength = frames + maxShift - off;
       passes.push({ view: { viewOffset: off - maxShift, viewLength, trackLength: frames }, chunks: planChunks(viewLength, opts.overlap) });
@@ -141,14 +140,6 @@ function outputs(opts: JobOptions): { name: OutputStemName; from: number[] }[] {
   return opts.stems.map((s) => ({ name: s, from: [idx(s)] }));
 }
 
-const FORMAT = {
-  wav16: { ext: 'wav', args: ['-c:a', 'pcm_s16le', '-f', 'wav'] },
-  wav24: { ext: 'wav', args: ['-c:a', 'pcm_s24le', '-f', 'wav'] },
-  f32: { ext: 'wav', args: ['-c:a', 'pcm_f32le', '-f', 'wav'] },
-  flac: { ext: 'flac', args: ['-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-f', 'flac'] },
-  mp3: { ext: 'mp3', args: ['-c:a', 'libmp3lame', '-b:a', '320k', '-f', 'mp3'] },
-} as const;
-
 export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): Promise<void> {
   const id = e.jobId;
   const log = d.log.child({ jobId: id });
@@ -164,6 +155,8 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   }
   const opts = job.options;
   const t0 = performance.now();
+  // The engine counts model time over its life: this job's share is the difference.
+  const runMs0 = d.engine.runMs;
 
   // The plan is stored once, so a resumed job continues with the same chunks and shifts.
   let plan: Plan;
@@ -229,8 +222,13 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
 
   const tSep = performance.now();
   await d.bus.publish(newEvent('job.progress', id, { stage: 'encoding', progress: DECODE_SHARE + SEPARATE_SHARE, etaSec: Math.max(1, plan.length / SAMPLE_RATE / 20) }));
-  const stems = await assemble(d, id, plan, opts);
-  const timings = { separateSec: (tSep - t0) / 1000, encodeSec: (performance.now() - tSep) / 1000, modelRunSec: d.engine.runMs / 1000, chunks: total };
+  const stems = await assemble(d, id, plan, opts, isCanceled);
+  if (!stems) {
+    log.info('canceled while encoding, cleaning up');
+    await d.blobs.deletePrefix(workKey(id, ''));
+    return;
+  }
+  const timings = { separateSec: (tSep - t0) / 1000, encodeSec: (performance.now() - tSep) / 1000, modelRunSec: (d.engine.runMs - runMs0) / 1000, chunks: total };
   await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings }));
   await d.blobs.deletePrefix(workKey(id, ''));
   const rtf = (tSep - t0) / 1000 / (plan.length / SAMPLE_RATE);
@@ -292,7 +290,8 @@ async function* track(d: SeparateDeps, id: string, plan: Plan): AsyncGenerator<{
   }
 }
 
-async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOptions): Promise<StemObject[]> {
+/** Encodes the stems from the checkpoints; undefined if the job was canceled meanwhile. */
+async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOptions, isCanceled: () => Promise<boolean>): Promise<StemObject[] | undefined> {
   const outs = outputs(opts);
   const mixOf = (o: { from: number[] }, data: Float32Array, n: number, c: number, i: number) => {
     let v = 0;
@@ -310,26 +309,20 @@ async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOption
   }
   const gain = outs.map((_, k) => (opts.clip === 'rescale' ? 1 / Math.max(1.01 * peak[k]!, 1) : 1));
   const dir = await mkdtemp(join(tmpdir(), `stemflow-${id}-`));
+  const ext = FORMAT_EXT[opts.format];
+  const encoders = outs.map((o) => ({ o, file: join(dir, `${o.name}.${ext}`), enc: startEncoder(opts.format, SAMPLE_RATE, join(dir, `${o.name}.${ext}`), o.name) }));
   try {
-    const fmt = FORMAT[opts.format];
-    const encoders = outs.map((o) => {
-      const file = join(dir, `${o.name}.${fmt.ext}`);
-      const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(SAMPLE_RATE), '-ac', '2', '-i', 'pipe:0', ...fmt.args, '-y', file], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let stderr = '';
-      p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      p.stdin.on('error', () => {});
-      const exited = new Promise<void>((res, rej) => {
-        p.on('error', rej);
-        p.on('close', (code) => (code === 0 ? res() : rej(new Error(`ffmpeg could not encode ${o.name}: ${stderr.trim().split('\n').pop()}`))));
-      });
-      return { o, p, file, exited };
-    });
     // One scratch buffer per encoder, reused: each write is fully taken by the pipe before the
     // next block (fresh buffers per block piled up ~850 MB of garbage on a 10-minute track).
     const scratch = encoders.map(() => new Float32Array(0));
+    let lastCancelCheck = performance.now();
     for await (const { data, n } of track(d, id, plan)) {
+      if (performance.now() - lastCancelCheck > 1000) {
+        lastCancelCheck = performance.now();
+        if (await isCanceled()) return undefined;
+      }
       await Promise.all(
-        encoders.map(({ o, p }, k) => {
+        encoders.map(({ o, enc }, k) => {
           if (scratch[k]!.length < 2 * n) scratch[k] = new Float32Array(2 * n);
           const buf = scratch[k]!;
           const g = gain[k]!;
@@ -340,29 +333,22 @@ async function assemble(d: SeparateDeps, id: string, plan: Plan, opts: JobOption
               buf[2 * i + c] = v;
             }
           }
-          const bytes = Buffer.from(buf.buffer, 0, 8 * n);
-          // An encoder that died would never drain: its exit rejects the write instead.
-          return Promise.race([
-            new Promise<void>((res) => (p.stdin.write(bytes) ? res() : p.stdin.once('drain', () => res()))),
-            encoders[k]!.exited.then(() => {
-              throw new Error(`ffmpeg for ${o.name} exited before its input ended`);
-            }),
-          ]);
+          return enc.write(Buffer.from(buf.buffer, 0, 8 * n));
         }),
       );
     }
-    for (const { p } of encoders) p.stdin.end();
-    await Promise.all(encoders.map((x) => x.exited));
+    await Promise.all(encoders.map((x) => x.enc.finish()));
     const stems: StemObject[] = [];
     for (const { o, file } of encoders) {
-      const key = keys.stem(id, o.name, fmt.ext);
+      const key = keys.stem(id, o.name, ext);
       const bytes = (await stat(file)).size;
-      await d.blobs.put(key, createReadStream(file), { size: bytes, contentType: fmt.ext === 'mp3' ? 'audio/mpeg' : `audio/${fmt.ext}` });
+      await d.blobs.put(key, createReadStream(file), { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
       stems.push({ name: o.name, format: opts.format, key, bytes });
     }
     return stems;
   } finally {
+    // Every path (done, canceled, deleted under it, a store or encoder failure) ends every encoder.
+    for (const { enc } of encoders) enc.kill();
     await rm(dir, { recursive: true, force: true });
   }
 }
-

@@ -1,0 +1,67 @@
+/**
+ * The stem encoder: interleaved stereo float PCM in, one file in an output format out, by an
+ * ffmpeg child process that this module owns. Whoever starts one either finishes it or kills it;
+ * `encodeStems` kills every encoder it started on any failure or abort, so no ffmpeg outlives the
+ * job that needed it.
+ */
+import { spawn } from 'node:child_process';
+import { FORMAT_EXT, type AudioFormat } from '@stemflow/contracts';
+import { CHANNELS } from './ffmpeg.js';
+
+const CODEC_ARGS: Record<AudioFormat, string[]> = {
+  wav16: ['-c:a', 'pcm_s16le', '-f', 'wav'],
+  wav24: ['-c:a', 'pcm_s24le', '-f', 'wav'],
+  f32: ['-c:a', 'pcm_f32le', '-f', 'wav'],
+  flac: ['-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-f', 'flac'],
+  mp3: ['-c:a', 'libmp3lame', '-b:a', '320k', '-f', 'mp3'],
+};
+export const FORMAT_CONTENT_TYPE: Record<AudioFormat, string> = { wav16: 'audio/wav', wav24: 'audio/wav', f32: 'audio/wav', flac: 'audio/flac', mp3: 'audio/mpeg' };
+
+export type Encoder = {
+  /** Resolves once ffmpeg took the block (back-pressure); rejects if the encoder died. */
+  write(interleaved: Buffer): Promise<void>;
+  /** Ends the input and waits for the file to be complete. */
+  finish(): Promise<void>;
+  /** Kills ffmpeg (idempotent; a no-op once it exited). */
+  kill(): void;
+};
+
+/** Starts one ffmpeg that encodes stereo float32 PCM at `sampleRate` into `file`. */
+export function startEncoder(format: AudioFormat, sampleRate: number, file: string, label = file): Encoder {
+  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...CODEC_ARGS[format], '-y', file], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  p.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  p.stdin.on('error', () => {});
+  let exitedFlag = false;
+  const exited = new Promise<void>((res, rej) => {
+    p.on('error', (err) => {
+      exitedFlag = true;
+      rej(err);
+    });
+    p.on('close', (code, signal) => {
+      exitedFlag = true;
+      if (code === 0) res();
+      else rej(new Error(signal ? `ffmpeg encoding ${label} was stopped (${signal})` : `ffmpeg could not encode ${label}: ${stderr.trim().split('\n').pop()}`));
+    });
+  });
+  exited.catch(() => {}); // observed through write/finish
+  return {
+    write: (bytes) =>
+      // An encoder that died would never drain: its exit rejects the write instead.
+      Promise.race([
+        new Promise<void>((res) => (p.stdin.write(bytes) ? res() : p.stdin.once('drain', () => res()))),
+        exited.then(() => {
+          throw new Error(`ffmpeg for ${label} exited before its input ended`);
+        }),
+      ]),
+    finish: async () => {
+      p.stdin.end();
+      await exited;
+    },
+    kill: () => {
+      if (!exitedFlag) p.kill('SIGKILL');
+    },
+  };
+}
+
+export const formatExt = (f: AudioFormat) => FORMAT_EXT[f];
