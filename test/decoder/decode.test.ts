@@ -15,7 +15,7 @@ import { readAll } from '@stemflow/storage/contract';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ffmpeg, ffmpegFile } from '../support/audio.js';
+import { ffconcat, ffmpeg, ffmpegFile, hlsPlaylist, id3Wrapped, lyingFlac } from '../support/audio.js';
 import { engineEnv, eventually, unique } from '../support/env.js';
 
 const bucket = unique('dec').toLowerCase();
@@ -128,31 +128,13 @@ beforeAll(async () => {
   const victim = await upload('victim.mp3', await gen(3, 44100, 2, ['-c:a', 'libmp3lame', '-f', 'mp3']));
   victimUrl = await blobs.sourceUrl(victim.payload.input.key);
 });
-/** Text behind a 300 KB ID3v2 tag: sniffed as MP3, which made ffmpeg probe it as a playlist. */
-const id3Wrapped = (text: string) => {
-  const size = 300_000;
-  const header = Buffer.from([0x49, 0x44, 0x33, 4, 0, 0, (size >> 21) & 0x7f, (size >> 14) & 0x7f, (size >> 7) & 0x7f, size & 0x7f]);
-  return Buffer.concat([header, Buffer.alloc(size), Buffer.from(text)]);
-};
-/** A FLAC whose STREAMINFO states `sec` seconds, whatever it holds (a header that lies). */
-function lyingFlac(flac: Buffer, sec: number): Buffer {
-  const out = Buffer.from(flac);
-  // "fLaC", then the STREAMINFO block header (4 bytes); total samples: the low 36 bits of bytes 13..17 of the block.
-  const b = 8;
-  const rate = (out[b + 10]! << 12) | (out[b + 11]! << 4) | (out[b + 12]! >> 4);
-  const total = BigInt(Math.round(rate * sec));
-  out[b + 13] = (out[b + 13]! & 0xf0) | Number((total >> 32n) & 0x0fn);
-  out.writeUInt32BE(Number(total & 0xffffffffn), b + 14);
-  return out;
-}
-
 describe('bad inputs fail the job with a reason a user understands', () => {
   const mp3 = () => gen(20, 44100, 2, ['-c:a', 'libmp3lame', '-b:a', '128k', '-f', 'mp3']);
   const cases: [string, string, () => Promise<Buffer>, string, RegExp][] = [
     ['a text file renamed .mp3', 'song.mp3', async () => Buffer.from('Dear diary, today I wrote no music.\n'.repeat(100)), 'UNSUPPORTED_MEDIA_TYPE', /^The file is not audio or video/],
     ['a zero-byte file', 'empty.wav', async () => Buffer.alloc(0), 'EMPTY_FILE', /^The file is empty\.$/],
-    ['an HLS playlist behind an ID3 tag, pointing at another file', 'evil.mp3', async () => id3Wrapped(`#EXTM3U\n#EXTINF:10,\n${victimUrl}\n#EXT-X-ENDLIST\n`), 'NOT_AUDIO', /could not be read as audio/],
-    ['an ffconcat script behind an ID3 tag', 'evil.mp3', async () => id3Wrapped(`ffconcat version 1.0\nfile '${victimUrl}'\n`), 'NOT_AUDIO', /could not be read as audio/],
+    ['an HLS playlist behind an ID3 tag, pointing at another file', 'evil.mp3', async () => id3Wrapped(hlsPlaylist(victimUrl)), 'NOT_AUDIO', /could not be read as audio/],
+    ['an ffconcat script behind an ID3 tag', 'evil.mp3', async () => id3Wrapped(ffconcat(victimUrl)), 'NOT_AUDIO', /could not be read as audio/],
     ['a MIDI file (sniffed, but not a format this server decodes)', 'song.mid', async () => Buffer.concat([Buffer.from('4d546864000000060000000100604d54726b0000000400ff2f00', 'hex')]), 'UNSUPPORTED_MEDIA_TYPE', /^The file is audio\/midi \(mid\), which this server does not decode\.$/],
     ['50 s with shifts=10 and overlap=0.9 (over a budget of 300 model runs)', 'costly.flac', () => gen(50, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'COST_LIMIT', /^The job is too costly: separating 0:50 of audio with shifts 10 and overlap 0\.9 would take 560 model runs; this server allows at most 300 per job/],
     ['a FLAC whose header says 0:10 but holds 1:10', 'liar.flac', async () => lyingFlac(await gen(70, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 10), 'TOO_LONG', /^The audio is longer than this server accepts \(1:00\); decoding stopped there\.$/],

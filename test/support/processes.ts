@@ -18,7 +18,17 @@ export class ServiceProcess {
     });
     this.proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    await eventually(async () => (await fetch(`http://127.0.0.1:${this.port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 60_000, what: `${this.name} to start:\n${this.log}` });
+    const p = this.proc;
+    // A process that exits while starting fails at once, with what it said.
+    const exited = new Promise<never>((_, reject) => p.once('close', (code) => reject(new Error(`${this.name} exited (${code}) while starting:\n${this.log}`))));
+    try {
+      await Promise.race([
+        eventually(async () => (await fetch(`http://127.0.0.1:${this.port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 60_000, what: `${this.name} to start:\n${this.log}` }),
+        exited,
+      ]);
+    } finally {
+      exited.catch(() => {});
+    }
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

@@ -61,6 +61,7 @@ export class S3BlobStore implements BlobStore {
         );
     // The minio client does not notice a failing source stream (it would wait forever): race it.
     let sourceError: unknown;
+    let settled: Promise<void> | undefined;
     const sourceFailed = Buffer.isBuffer(counted)
       ? undefined
       : new Promise<never>((_, reject) =>
@@ -73,10 +74,16 @@ export class S3BlobStore implements BlobStore {
       const upload = this.client.putObject(this.bucket, key, counted, Buffer.isBuffer(body) ? body.length : opts.size, {
         'Content-Type': opts.contentType ?? 'application/octet-stream',
       });
+      settled = upload.then(
+        () => {},
+        () => {},
+      );
       await (sourceFailed ? Promise.race([upload, sourceFailed]) : upload);
     } catch (err) {
-      // Drop any multipart parts already sent: a failed put leaves nothing behind.
+      // Drop any multipart parts already sent: a failed put leaves nothing behind. The client may
+      // still be starting a part when the source fails: once its upload settles, drop again.
       await this.client.removeIncompleteUpload(this.bucket, key).catch(() => {});
+      void settled?.then(() => this.client.removeIncompleteUpload(this.bucket, key)).catch(() => {});
       // The source stream's own error (client aborted, limit hit) is the cause worth reporting.
       throw err instanceof StemflowError || err === sourceError ? err : wrap(err, 'object store');
     }

@@ -176,6 +176,31 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(await env.blobs.list(`jobs/${j.id}/work/`)).toEqual([]);
   });
 
+  it('a job whose checkpoints vanish while its stems are encoded (deleted) fails, and leaves no ffmpeg running', async () => {
+    const env = setup();
+    const j = await job(env, 30 * SR, { clip: 'clamp', format: 'mp3' });
+    const ffmpegChildren = () => {
+      const out = execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+      return out.split('\n').filter((l) => l.includes('ffmpeg')).length;
+    };
+    let seenEncoders = 0;
+    // The store as a delete leaves it: the second checkpoint read during assembly finds nothing.
+    let reads = 0;
+    const deleting = Object.assign(Object.create(env.blobs) as FsBlobStore, {
+      get: async (key: string, range?: { start: number; end?: number }) => {
+        if (key.includes('/work/pass-') && ++reads === 2) {
+          seenEncoders = ffmpegChildren();
+          await env.blobs.deletePrefix(`jobs/${j.id}/`);
+        }
+        return env.blobs.get(key, range);
+      },
+    });
+    await expect(separateJob({ ...env, blobs: deleting, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow(/no object/);
+    expect(seenEncoders).toBe(4);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ffmpegChildren()).toBe(0);
+  });
+
   it('two-stem mode, random shifts, a short clip, and compressed formats', async () => {
     const env = setup();
     const j = await job(env, 3 * SR, { two_stems: 'vocals', shifts: 2, format: 'flac' });
