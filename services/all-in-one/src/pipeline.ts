@@ -4,6 +4,7 @@
  */
 import type { Adapters, Running } from '@stemflow/runtime';
 import { startDecoder } from '@stemflow/decoder';
+export { ffmpegVersions } from '@stemflow/decoder';
 import { loadEngine, startSeparator } from '@stemflow/separator';
 import { startStatus } from '@stemflow/status';
 import type { Logger } from '@stemflow/telemetry';

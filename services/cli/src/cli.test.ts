@@ -20,6 +20,19 @@ const song = join(mkdtempSync(join(tmpdir(), 'cli-unit-')), 'song.wav');
 writeFileSync(song, 'RIFF');
 
 describe('stemflow command line', () => {
+  it('separate on a machine without ffmpeg: one line saying what is missing and how to get it, exit 1', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      const r = await run(['separate', song]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^stemflow: ffmpeg and ffprobe are not installed or not on PATH: install ffmpeg \(Debian\/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg\)/);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
   it.each([
     [['separate'], /which file\?/],
     [['separate', '/nowhere/missing.wav'], /no such file: \/nowhere\/missing\.wav/],

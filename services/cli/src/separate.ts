@@ -4,7 +4,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { v7 as uuidv7 } from 'uuid';
-import { startPipeline } from '@stemflow/all-in-one';
+import { ffmpegVersions, startPipeline } from '@stemflow/all-in-one';
 import { InMemoryBus, newEvent } from '@stemflow/bus';
 import { createJob, storeInput } from '@stemflow/gateway';
 import { EmbeddedJobStore } from '@stemflow/jobs';
@@ -17,6 +17,7 @@ import { progressBar } from './progress.js';
 export async function separateCommand(a: CommonArgs & { device: 'auto' | 'cpu' | 'cuda'; threads: number }, io: Io): Promise<number> {
   const path = resolve(a.file);
   if (!(await stat(path).catch(() => undefined))?.isFile()) throw new UsageError(`no such file: ${a.file}`);
+  await ffmpegVersions(); // a machine without ffmpeg: one line saying so, exit 1, before anything loads
   const root = await mkdtemp(join(tmpdir(), 'stemflow-cli-'));
   // The services' JSON logs go to stderr, errors only unless LOG_LEVEL says otherwise.
   const log = createLogger('cli', process.env.LOG_LEVEL || 'error', io.stderr);
@@ -31,7 +32,7 @@ export async function separateCommand(a: CommonArgs & { device: 'auto' | 'cpu' |
   try {
     // Stored (and sniffed) first: a file that is not audio is refused before the model loads.
     const stored = await storeInput(blobs, id, basename(path), createReadStream(path), { maxBytes: Number.POSITIVE_INFINITY });
-    pipeline = await startPipeline(adapters, log, { device: a.device, threads: a.threads, maxDurationSec: 24 * 3600 });
+    pipeline = await startPipeline(adapters, log, { device: a.device, threads: a.threads, maxDurationSec: 24 * 3600, maxModelRuns: Number.POSITIVE_INFINITY });
     if (!a.quiet) io.stderr.write(`separating ${basename(path)} on the ${pipeline.device === 'cuda' ? 'GPU (CUDA)' : 'CPU'}\n`);
     await createJob({ ...adapters, log }, id, stored, a.options, null);
     const bar = progressBar(io.stderr, a.quiet);
