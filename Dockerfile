@@ -24,4 +24,5 @@ USER node
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/api/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["tini", "--"]
-CMD ["sh", "-c", "exec node --import tsx services/${SERVICE}/src/main.ts"]
+# OpenTelemetry is registered before the service imports anything it instruments.
+CMD ["sh", "-c", "exec node --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts"]

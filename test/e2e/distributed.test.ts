@@ -9,8 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineEnv, eventually, unique } from '../support/env.js';
 import { expectFourStems, followSse, mixtureWav, uploadJob, type SseEvent } from '../support/jobs-http.js';
 import { ServiceProcess } from '../support/processes.js';
-import { withChannel } from '../support/rabbit.js';
-import { QUEUES } from '@stemflow/contracts';
+import { purgeStemflowQueues } from '../support/rabbit.js';
 
 const base = 18_000 + (process.pid % 1000) * 4;
 const env = (): Record<string, string> => ({
@@ -31,10 +30,9 @@ let wav: Buffer;
 const frames = 20 * 44100;
 
 beforeAll(async () => {
-  // Earlier tests leave events for jobs of their own in the shared queues: start clean.
-  await withChannel(async (ch) => {
-    for (const q of Object.values(QUEUES)) await ch.purgeQueue(q.name).catch(() => {});
-  });
+  // Earlier tests leave events for jobs of their own in the shared queues: start clean (this
+  // file alone, too: queues not declared yet are nothing to purge).
+  await purgeStemflowQueues();
   const e = env();
   services = {
     status: new ServiceProcess('status', e, base),
@@ -75,25 +73,50 @@ describe('one job through four processes on the real engines', () => {
     for (const text of [gateway, decoder, separator, status]) expect(text).toMatch(/stemflow_queue_depth\{queue="separator\.job-decoded"\} 0/);
   });
 
-  it('is one trace in Jaeger with spans from all four services', async () => {
+  it('is one trace in Jaeger: from the HTTP request through S3, MongoDB, the messages and every chunk', async () => {
+    type Span = { spanID: string; operationName: string; processID: string; references: { refType: string; spanID: string }[]; tags: { key: string; value: unknown }[] };
     const jaeger = engineEnv('JAEGER_QUERY_URL');
+    const s3Port = new URL(engineEnv('S3_ENDPOINT')).port;
     const trace = await eventually(async () => {
       const q = new URLSearchParams({ service: 'stemflow-separator', tags: JSON.stringify({ 'stemflow.job_id': id }), limit: '5' });
-      const body = (await (await fetch(`${jaeger}/api/traces?${q}`)).json()) as { data: { traceID: string; spans: { operationName: string; processID: string }[]; processes: Record<string, { serviceName: string }> }[] };
+      const body = (await (await fetch(`${jaeger}/api/traces?${q}`)).json()) as { data: { traceID: string; spans: Span[]; processes: Record<string, { serviceName: string }> }[] };
       const t = body.data[0];
       if (!t) return undefined;
       const names = new Set(Object.values(t.processes).map((p) => p.serviceName));
       const ops = new Set(t.spans.map((s) => s.operationName));
-      const complete = ['publish job.created', 'decoder.job-created process job.created', 'separator.job-decoded process job.decoded', 'status.job-events process job.completed'].every((o) => ops.has(o));
+      const complete = ['POST /api/jobs', 'publish job.created', 'decoder.job-created process job.created', 'separator.job-decoded process job.decoded', 'status.job-events process job.completed'].every((o) => ops.has(o));
       return complete && ['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator', 'stemflow-status'].every((n) => names.has(n)) ? t : undefined;
     }, { timeoutMs: 30_000, what: 'a complete trace with all four services' });
-    const ops = trace.spans.map((s) => s.operationName);
-    expect(ops).toContain('publish job.created');
+    const service = (s: Span) => trace.processes[s.processID]!.serviceName;
+    const tag = (s: Span, ...keys: string[]) => s.tags.find((t) => keys.includes(t.key))?.value;
+    const spans = trace.spans;
+    const ops = spans.map((s) => s.operationName);
+
+    // It starts at the gateway's HTTP server span; the job's first message is that request's child.
+    const root = spans.find((s) => s.operationName === 'POST /api/jobs')!;
+    expect(service(root)).toBe('stemflow-gateway');
+    expect(root.references).toEqual([]);
+    const publish = spans.find((s) => s.operationName === 'publish job.created')!;
+    const ancestors = (s: Span): string[] => {
+      const parent = s.references.find((r) => r.refType === 'CHILD_OF')?.spanID;
+      const p = parent ? spans.find((x) => x.spanID === parent) : undefined;
+      return p ? [p.spanID, ...ancestors(p)] : [];
+    };
+    expect(ancestors(publish)).toContain(root.spanID);
+
+    // The object store's requests (the upload, the decoder's and separator's reads and writes) and
+    // the database's commands, as client spans of the services that made them.
+    const s3 = spans.filter((s) => tag(s, 'span.kind') === 'client' && String(tag(s, 'server.port', 'net.peer.port', 'url.full', 'http.url') ?? '').includes(s3Port));
+    const mongo = spans.filter((s) => tag(s, 'db.system', 'db.system.name') === 'mongodb');
+    expect(new Set(s3.map(service))).toEqual(new Set(['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator']));
+    expect(new Set(mongo.map(service))).toContain('stemflow-gateway');
+    expect(new Set(mongo.map(service))).toContain('stemflow-status');
+
     expect(ops).toContain('decoder.job-created process job.created');
     expect(ops).toContain('separator.job-decoded process job.decoded');
     expect(ops.filter((o) => o.startsWith('separate chunk ')).length).toBeGreaterThanOrEqual(3);
     expect(ops).toContain('status.job-events process job.completed');
-    console.info(`trace ${trace.traceID}: ${trace.spans.length} spans, ${new Set(ops).size} operations`);
+    console.info(`trace ${trace.traceID}: ${spans.length} spans (${s3.length} S3, ${mongo.length} MongoDB), ${new Set(ops).size} operations`);
   });
 
   it('resumes from the last checkpoint when the separator is SIGKILLed mid-job', async () => {

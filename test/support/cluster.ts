@@ -4,13 +4,13 @@
  * directly, and a tap on the exchange that records every terminal event (exactly-once checks).
  */
 import { RabbitBus } from '@stemflow/bus';
-import { QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
+import type { EventOf, QueueSpec } from '@stemflow/contracts';
 import { MongoJobStore } from '@stemflow/jobs';
 import { S3BlobStore } from '@stemflow/storage';
 import { v7 as uuidv7 } from 'uuid';
 import { engineEnv, unique } from './env.js';
 import { ServiceProcess, type Service } from './processes.js';
-import { deleteQueues, withChannel } from './rabbit.js';
+import { deleteQueues, purgeStemflowQueues, withChannel } from './rabbit.js';
 
 type Name = Exclude<Service, 'all-in-one'>;
 export type Cluster = {
@@ -30,13 +30,7 @@ let nextPort = 20_000 + (process.pid % 500) * 8;
 /** Starts the named services (default all four) on the real engines; purges stemflow's queues first. */
 export async function startCluster(opts: { services?: Name[]; env?: Record<string, string>; serviceEnv?: Partial<Record<Name, Record<string, string>>> } = {}): Promise<Cluster> {
   // Earlier tests may leave events for jobs of their own in the shared queues: start clean.
-  // (A channel per queue: purging one that does not exist yet closes its channel.)
-  for (const q of Object.values(QUEUES)) {
-    for (const name of [q.name, `${q.name}.dlq`]) await withChannel((ch) => {
-        ch.on('error', () => {}); // a queue not declared yet: nothing to purge
-        return ch.purgeQueue(name);
-      }).catch(() => {});
-  }
+  await purgeStemflowQueues();
   const bucket = unique('cl').toLowerCase();
   const db = engineEnv('DATABASE_URL').replace(/\/[^/]*$/, `/${unique('cl').replace(/-/g, '_')}`);
   const env: Record<string, string> = {

@@ -11,7 +11,8 @@ export class ServiceProcess {
   constructor(readonly name: Service, readonly env: Record<string, string>, readonly port: number) {}
 
   async start(): Promise<void> {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', `services/${this.name}/src/main.ts`], {
+    // As the start scripts do: OpenTelemetry registered before the service's first import.
+    this.proc = spawn(process.execPath, ['--import', 'tsx', '--import', './packages/telemetry/src/register.ts', `services/${this.name}/src/main.ts`], {
       // As the start scripts do for the processes that run the model.
       env: { ...process.env, ...(this.name === 'separator' || this.name === 'all-in-one' ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'pipe', 'pipe'],

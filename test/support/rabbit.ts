@@ -1,3 +1,4 @@
+import { QUEUES } from '@stemflow/contracts';
 import { RabbitBus } from '@stemflow/bus';
 import type { BusHarness, Parked } from '@stemflow/bus/contract';
 import { HEADERS, parkingQueueName, type QueueSpec } from '@stemflow/contracts';
@@ -52,4 +53,20 @@ export async function deleteQueues(ch: Channel, spec: QueueSpec) {
   await ch.deleteQueue(spec.name).catch(() => {});
   await ch.deleteQueue(parkingQueueName(spec.name)).catch(() => {});
   for (const d of new Set(spec.retry.delaysMs)) await ch.deleteQueue(`${spec.name}.retry.${d}ms`).catch(() => {});
+}
+
+/**
+ * Empties stemflow's queues and their parking queues, leaving no events of earlier tests' jobs.
+ * One channel per queue: purging a queue that is not declared yet (this file run alone) closes
+ * its channel, and is nothing to purge.
+ */
+export async function purgeStemflowQueues(): Promise<void> {
+  for (const q of Object.values(QUEUES)) {
+    for (const name of [q.name, `${q.name}.dlq`]) {
+      await withChannel((ch) => {
+        ch.on('error', () => {});
+        return ch.purgeQueue(name);
+      }).catch(() => {});
+    }
+  }
 }

@@ -47,6 +47,9 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   const config = loadConfig(name) as ConfigOf<S>;
   const telemetry = startTelemetry(`stemflow-${name}`);
   const log = createLogger(name, (config as AnyConfig).LOG_LEVEL);
+  if (!telemetry.early && (config as AnyConfig).OTEL_SDK_DISABLED !== true) {
+    log.warn('OpenTelemetry started after the instrumented modules loaded: traces lack the HTTP, S3 and MongoDB spans (start the process with --import @stemflow/telemetry/register, as the start scripts do)');
+  }
   const extra: Check[] = [];
   if (opts.needsFfmpeg) {
     try {

@@ -1,4 +1,4 @@
-export { startTelemetry, type Telemetry } from './sdk.js';
+export { startTelemetry, serviceNameFromEntry, type Telemetry } from './sdk.js';
 export { createLogger, type Logger } from './logger.js';
 export { injectTraceHeaders, extractTraceContext, tracer, withSpan, currentTraceId, SpanKind } from './context.js';
 export {

@@ -34,6 +34,7 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
     device,
     stop: async () => {
       await separator.stop();
+      await engine.close(); // the model's thread
       await decoder.stop();
       await status.stop();
     },

@@ -5,7 +5,13 @@ await runService(
   'separator',
   async ({ config, log, adapters }) => {
     const { engine } = await loadEngine({ device: config.SEPARATOR_DEVICE, threads: config.SEPARATOR_THREADS, memArena: false, log });
-    return startSeparator({ ...adapters, log, engine, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
+    const separator = await startSeparator({ ...adapters, log, engine, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
+    return {
+      stop: async () => {
+        await separator.stop();
+        await engine.close();
+      },
+    };
   },
   { healthServer: true, needsFfmpeg: true },
 );

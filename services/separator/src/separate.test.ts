@@ -201,6 +201,26 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(ffmpegChildren()).toBe(0);
   });
 
+  it("reports each job's own timings: two jobs on one engine, the second's model time is not the sum of both", async () => {
+    const env = setup();
+    const runs: { modelRunSec: number; separateSec: number; wallSec: number; realtimeFactor: number }[] = [];
+    const before = engine.runMs;
+    for (let i = 0; i < 2; i++) {
+      const j = await job(env, 20 * SR, { format: 'wav16' });
+      await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+      const done = env.events.find((x) => x.type === 'job.completed' && x.jobId === j.id) as EventOf<'job.completed'>;
+      runs.push(done.payload.timings as (typeof runs)[number]);
+    }
+    for (const t of runs) {
+      expect(t.modelRunSec).toBeGreaterThan(0);
+      expect(t.modelRunSec).toBeLessThanOrEqual(t.separateSec);
+      expect(t.separateSec).toBeLessThanOrEqual(t.wallSec);
+      expect(t.realtimeFactor).toBeCloseTo(t.separateSec / 20, 6);
+    }
+    // Each job counts its own runs: together they are the engine's time over both, not more.
+    expect(runs[0]!.modelRunSec + runs[1]!.modelRunSec).toBeCloseTo((engine.runMs - before) / 1000, 6);
+  });
+
   it('two-stem mode, random shifts, a short clip, and compressed formats', async () => {
     const env = setup();
     const j = await job(env, 3 * SR, { two_stems: 'vocals', shifts: 2, format: 'flac' });

@@ -1,18 +1,22 @@
 import { QUEUES, type QueueSpec } from '@stemflow/contracts';
-import { openSession, type SessionOptions } from '@stemflow/models';
+import type { SessionOptions } from '@stemflow/models';
 import type { Running } from '@stemflow/runtime';
 import { timeStage, type Logger } from '@stemflow/telemetry';
-import { HtdemucsEngine } from './core/index.js';
+import { HtdemucsEngine, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
 export { separateJob } from './use-cases/separate-job.js';
 export { HtdemucsEngine } from './core/index.js';
 
-/** Loads the model (checked by sha256) and opens an engine on it. */
+/**
+ * Loads the model (checked by sha256) in a worker thread and opens an engine on it: the model
+ * runs there, this thread keeps the bus, HTTP, checkpoints and the DSP of the chunks around it.
+ */
 export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda' }> {
-  const { session, device } = await openSession({ ...o, log: (m) => o.log.warn(m) });
-  o.log.info({ device, threads: o.threads || 'all cores' }, 'model loaded');
-  return { engine: new HtdemucsEngine(session, device), device };
+  const { log, ...options } = o;
+  const runner = await workerRunner({ ...options, log: (m) => log.warn(m) });
+  log.info({ device: runner.device, threads: o.threads || 'all cores', thread: 'worker' }, 'model loaded');
+  return { engine: new HtdemucsEngine(runner), device: runner.device };
 }
 
 /** One model instance, one job at a time (the queue's prefetch is 1). */

@@ -3,7 +3,8 @@
  * spectrogram of its frequency branch added to its time branch.
  */
 import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/audio';
-import { HTDEMUCS, ort } from '@stemflow/models';
+import { HTDEMUCS, type ort } from '@stemflow/models';
+import { inProcessRunner, type ModelRunner } from './runner.js';
 import { modelRunDuration } from '@stemflow/telemetry';
 
 export const STEMS = HTDEMUCS.stems.length; // 4
@@ -11,49 +12,42 @@ export const CH = 2;
 /** Planar model output: [stem][channel][SEGMENT]. */
 export type SegmentOut = Float32Array;
 
-export type Prepared = { mix: ort.Tensor; spec: ort.Tensor };
+export type Prepared = { mix: Float32Array; spec: Float32Array };
 
 export class HtdemucsEngine {
   private readonly stft = new Stft();
-  private readonly mixName: string;
-  private readonly specName: string;
-  /** Time spent inside session.run, for the benchmark's ratio. */
+  readonly runner: ModelRunner;
+  /** Time spent inside session.run over the engine's life (a job's share: the difference). */
   runMs = 0;
   runs = 0;
 
-  constructor(
-    readonly session: ort.InferenceSession,
-    readonly device: 'cpu' | 'cuda' = 'cpu',
-  ) {
-    // Inputs are told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T].
-    const meta = session.inputMetadata as unknown as { name: string; shape?: unknown[] }[] | undefined;
-    const byRank = (rank: number) => meta?.find((m) => Array.isArray(m.shape) && m.shape.length === rank)?.name;
-    this.mixName = byRank(3) ?? session.inputNames[0]!;
-    this.specName = byRank(4) ?? session.inputNames[1]!;
+  /** On a runner (services: a worker thread), or on a session run in this thread (tests). */
+  constructor(model: ModelRunner | ort.InferenceSession, device: 'cpu' | 'cuda' = 'cpu') {
+    this.runner = 'run' in model && 'close' in model && !('inputNames' in model) ? model : inProcessRunner(model as ort.InferenceSession, device);
+  }
+
+  get device(): 'cpu' | 'cuda' {
+    return this.runner.device;
   }
 
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */
   prepare(segment: Float32Array): Prepared {
     const spec = new Float32Array(CH * 2 * BINS * FRAMES);
     for (let c = 0; c < CH; c++) this.stft.spec(segment, c * SEGMENT, 1, SEGMENT, spec, 2 * c, 2 * c + 1);
-    return { mix: new ort.Tensor('float32', segment, [1, CH, SEGMENT]), spec: new ort.Tensor('float32', spec, [1, CH * 2, BINS, FRAMES]) };
+    return { mix: segment, spec };
   }
 
+  /** One model run; the prepared inputs are consumed (moved to the model's thread). */
   async infer(p: Prepared): Promise<{ freq: Float32Array; time: Float32Array }> {
-    const t0 = performance.now();
-    const out = await this.session.run({ [this.mixName]: p.mix, [this.specName]: p.spec });
-    const ms = performance.now() - t0;
+    const { freq, time, ms } = await this.runner.run(p.mix, p.spec);
     this.runMs += ms;
     modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
-    let freq: Float32Array | undefined;
-    let time: Float32Array | undefined;
-    for (const t of Object.values(out)) {
-      if (t.dims.length === 5) freq = t.data as Float32Array;
-      else if (t.dims.length === 4) time = t.data as Float32Array;
-    }
-    if (!freq || !time) throw new Error('unexpected model outputs');
     return { freq, time };
+  }
+
+  close(): Promise<void> {
+    return this.runner.close();
   }
 
   /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */

@@ -1,4 +1,6 @@
-import { SEGMENT } from '@stemflow/audio';
+import { MAX_SHIFT_FRAMES, SEGMENT, planChunks, type Chunk } from '@stemflow/audio';
+import type { JobOptions } from '@stemflow/contracts';
+import type { PassView } from './pass.js';
 
 /** The chunk plan lives in packages/audio: the gateway and decoder bound a job's cost by the same rule. */
 export { planChunks, type Chunk } from '@stemflow/audio';
@@ -14,3 +16,31 @@ export function triangle(segment = SEGMENT): Float32Array {
   for (let i = 0; i < segment; i++) w[i]! /= max;
   return w;
 }
+
+/** A job's plan: the track's length and normalization, and the chunks of each pass (one per shift). */
+export type Plan = { length: number; mean: number; std: number; passes: { view: PassView; chunks: Chunk[] }[] };
+
+/** Deterministic per job, so a resumed job makes the same shifts. */
+function seededOffsets(jobId: string, count: number, max: number): number[] {
+  let s = parseInt(jobId.replace(/-/g, '').slice(-8), 16) || 1;
+  return Array.from({ length: count }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s % (max + 1);
+  });
+}
+
+export function makePlan(frames: number, opts: JobOptions, jobId: string, stats: { mean: number; std: number }): Plan {
+  const passes: Plan['passes'] = [];
+  if (opts.shifts <= 1) {
+    passes.push({ view: { viewOffset: 0, viewLength: frames, trackLength: frames }, chunks: planChunks(frames, opts.overlap) });
+  } else {
+    // apply.py: pad by max_shift, shift by a random offset, keep out[max_shift - offset:].
+    const maxShift = MAX_SHIFT_FRAMES;
+    for (const off of seededOffsets(jobId, opts.shifts, maxShift)) {
+      const viewLength = frames + maxShift - off;
+      passes.push({ view: { viewOffset: off - maxShift, viewLength, trackLength: frames }, chunks: planChunks(viewLength, opts.overlap) });
+    }
+  }
+  return { length: frames, ...stats, passes };
+}
+

@@ -1,0 +1,115 @@
+/**
+ * The separator's side of the object store: the decoded PCM read by ranges (normalized, planar),
+ * its statistics, and a job's work area (the plan and the checkpoints of every pass).
+ */
+import { BYTES_PER_FRAME } from '@stemflow/audio';
+import { StemflowError } from '@stemflow/contracts';
+import { readObject, type BlobStore } from '@stemflow/storage';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../core/checkpoint.js';
+import type { Carry, MixReader } from '../core/pass.js';
+import type { Plan } from '../core/plan.js';
+
+const workKey = (id: string, name: string) => `jobs/${id}/work/${name}`;
+const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
+
+/** Reads planar stereo [start, start+len) of the interleaved f32 PCM, normalized, zeros outside. */
+export function mixReader(blobs: BlobStore, pcmKey: string, frames: number, mean: number, std: number): MixReader {
+  return async (start: number, len: number): Promise<Float32Array> => {
+    const out = new Float32Array(2 * len);
+    const a = Math.max(0, start);
+    const b = Math.min(frames, start + len);
+    if (b <= a) return out;
+    const raw = await readRange(blobs, pcmKey, a * BYTES_PER_FRAME, (b - a) * BYTES_PER_FRAME);
+    const f = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const inv = 1 / std;
+    for (let i = 0; i < b - a; i++) {
+      out[a - start + i] = (f[2 * i]! - mean) * inv;
+      out[len + a - start + i] = (f[2 * i + 1]! - mean) * inv;
+    }
+    return out;
+  };
+}
+
+async function readRange(blobs: BlobStore, key: string, start: number, bytes: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for await (const c of await blobs.get(key, { start, end: start + bytes - 1 })) {
+    (c as Buffer).copy(out, at);
+    at += (c as Buffer).length;
+  }
+  if (at !== bytes) throw new StemflowError('PCM_SHORT', `read ${at} of ${bytes} bytes of ${key}`, { retryable: true });
+  return out;
+}
+
+/** Mean and (unbiased) std of the mono mix, streaming: Demucs's per-track normalization. */
+export async function trackStats(blobs: BlobStore, key: string): Promise<{ mean: number; std: number }> {
+  let n = 0, sum = 0, sumSq = 0;
+  let carry = Buffer.alloc(0);
+  for await (const c of await blobs.get(key)) {
+    const buf = carry.length ? Buffer.concat([carry, c as Buffer]) : (c as Buffer);
+    const whole = buf.length - (buf.length % BYTES_PER_FRAME);
+    for (let i = 0; i < whole; i += BYTES_PER_FRAME) {
+      const m = (buf.readFloatLE(i) + buf.readFloatLE(i + 4)) / 2;
+      sum += m;
+      sumSq += m * m;
+      n++;
+    }
+    carry = Buffer.from(buf.subarray(whole));
+  }
+  const mean = sum / n;
+  const variance = n > 1 ? (sumSq - n * mean * mean) / (n - 1) : 0;
+  return { mean, std: Math.sqrt(Math.max(variance, 0)) || 1 };
+}
+
+/** One job's work area: its plan and checkpoints, removed when the job ends. */
+export class WorkStore {
+  constructor(
+    private readonly blobs: BlobStore,
+    readonly jobId: string,
+  ) {}
+  private get id() {
+    return this.jobId;
+  }
+
+  async plan(): Promise<Plan | undefined> {
+    if (!(await this.blobs.head(workKey(this.id, 'plan.json')))) return undefined;
+    return JSON.parse((await readObject(this.blobs, workKey(this.id, 'plan.json'))).toString()) as Plan;
+  }
+
+  async savePlan(plan: Plan): Promise<void> {
+    await this.blobs.put(workKey(this.id, 'plan.json'), Buffer.from(JSON.stringify(plan)));
+  }
+
+  /** The last checkpoint of a pass, to resume after. */
+  async last(pass: number): Promise<Checkpoint | undefined> {
+    const have = (await this.blobs.list(workKey(this.id, `pass-${pass}/`))).map((b) => b.key).sort();
+    return have.length ? decodeCheckpoint(await readObject(this.blobs, have[have.length - 1]!)) : undefined;
+  }
+
+  async checkpoint(pass: number, k: number, region: { start: number; length: number; data: Float32Array }, carry: Carry): Promise<void> {
+    await this.blobs.put(chunkKey(this.id, pass, k), encodeCheckpoint(k, region, carry));
+  }
+
+  /** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */
+  async *regions(pass: number): AsyncGenerator<Float32Array> {
+    const list = (await this.blobs.list(workKey(this.id, `pass-${pass}/`))).sort((a, b) => a.key.localeCompare(b.key));
+  // One read buffer per pass, reused: a block is consumed before the next one is read, and a
+  // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
+  let buf = Buffer.alloc(0);
+  for (const { key, size } of list) {
+    if (buf.length < size) buf = Buffer.alloc(size);
+    let at = 0;
+    for await (const c of await this.blobs.get(key)) {
+      (c as Buffer).copy(buf, at);
+      at += (c as Buffer).length;
+    }
+    const c = decodeCheckpoint(buf.subarray(0, at));
+    if (c.length > 0) yield c.data;
+  }
+}
+
+
+  clear(): Promise<number> {
+    return this.blobs.deletePrefix(workKey(this.id, ''));
+  }
+}

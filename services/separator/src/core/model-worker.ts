@@ -1,0 +1,34 @@
+/**
+ * The model's thread: opens the ONNX Runtime session (weights verified by sha256) and runs it on
+ * the inputs the main thread sends, one at a time, replying with the outputs. See runner.ts.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { describeError, StemflowError } from '@stemflow/contracts';
+import { modelPath, openSession, type SessionOptions } from '@stemflow/models';
+import { inputNames, runSession } from './runner.js';
+
+const port = parentPort!;
+const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string };
+try {
+  const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath ?? modelPath());
+  const names = inputNames(session);
+  // Runs are served in order: the separator asks for the next only after the previous returned.
+  let queue = Promise.resolve();
+  port.on('message', (m: { id: number; mix: Float32Array; spec: Float32Array }) => {
+    queue = queue.then(async () => {
+      try {
+        const { freq, time, ms } = await runSession(session, names, m.mix, m.spec);
+        try {
+          port.postMessage({ id: m.id, freq, time, ms }, [freq.buffer as ArrayBuffer, time.buffer as ArrayBuffer]);
+        } catch {
+          port.postMessage({ id: m.id, freq, time, ms }); // buffers ORT will not let go of: copied
+        }
+      } catch (err) {
+        port.postMessage({ id: m.id, error: describeError(err) });
+      }
+    });
+  });
+  port.postMessage({ type: 'ready', device });
+} catch (err) {
+  port.postMessage({ type: 'failed', error: describeError(err), ...(err instanceof StemflowError ? { code: err.code } : {}) });
+}

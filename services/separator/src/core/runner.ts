@@ -1,0 +1,126 @@
+/**
+ * Where the ONNX graph runs. onnxruntime-node's `session.run` is synchronous on the calling
+ * thread (its async API only defers it with setImmediate): a 3–5 s htdemucs run on the main thread
+ * freezes the process — HTTP, health, metrics, broker heartbeats, and the DSP meant to overlap it.
+ * So services run the model in a worker thread that owns the session (`workerRunner`); the main
+ * thread sends it the chunk's inputs and gets the outputs back, moving buffers instead of copying
+ * them where it can. `inProcessRunner` runs a session in the caller's thread: tests with the tiny
+ * model and benchmarks comparing against it.
+ */
+import { Worker } from 'node:worker_threads';
+import { BINS, FRAMES, SEGMENT } from '@stemflow/audio';
+import { StemflowError } from '@stemflow/contracts';
+import { ort, type SessionOptions } from '@stemflow/models';
+
+export type ModelOutputs = { freq: Float32Array; time: Float32Array };
+export type ModelRunner = {
+  readonly device: 'cpu' | 'cuda';
+  /** One run on a segment ([1,2,SEGMENT]) and its spectrogram ([1,4,BINS,FRAMES]). The inputs are consumed (moved). */
+  run(mix: Float32Array, spec: Float32Array): Promise<ModelOutputs & { ms: number }>;
+  close(): Promise<void>;
+};
+
+/** Input names told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T]. */
+export function inputNames(session: ort.InferenceSession): { mix: string; spec: string } {
+  const meta = session.inputMetadata as unknown as { name: string; shape?: unknown[] }[] | undefined;
+  const byRank = (rank: number) => meta?.find((m) => Array.isArray(m.shape) && m.shape.length === rank)?.name;
+  return { mix: byRank(3) ?? session.inputNames[0]!, spec: byRank(4) ?? session.inputNames[1]! };
+}
+
+/** One run of the graph: the frequency branch [1,4,4,F,T] and the time branch [1,4,2,SEGMENT]. */
+export async function runSession(session: ort.InferenceSession, names: { mix: string; spec: string }, mix: Float32Array, spec: Float32Array): Promise<ModelOutputs & { ms: number }> {
+  const t0 = performance.now();
+  const out = await session.run({ [names.mix]: new ort.Tensor('float32', mix, [1, 2, SEGMENT]), [names.spec]: new ort.Tensor('float32', spec, [1, 4, BINS, FRAMES]) });
+  const ms = performance.now() - t0;
+  let freq: Float32Array | undefined;
+  let time: Float32Array | undefined;
+  for (const t of Object.values(out)) {
+    if (t.dims.length === 5) freq = t.data as Float32Array;
+    else if (t.dims.length === 4) time = t.data as Float32Array;
+  }
+  if (!freq || !time) throw new Error('unexpected model outputs');
+  return { freq, time, ms };
+}
+
+/** Runs a session in this thread (blocks it for each run). */
+export function inProcessRunner(session: ort.InferenceSession, device: 'cpu' | 'cuda' = 'cpu'): ModelRunner {
+  const names = inputNames(session);
+  return { device, run: (mix, spec) => runSession(session, names, mix, spec), close: () => session.release() };
+}
+
+/** tsx as an absolute URL where it resolves from here (a process may run from any directory). */
+const tsxLoader = () => {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return 'tsx';
+  }
+};
+
+type Reply = { id: number; freq?: Float32Array; time?: Float32Array; ms?: number; error?: string };
+type Hello = { type: 'ready'; device: 'cpu' | 'cuda' } | { type: 'log'; msg: string } | { type: 'failed'; error: string; code?: string };
+
+/**
+ * Opens the model in a worker thread (the sha256 check included) and serves runs from it. A
+ * worker that dies fails every run in flight and every later one with the reason.
+ */
+export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg: string) => void; modelPath?: string }): Promise<ModelRunner> {
+  const { log, ...options } = o;
+  const worker = new Worker(new URL('./model-worker.ts', import.meta.url), {
+    workerData: options,
+    // The worker loads TypeScript like the main thread does (its own loader: workers do not share
+    // the main thread's --import list).
+    execArgv: ['--import', tsxLoader()],
+    // Its logs come through messages; stdout/stderr are the process's.
+    stdout: false,
+    stderr: false,
+  });
+  const pending = new Map<number, { resolve: (v: ModelOutputs & { ms: number }) => void; reject: (e: Error) => void }>();
+  let dead: Error | undefined;
+  const fail = (err: Error) => {
+    dead ??= err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  const device = await new Promise<'cpu' | 'cuda'>((resolve, reject) => {
+    worker.on('message', (m: Hello | Reply) => {
+      if ('type' in m) {
+        if (m.type === 'log') log?.(m.msg);
+        else if (m.type === 'ready') resolve(m.device);
+        else reject(new StemflowError(m.code ?? 'MODEL_UNAVAILABLE', m.error, { status: 500 }));
+        return;
+      }
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve({ freq: m.freq!, time: m.time!, ms: m.ms! });
+    });
+    worker.on('error', (err) => {
+      reject(err);
+      fail(err);
+    });
+    worker.on('exit', (code) => {
+      const err = new Error(`the model worker exited (${code})`);
+      reject(err);
+      fail(err);
+    });
+  });
+  let next = 0;
+  return {
+    device,
+    run: (mix, spec) => {
+      if (dead) return Promise.reject(dead);
+      const id = next++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        // The inputs are moved to the worker, not copied (the caller made them for this run).
+        worker.postMessage({ id, mix, spec }, [mix.buffer as ArrayBuffer, spec.buffer as ArrayBuffer]);
+      });
+    },
+    close: async () => {
+      fail(new Error('the model worker was closed'));
+      await worker.terminate();
+    },
+  };
+}
