@@ -45,10 +45,13 @@ export async function verifyModel(path = modelPath(), m: ModelManifest = HTDEMUC
  * tens to hundreds of MiB; glibc serves those by mmap and unmaps them on free, so each run
  * page-faults its whole working set in again (pnpm bench separate: 1.47× the model time). Served
  * from the heap and not trimmed, the memory is reused between runs at the same peak RSS.
+ * One arena (`arena_max=1`): the model runs in a worker thread, and a thread's own arena serves
+ * large blocks by mmap whatever mmap_max says (its heaps are 64 MiB at most), which brought the
+ * page faults back: 1.06× the model time and +350 MiB peak, measured; with one arena, none.
  */
-export const MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184';
+export const MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184:glibc.malloc.arena_max=1';
 /** Whether this process started with those settings (only glibc Linux reads them). */
-export const mallocTuned = () => process.platform !== 'linux' || (process.env.GLIBC_TUNABLES ?? '').includes('glibc.malloc.mmap_max=0');
+export const mallocTuned = () => process.platform !== 'linux' || ['glibc.malloc.mmap_max=0', 'glibc.malloc.arena_max=1'].every((t) => (process.env.GLIBC_TUNABLES ?? '').includes(t));
 
 export type SessionOptions = {
   device: 'auto' | 'cpu' | 'cuda';

@@ -95,6 +95,15 @@ describe('docker-compose.yml', () => {
     expect(read('infra/start-embedded.sh')).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
   });
 
+  it('every way of starting a process registers OpenTelemetry before the service imports anything', () => {
+    const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
+    for (const s of [...stemflow, 'all-in-one']) expect(scripts(`services/${s}/package.json`).start, s).toMatch(/node --import tsx --import @stemflow\/telemetry\/register src\/main\.ts$/);
+    expect(read('infra/start-embedded.sh')).toContain('--import tsx --import ./packages/telemetry/src/register.ts services/all-in-one/src/main.ts');
+    expect(read('Dockerfile')).toContain('exec node --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts');
+    expect(read('test/support/processes.ts')).toContain("'--import', './packages/telemetry/src/register.ts'");
+    expect(read('services/cli/bin/stemflow.js')).toMatch(/await import\('@stemflow\/telemetry\/register'\);\s*const \{ main \} = await import/);
+  });
+
   it('the services use distinct ports, and the gateway is published', () => {
     const ports = stemflow.map((n) => compose.services[n]!.environment!.PORT);
     expect(new Set(ports).size).toBe(4);
