@@ -12,7 +12,6 @@ const mode = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 
 async function child(minutes: number) {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
-  const { EmbeddedJobStore } = await import('@stemflow/jobs');
   const { FsBlobStore, keys } = await import('@stemflow/storage');
   const { decodeJob } = await import('@stemflow/decoder');
   const { createLogger } = await import('@stemflow/telemetry');
@@ -25,9 +24,8 @@ async function child(minutes: number) {
   spawnSync('mkdir', ['-p', join(root, `jobs/${id}/input`)]);
   const gen = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${minutes * 60}`, '-ac', '2', '-c:a', 'flac', '-y', file]);
   if (gen.status !== 0) throw new Error(gen.stderr.toString());
-  const jobs = await EmbeddedJobStore.open(join(root, 'jobs.jsonl'));
   const t0 = performance.now();
-  await decodeJob({ bus: new InMemoryBus({ queues: [] }), blobs, jobs, log: createLogger('bench', 'silent') }, newEvent('job.created', id, { input: { key, filename: 'long.flac', size: 1, content_type: 'audio/flac', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null }), { maxDurationSec: 2 * 3600 });
+  await decodeJob({ bus: new InMemoryBus({ queues: [] }), blobs, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.created', id, { input: { key, filename: 'long.flac', size: 1, content_type: 'audio/flac', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null }), { maxDurationSec: 2 * 3600 });
   const sec = (performance.now() - t0) / 1000;
   process.stdout.write(JSON.stringify({ minutes, sec, peakRssMiB: process.resourceUsage().maxRSS / 1024, pcmBytes: (await blobs.head(keys.pcm(id)))?.size }) + '\n');
 }

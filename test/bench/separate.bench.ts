@@ -78,7 +78,6 @@ function report(passes: Pass[], frames: number) {
 /** The whole separator use case (store reads, checkpoints, encoding) with the tiny model. */
 async function rssRun(minutes: number) {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
-  const { EmbeddedJobStore } = await import('@stemflow/jobs');
   const { FsBlobStore, keys } = await import('@stemflow/storage');
   const { ort } = await import('@stemflow/models');
   const { HtdemucsEngine } = await import('@stemflow/separator/core');
@@ -86,7 +85,6 @@ async function rssRun(minutes: number) {
   const { createLogger } = await import('@stemflow/telemetry');
   const root = mkdtempSync(join(tmpdir(), 'rss-'));
   const blobs = new FsBlobStore(root);
-  const jobs = await EmbeddedJobStore.open(join(root, 'jobs.jsonl'));
   const bus = new InMemoryBus({ queues: [] });
   const id = '01937f5e-8d2a-7c3b-9a1e-4b2c6d8e0f12';
   const frames = minutes * 60 * SR;
@@ -102,11 +100,11 @@ async function rssRun(minutes: number) {
       yield Buffer.from(b.buffer);
     }
   })()));
-  await jobs.apply(newEvent('job.created', id, { input: { key: 'k', filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null }));
   const tiny = fileURLToPath(new URL('../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
   const engine = new HtdemucsEngine(await ort.InferenceSession.create(tiny));
   const t1 = performance.now();
-  await separateJob({ bus, blobs, jobs, engine, log: createLogger('bench', 'silent') }, newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR }));
+  const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const };
+  await separateJob({ bus, blobs, engine, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR }));
   report([{ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs }], frames);
 }
 

@@ -57,7 +57,7 @@ describe('a separator that cannot finish', () => {
         throw new StemflowError('ENGINE_FAILED', 'the model run failed: out of memory', { retryable: true });
       }
     })(session);
-    const sep = await startSeparator({ bus: c.bus, blobs: c.blobs, jobs: c.jobs, log, engine }, q);
+    const sep = await startSeparator({ bus: c.bus, blobs: c.blobs, log, engine }, q);
     try {
       const id = await upload(4);
       const job = await ended(id);
@@ -103,7 +103,7 @@ describe('a job longer than the consumer timeout', () => {
     const sepLog = createLogger('test-separator', 'info', capture());
     const bus = await RabbitBus.connect({ url: c.env.AMQP_URL!, log: sepLog });
     try {
-      sep = await startSeparator({ bus, blobs: c.blobs, jobs: c.jobs, log: sepLog, engine, maxHoldMs: HOLD_MS }, q);
+      sep = await startSeparator({ bus, blobs: c.blobs, log: sepLog, engine, maxHoldMs: HOLD_MS }, q);
       const started = Date.now();
       const id = await upload(60); // about 10 chunks: 12 s or more at this rate
       const job = await ended(id, 150_000);

@@ -16,6 +16,16 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { sc
 const vitestProjects = [...readFileSync(join(root, 'vitest.config.ts'), 'utf8').matchAll(/name: '([a-z]+)'/g)].map((m) => m[1]);
 const benches = readdirSync(join(root, 'test/bench')).filter((f) => f.endsWith('.bench.ts')).map((f) => f.replace('.bench.ts', ''));
 
+describe('the workers read no database', () => {
+  it.each(['decoder', 'separator'])('%s depends on neither packages/jobs nor a database driver, in its package or its sources', (service) => {
+    const manifest = JSON.parse(readFileSync(join(root, `services/${service}/package.json`), 'utf8')) as { dependencies: Record<string, string> };
+    expect(Object.keys(manifest.dependencies)).not.toContain('@stemflow/jobs');
+    expect(Object.keys(manifest.dependencies).filter((d) => /mongo/.test(d))).toEqual([]);
+    const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    for (const f of walk(join(root, `services/${service}/src`))) expect(readFileSync(f, 'utf8'), f).not.toMatch(/@stemflow\/jobs|mongoose|mongodb/);
+  });
+});
+
 describe('pnpm scripts', () => {
   it.each(Object.entries(pkg.scripts))('%s: every file, project and benchmark it names exists', (name, command) => {
     for (const m of command.matchAll(/(?:bash|node(?: --import \S+)*|tsx)\s+([\w./-]+\.(?:sh|ts|js))/g)) expect(existsSync(join(root, m[1]!)), `${name} runs ${m[1]}`).toBe(true);

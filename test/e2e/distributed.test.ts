@@ -62,6 +62,10 @@ describe('one job through four processes on the real engines', () => {
 
   it('every service serves Prometheus metrics of that job', async () => {
     const metrics = async (s: ServiceProcess) => (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
+    // The separator records a job's stage once it has also marked it completed and cleared its
+    // work area, just after job.completed is out: wait for that, and for the status service's count.
+    await eventually(async () => /stemflow_stage_duration_seconds_count\{stage="separate",outcome="ok"\} [1-9]/.test(await metrics(services.separator)), { what: 'the separation recorded' });
+    await eventually(async () => /stemflow_stage_duration_seconds_count\{stage="total",outcome="completed"\} [1-9]/.test(await metrics(services.status)), { what: 'the total recorded' });
     const [gateway, decoder, separator, status] = await Promise.all([services.gateway, services.decoder, services.separator, services.status].map(metrics));
     expect(gateway).toMatch(/stemflow_http_request_duration_seconds_count\{method="POST",route="\/api\/jobs",status="201"\} [1-9]/);
     expect(decoder).toMatch(/stemflow_stage_duration_seconds_count\{stage="decode",outcome="ok"\} [1-9]/);

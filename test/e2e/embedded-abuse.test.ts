@@ -44,7 +44,12 @@ const post = async (name: string, bytes: Buffer) => {
 };
 /** ffmpeg processes that are children of the server process. */
 const ffmpegChildren = () => {
-  const out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(app.proc!.pid)], { encoding: 'utf8' }).trim();
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(app.proc!.pid)], { encoding: 'utf8' }).trim();
+  } catch (err) {
+    if ((err as { status?: number }).status !== 1) throw err; // ps exits 1 when the process has no children
+  }
   return out ? out.split('\n').filter((l) => /ffmpeg|ffprobe/.test(l)).length : 0;
 };
 const tempFiles = () => {

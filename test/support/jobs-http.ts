@@ -59,7 +59,7 @@ export async function expectFourStems(api: string, events: SseEvent[], frames: n
   expect(last.data.stems.map((s: { name: string }) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
   for (const s of last.data.stems as { name: string; url: string }[]) {
     const res = await fetch(`${api}${s.url}`, { headers }); // a presigned S3 URL is followed
-    expect(res.status).toBe(200);
+    expect(res.status, `${s.url}: ${await res.clone().text().catch(() => '')}`).toBe(200);
     expect(decodedFrames(Buffer.from(await res.arrayBuffer())), s.name).toBe(frames);
   }
 }

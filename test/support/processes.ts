@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
 import { MALLOC_TUNABLES } from '@stemflow/models';
 import { eventually } from './env.js';
 
@@ -17,8 +19,11 @@ export class ServiceProcess {
       env: { ...process.env, ...(this.name === 'separator' || this.name === 'all-in-one' ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    // STEMFLOW_TEST_LOG_DIR=<dir>: every service's output also lands in <dir>/<name>-<port>.log.
+    const file = process.env.STEMFLOW_TEST_LOG_DIR ? createWriteStream(join(process.env.STEMFLOW_TEST_LOG_DIR, `${this.name}-${this.port}.log`), { flags: 'a' }) : undefined;
+    this.proc.stdout!.on('data', (d: Buffer) => ((this.log += d.toString()), file?.write(d)));
+    this.proc.stderr!.on('data', (d: Buffer) => ((this.log += d.toString()), file?.write(d)));
+    this.proc.once('close', () => file?.end());
     const p = this.proc;
     // A process that exits while starting fails at once, with what it said.
     const exited = new Promise<never>((_, reject) => p.once('close', (code) => reject(new Error(`${this.name} exited (${code}) while starting:\n${this.log}`))));

@@ -3,3 +3,4 @@ export { newEvent } from './events.js';
 export { InMemoryBus } from './memory.js';
 export { RabbitBus, type RabbitBusOptions } from './rabbitmq.js';
 export { checkHandlers, decode, retryDelay } from './core.js';
+export { watchCancellations, type Cancellations } from './cancellations.js';

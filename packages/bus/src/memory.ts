@@ -123,7 +123,7 @@ export class InMemoryBus implements EventBus {
         this.enqueue(q, { body: msg.body, headers: outcome.headers, deliveryCount: 0, redelivered: false, ...(msg.messageId ? { messageId: msg.messageId } : {}) });
       }, outcome.delayMs);
       this.timers.add(t);
-    } else if (outcome.kind === 'park') {
+    } else if (outcome.kind === 'park' && !q.spec.ephemeral) {
       q.parked.push({ body: msg.body, headers: outcome.headers, reason: outcome.reason });
     }
   }

@@ -360,6 +360,12 @@ export class RabbitBus implements EventBus {
 }
 
 async function assertQueue(ch: Channel, spec: QueueSpec): Promise<void> {
+  if (spec.ephemeral) {
+    // This process's own: gone with its connection, declared again (empty) on reconnect.
+    await ch.assertQueue(spec.name, { exclusive: true, autoDelete: true, durable: false });
+    for (const b of spec.bindings) await ch.bindQueue(spec.name, EXCHANGE, b);
+    return;
+  }
   await ch.assertQueue(spec.name, {
     durable: true,
     arguments: {

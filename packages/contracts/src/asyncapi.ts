@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { EVENTS, EVENT_NAMES, type EventName } from './events.js';
-import { EXCHANGE, HEADERS, QUEUES, eventsFor } from './topology.js';
+import { EXCHANGE, HEADERS, QUEUES, cancelsQueue, eventsFor, gatewayEventsQueue } from './topology.js';
 
 const schema = (s: z.ZodType) => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(s, { target: 'draft-7', unrepresentable: 'any', io: 'input' }) as Record<string, unknown>;
@@ -90,6 +90,20 @@ export function asyncApiDocument(version = '0.1.0') {
         action: 'receive',
         title: `queue ${q.name} receives ${name}`,
         description: `${q.description} Prefetch ${q.prefetch}; up to ${q.retry.maxAttempts} attempts, then the message is parked in \`${q.name}.dlq\`.`,
+        channel: { $ref: `#/channels/${channelId(name)}` },
+        messages: [{ $ref: `#/channels/${channelId(name)}/messages/${pascal(name)}` }],
+        bindings: { amqp: { ack: true, bindingVersion: '0.3.0' } },
+      };
+    }
+  }
+  // Per-process queues (exclusive, auto-delete, named with the instance's id): every instance gets
+  // every event it is bound to, once; nothing is retried or parked.
+  for (const q of [gatewayEventsQueue('<instance>'), cancelsQueue('<instance>')]) {
+    for (const name of eventsFor(q, EVENT_NAMES)) {
+      operations[`${q.name.split('.')[0]!.replace(/[^a-zA-Z0-9]+/g, '_')}_instance_${pascal(name)}`] = {
+        action: 'receive',
+        title: `queue ${q.name} (one per process) receives ${name}`,
+        description: `${q.description} Exclusive and auto-delete: one per running process, gone with its connection; nothing is retried or parked.`,
         channel: { $ref: `#/channels/${channelId(name)}` },
         messages: [{ $ref: `#/channels/${channelId(name)}/messages/${pascal(name)}` }],
         bindings: { amqp: { ack: true, bindingVersion: '0.3.0' } },

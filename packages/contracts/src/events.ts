@@ -18,8 +18,12 @@ export const JobCreatedPayload = z.object({
   owner: z.string().nullable().default(null),
   /** Set when the upload matched a completed job: its stems are reused, nothing is separated. */
   reuseOf: JobId.optional(),
+  /** With reuseOf: the stems to copy, so the decoder needs no database (since 2026-11). */
+  reuseStems: z.array(StemObject).min(1).optional(),
 });
 export const JobDecodedPayload = z.object({
+  /** What the client asked for, carried on so the separator needs no database (since 2026-11; absent from older decoders). */
+  options: JobOptions.optional(),
   pcmKey: z.string().min(1),
   sampleRate: z.literal(44100),
   channels: z.literal(2),

@@ -20,6 +20,10 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
 
 export const STAGES = ['decoding', 'separating', 'encoding'] as const;
+/** Share of the whole job's progress at the end of decoding (the rest is separation and encoding). */
+export const DECODE_SHARE = 0.05;
+/** Share of the whole job's progress that separation covers, after decoding (encoding is the rest). */
+export const SEPARATE_SHARE = 0.85;
 export const JobStage = z.enum(STAGES);
 export type JobStage = z.infer<typeof JobStage>;
 

@@ -28,6 +28,12 @@ export type QueueSpec = {
    * order is kept and replicas never write the same job at once.
    */
   singleActiveConsumer?: boolean;
+  /**
+   * A queue of one process (exclusive, deleted when it disconnects, not durable): notifications
+   * every instance must see (progress for its SSE clients, cancellations). No retries, no parking:
+   * what it misses while disconnected, the process recovers from its own state.
+   */
+  ephemeral?: boolean;
   description: string;
 };
 
@@ -74,6 +80,15 @@ export const QUEUES = {
 } as const satisfies Record<string, QueueSpec>;
 
 export type QueueKey = keyof typeof QUEUES;
+
+/** Per-process queues: `<role>.<instance id>`, bound as given, ephemeral. */
+export function instanceQueue(role: 'gateway-events' | 'cancels', instanceId: string, bindings: readonly string[], description: string): QueueSpec {
+  return { name: `${role}.${instanceId}`, bindings, prefetch: 256, retry: { maxAttempts: 1, delaysMs: [1_000] }, stage: role, failJobOnGiveUp: false, ephemeral: true, description };
+}
+/** What every gateway receives (each on its own queue): every job event, for its SSE streams. */
+export const gatewayEventsQueue = (instanceId: string) => instanceQueue('gateway-events', instanceId, ['job.#'], 'A gateway: every job event, fanned out to its open SSE streams.');
+/** What every decoder and separator receives (each on its own queue): cancellations. */
+export const cancelsQueue = (instanceId: string) => instanceQueue('cancels', instanceId, ['job.canceled'], 'A worker: cancellations, applied between chunks.');
 
 export const retryQueueName = (queue: string, delayMs: number) => `${queue}.retry.${delayMs}ms`;
 export const parkingQueueName = (queue: string) => `${queue}.dlq`;

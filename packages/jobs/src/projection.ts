@@ -7,10 +7,9 @@
  *   job's events ends in the same document;
  * - updated_at is the latest event time applied, created_at the job.created time.
  */
-import { TERMINAL_STATUSES, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
+import { DECODE_SHARE, TERMINAL_STATUSES, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
 
-/** Share of the whole job's progress at the end of decoding (the rest is separation/encoding). */
-export const DECODE_SHARE = 0.05;
+export { DECODE_SHARE };
 const RANK: Record<JobStage, number> = { decoding: 1, separating: 2, encoding: 3 };
 const MAX_REMEMBERED_EVENTS = 500;
 

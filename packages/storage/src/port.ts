@@ -39,6 +39,10 @@ export const keys = {
    */
   input: (id: string) => `jobs/${id}/input/source`,
   pcm: (id: string) => `jobs/${id}/pcm/mix.f32`,
+  /** Left by the gateway when a job is canceled: workers that missed the event still see it. */
+  canceled: (id: string) => `jobs/${id}/canceled`,
+  /** Left by the separator once job.completed is published: a redelivery does not separate again. */
+  completed: (id: string) => `jobs/${id}/completed.json`,
   checkpoint: (id: string, chunk: number) => `jobs/${id}/work/chunk-${String(chunk).padStart(5, '0')}.f32`,
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };

@@ -12,5 +12,7 @@ export {
   messagesSettled,
   httpRequestDuration,
   uploadedBytes,
+  readModelReads,
+  sseStreams,
   timeStage,
 } from './metrics.js';

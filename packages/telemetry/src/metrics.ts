@@ -52,6 +52,19 @@ export const httpRequestDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+export const readModelReads = new Counter({
+  name: 'stemflow_read_model_reads_total',
+  help: 'Reads of one job from the read model by the gateway, by what asked (api, sse_open, sse_poll)',
+  labelNames: ['by'] as const,
+  registers: [metricsRegistry],
+});
+
+export const sseStreams = new Gauge({
+  name: 'stemflow_sse_streams',
+  help: 'Open Server-Sent Events streams on this gateway',
+  registers: [metricsRegistry],
+});
+
 export const uploadedBytes = new Counter({
   name: 'stemflow_uploaded_bytes_total',
   help: 'Bytes of accepted uploads',

@@ -1,4 +1,6 @@
+import { watchCancellations } from '@stemflow/bus';
 import { QUEUES } from '@stemflow/contracts';
+import { keys } from '@stemflow/storage';
 import type { Running } from '@stemflow/runtime';
 import { timeStage } from '@stemflow/telemetry';
 import { decodeJob, type DecodeConfig, type DecodeDeps } from './use-cases/decode-job.js';
@@ -7,7 +9,15 @@ export { decodeJob, clock } from './use-cases/decode-job.js';
 /** For processes that decode without runService (the CLI): is ffmpeg there, and which. */
 export { ffmpegVersions } from '@stemflow/audio';
 
-export async function startDecoder(d: DecodeDeps, cfg: DecodeConfig, queue = QUEUES.decoder as import('@stemflow/contracts').QueueSpec): Promise<Running> {
-  const sub = await d.bus.subscribe(queue, { 'job.created': (e) => timeStage('decode', () => decodeJob(d, e, cfg)) });
-  return { stop: () => sub.close() };
+/** Consumes job.created; watches cancellations (its own queue, and the gateway's marker in the store). */
+export async function startDecoder(d: Omit<DecodeDeps, 'cancels'>, cfg: DecodeConfig, queue = QUEUES.decoder as import('@stemflow/contracts').QueueSpec): Promise<Running> {
+  const cancels = await watchCancellations(d.bus, { marked: async (id) => (await d.blobs.head(keys.canceled(id))) !== undefined });
+  const deps: DecodeDeps = { ...d, cancels };
+  const sub = await d.bus.subscribe(queue, { 'job.created': (e) => timeStage('decode', () => decodeJob(deps, e, cfg)) });
+  return {
+    stop: async () => {
+      await sub.close();
+      await cancels.close();
+    },
+  };
 }

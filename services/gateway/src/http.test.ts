@@ -17,7 +17,7 @@ import { startStatus } from '@stemflow/status';
 import { FsBlobStore, keys } from '@stemflow/storage';
 import { createLogger, registerJobsByStatus, registerQueueDepth } from '@stemflow/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from './app.js';
+import { createApp, EventsHub } from './app.js';
 
 const log = createLogger('test', 'silent');
 let url: string;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   jobs = await EmbeddedJobStore.open(join(root, 'jobs.jsonl'));
   bus = new InMemoryBus({ log });
   await startStatus({ bus, blobs, jobs }, log);
-  await startDecoder({ bus, blobs, jobs, log }, { maxDurationSec: 60 });
+  await startDecoder({ bus, blobs, log }, { maxDurationSec: 60 });
   const app = createApp({ bus, blobs, jobs, log }, { maxUploadBytes: 1 << 20, apiKeys: ['key-a', 'key-b'], ssePollMs: 20, sseKeepAliveMs: 100 });
   const server = await new Promise<import('node:http').Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -150,6 +150,57 @@ describe('progress over SSE', () => {
     await reading;
     expect(events.map((e) => e.event).at(-1)).toBe('completed');
     expect(events.every((e) => e.data.status)).toBe(true);
+  });
+});
+
+describe('SSE pushed from the bus (the read model read once per stream)', () => {
+  it('10 streams on one job each get every change as it is published, with one read-model read each; a reconnect with Last-Event-ID gets nothing twice', async () => {
+    const id = await upload('key-a', { format: 'wav24' });
+    await until(async () => (await jobs.get(id))?.stage === 'separating');
+    let reads = 0;
+    const counted = Object.create(jobs, { get: { value: (jobId: string) => (reads++, jobs.get(jobId)) } }) as EmbeddedJobStore;
+    const hub = await EventsHub.start(bus, log);
+    // No polling: ssePollMs is longer than the test, so whatever arrives was pushed.
+    const app = createApp({ bus, blobs, jobs: counted, log }, { maxUploadBytes: 1 << 20, apiKeys: ['key-a'], hub, ssePollMs: 600_000, sseQuietPollMs: 600_000 });
+    const server = await new Promise<import('node:http').Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
+    const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      type Ev = { event: string; id: string; progress: number };
+      const follow = async (lastEventId?: string) => {
+        const res = await fetch(`${api}/api/jobs/${id}/events`, { headers: { ...auth('key-a'), ...(lastEventId ? { 'last-event-id': lastEventId } : {}) } });
+        const events: Ev[] = [];
+        const parser = createParser({ onEvent: (m) => events.push({ event: m.event ?? 'message', id: m.id ?? '', progress: JSON.parse(m.data).progress }) });
+        const done = (async () => {
+          const dec = new TextDecoder();
+          for await (const chunk of res.body!) parser.feed(dec.decode(chunk, { stream: true }));
+        })();
+        return { events, done };
+      };
+      const streams = await Promise.all(Array.from({ length: 10 }, () => follow()));
+      await until(async () => hub.streams === 10 && streams.every((s) => s.events.length === 1));
+      const readsAtOpen = reads;
+      expect(readsAtOpen).toBe(10);
+      for (let k = 0; k < 5; k++) {
+        await bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: 0.1 + 0.1 * k, chunk: { index: k, count: 5 } }));
+        await until(async () => streams.every((s) => s.events.at(-1)!.progress === 0.1 + 0.1 * k));
+      }
+      const resumeFrom = streams[0]!.events.at(-1)!.id;
+      const late = await follow(resumeFrom);
+      await until(async () => hub.streams === 11);
+      await complete(id);
+      await Promise.all([...streams, late].map((s) => s.done));
+      for (const s of streams) {
+        expect(s.events.map((e) => e.progress).slice(1, 6)).toEqual([0.1, 0.2, 0.3, 0.4, 0.5].map((p) => expect.closeTo(p, 9)));
+        expect(s.events.at(-1)!.event).toBe('completed');
+        expect(new Set(s.events.map((e) => e.id)).size).toBe(s.events.length); // nothing twice
+      }
+      // The late stream resumed after what it had: only the completion is new to it.
+      expect(late.events.map((e) => e.event)).toEqual(['completed']);
+      expect(reads).toBe(11); // one per stream, whatever the number of events
+    } finally {
+      await hub.close();
+      await new Promise((r) => server.close(() => r(undefined)));
+    }
   });
 });
 

@@ -7,9 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InMemoryBus, newEvent } from '@stemflow/bus';
+import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
 import { QUEUES, type AnyEvent, type EventOf, type JobOptions, type QueueSpec } from '@stemflow/contracts';
-import { EmbeddedJobStore } from '@stemflow/jobs';
 import { ort } from '@stemflow/models';
 import { FsBlobStore, keys } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
@@ -51,15 +50,21 @@ function setup() {
 }
 
 async function job(env: ReturnType<typeof setup>, frames: number, options: Partial<JobOptions> = {}) {
-  const jobs = await EmbeddedJobStore.open(join(env.root, `jobs-${uuidv7()}.jsonl`));
   const id = uuidv7();
   const opts: JobOptions = { stems: [...NAMES], format: 'f32', shifts: 1, overlap: 0.25, clip: 'clamp', ...options };
-  await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'f'.repeat(64) }, options: opts, owner: null }));
   const mix = mixture(frames);
   await env.blobs.put(keys.pcm(id), Buffer.from(mix.buffer));
-  const decoded = newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR });
-  return { id, jobs, mix, decoded };
+  // The options come with the event: the separator reads no database.
+  const decoded = newEvent('job.decoded', id, { options: opts, pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR });
+  return { id, mix, decoded };
 }
+
+/** Cancellations as a test drives them: a set it fills. */
+function cancelSet(): Cancellations & { cancel: (id: string) => void } {
+  const set = new Set<string>();
+  return { seen: (id) => set.has(id), isCanceled: async (id) => set.has(id), close: async () => {}, cancel: (id) => void set.add(id) };
+}
+const noCancels = cancelSet();
 
 /** Decodes a stem file with ffmpeg back to interleaved f32. */
 async function stem(blobs: FsBlobStore, key: string): Promise<Float32Array> {
@@ -106,7 +111,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
   it('writes each stem, and stems are what the model says (overlap-add, iSTFT, de-normalization exact)', async () => {
     const env = setup();
     const j = await job(env, 20 * SR);
-    await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     const done = env.events.find((e) => e.type === 'job.completed') as EventOf<'job.completed'>;
     expect(done.payload.stems.map((s) => s.name)).toEqual([...NAMES]);
     for (const [s, name] of NAMES.entries()) {
@@ -126,11 +131,11 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     // The process "dies" when it publishes progress for the third chunk.
     const failing = { ...env.bus, publish: async (e: AnyEvent) => { if (e.type === 'job.progress' && e.payload.chunk?.index === 2) throw new Error('killed'); return env.bus.publish(e); } } as unknown as InMemoryBus;
     const before = engine.runs;
-    await expect(separateJob({ ...env, bus: failing, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('killed');
+    await expect(separateJob({ ...env, bus: failing, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('killed');
     // The model was already running chunk 3 when chunk 2's checkpoint went through: pipelining.
     expect(engine.runs - before).toBeLessThanOrEqual(4);
     const mid = engine.runs;
-    await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     expect(engine.runs - mid).toBe(2); // chunks 3 and 4 only (2 was checkpointed before the crash)
     const vocals = await stem(env.blobs, keys.stem(j.id, 'vocals', 'wav'));
     expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(90);
@@ -152,25 +157,46 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     const onUnhandled = (e: unknown) => void unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
     try {
-      // A database that answers over the network (the cancel check between chunks takes a while).
-      const slowJobs = Object.create(j.jobs, { get: { value: async (id: string) => (await new Promise((r) => setTimeout(r, 30)), j.jobs.get(id)) } }) as EmbeddedJobStore;
-      await expect(separateJob({ ...env, blobs: flaky, jobs: slowJobs, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('object store is unavailable');
+      // A cancel check that answers over the network (the store's marker) takes a while.
+      const slowCancels = { ...noCancels, isCanceled: async () => (await new Promise((r) => setTimeout(r, 30)), false) };
+      await expect(separateJob({ ...env, blobs: flaky, cancels: slowCancels, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('object store is unavailable');
       await new Promise((r) => setTimeout(r, 100));
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
     // The retry resumes from the checkpoints and finishes.
-    await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     expect((await env.blobs.head(keys.stem(j.id, 'vocals', 'wav')))?.size).toBeGreaterThan(0);
+  });
+
+  it('a redelivered job.decoded after job.completed separates nothing (the completion marker)', async () => {
+    const env = setup();
+    const j = await job(env, 8 * SR, { format: 'wav16' });
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    const runs = engine.runs;
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    expect(engine.runs).toBe(runs);
+    expect(env.events.filter((e) => e.type === 'job.completed' && e.jobId === j.id)).toHaveLength(1);
+  });
+
+  it('a job canceled before it reaches the separator (the marker in the store) is not separated', async () => {
+    const env = setup();
+    const j = await job(env, 8 * SR);
+    const cancels = cancelSet();
+    cancels.cancel(j.id);
+    const runs = engine.runs;
+    await separateJob({ ...env, cancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    expect(engine.runs).toBe(runs);
   });
 
   it('stops between chunks when the job is canceled, and cleans up', async () => {
     const env = setup();
     const j = await job(env, 30 * SR);
-    const cancelling = { ...env.bus, publish: async (e: AnyEvent) => { if (e.type === 'job.progress' && e.payload.chunk?.index === 0) await j.jobs.apply(newEvent('job.canceled', j.id, {})); return env.bus.publish(e); } } as unknown as InMemoryBus;
+    const cancels = cancelSet();
+    const cancelling = { ...env.bus, publish: async (e: AnyEvent) => { if (e.type === 'job.progress' && e.payload.chunk?.index === 0) cancels.cancel(j.id); return env.bus.publish(e); } } as unknown as InMemoryBus;
     const before = engine.runs;
-    await separateJob({ ...env, bus: cancelling, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    await separateJob({ ...env, bus: cancelling, cancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     expect(engine.runs - before).toBeLessThanOrEqual(2);
     expect(env.events.some((e) => e.type === 'job.completed')).toBe(false);
     expect(await env.blobs.list(`jobs/${j.id}/work/`)).toEqual([]);
@@ -195,7 +221,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
         return env.blobs.get(key, range);
       },
     });
-    await expect(separateJob({ ...env, blobs: deleting, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow(/no object/);
+    await expect(separateJob({ ...env, blobs: deleting, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow(/no object/);
     expect(seenEncoders).toBe(4);
     await new Promise((r) => setTimeout(r, 200));
     expect(ffmpegChildren()).toBe(0);
@@ -207,7 +233,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     const before = engine.runMs;
     for (let i = 0; i < 2; i++) {
       const j = await job(env, 20 * SR, { format: 'wav16' });
-      await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+      await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
       const done = env.events.find((x) => x.type === 'job.completed' && x.jobId === j.id) as EventOf<'job.completed'>;
       runs.push(done.payload.timings as (typeof runs)[number]);
     }
@@ -224,7 +250,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
   it('two-stem mode, random shifts, a short clip, and compressed formats', async () => {
     const env = setup();
     const j = await job(env, 3 * SR, { two_stems: 'vocals', shifts: 2, format: 'flac' });
-    await separateJob({ ...env, jobs: j.jobs, engine, log: createLogger('t', 'silent') }, j.decoded);
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     const done = env.events.find((e) => e.type === 'job.completed') as EventOf<'job.completed'>;
     expect(done.payload.stems.map((s) => [s.name, s.format])).toEqual([['vocals', 'flac'], ['accompaniment', 'flac']]);
     const v = await stem(env.blobs, keys.stem(j.id, 'vocals', 'flac'));
@@ -236,7 +262,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     const m = expected(j.mix, 0.6).map((x, i) => x + 2 * mean[i]!);
     expect(snr(m, acc)).toBeGreaterThan(60);
     const mp3 = await job(env, 2 * SR, { stems: ['bass'], format: 'mp3' });
-    await separateJob({ ...env, jobs: mp3.jobs, engine, log: createLogger('t', 'silent') }, mp3.decoded);
+    await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, mp3.decoded);
     expect((await stem(env.blobs, keys.stem(mp3.id, 'bass', 'mp3'))).length / 2).toBe(2 * SR);
   });
 });

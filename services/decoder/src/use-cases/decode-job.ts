@@ -4,13 +4,13 @@
  * not usable audio fails the job with a reason a user understands.
  */
 import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
-import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, type EventOf } from '@stemflow/contracts';
-import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
+import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
+import { DECODE_SHARE, StemflowError, type EventOf } from '@stemflow/contracts';
 import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 
-export type DecodeDeps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
+/** Everything the decoder needs comes with its events or from the store: no database. */
+export type DecodeDeps = { bus: EventBus; blobs: BlobStore; log: Logger; cancels: Cancellations };
 export type DecodeConfig = {
   maxDurationSec: number;
   /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this. */
@@ -36,18 +36,17 @@ const fail = (code: string, reason: string) => new StemflowError(code, reason);
 export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: DecodeConfig): Promise<void> {
   const id = e.jobId;
   const log = d.log.child({ jobId: id });
-  const current = await d.jobs.get(id);
-  if (current && (current.status === 'canceled' || current.status === 'failed')) {
-    log.info({ status: current.status }, 'job already ended, not decoding');
+  if (await d.cancels.isCanceled(id)) {
+    log.info('job canceled, not decoding');
     return;
   }
-  if (e.payload.reuseOf) return reuseStems(d, e, e.payload.reuseOf);
+  if (e.payload.reuseOf) return reuseStems(d, e);
 
   const pcmKey = keys.pcm(id);
   const done = await readManifest(d.blobs, id);
   if (done && (await d.blobs.head(pcmKey))?.size === done.frames * BYTES_PER_FRAME) {
     log.info('PCM already complete, announcing it again');
-    await announce(d, id, pcmKey, done);
+    await announce(d, e, pcmKey, done);
     return;
   }
 
@@ -86,12 +85,27 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
       d.bus.publish(newEvent('job.progress', id, { stage: 'decoding', progress: p })).catch(() => {});
     },
   });
+  // A cancel stops ffmpeg at once (checked twice a second, from what this instance received).
+  let canceled = false;
+  const watch = setInterval(() => {
+    if (d.cancels.seen(id)) {
+      canceled = true;
+      run.kill();
+    }
+  }, 500);
   try {
     await d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' });
   } catch (err) {
     run.kill();
     await d.blobs.delete(pcmKey).catch(() => {});
+    if (canceled) return void log.info('canceled while decoding, stopped');
     throw err;
+  } finally {
+    clearInterval(watch);
+  }
+  if (canceled) {
+    await d.blobs.delete(pcmKey).catch(() => {});
+    return void log.info('canceled while decoding, stopped');
   }
   const { code, stderr } = await run.done;
   const frames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
@@ -117,7 +131,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const manifest: Manifest = { frames, durationSec: decodedSec };
   await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
-  await announce(d, id, pcmKey, manifest);
+  await announce(d, e, pcmKey, manifest);
 }
 
 /** The stored input's container, from its own first bytes: decides the one demuxer ffmpeg may use. */
@@ -135,8 +149,9 @@ async function sniffStored(blobs: BlobStore, key: string): Promise<MediaType> {
   }
 }
 
-async function announce(d: DecodeDeps, id: string, pcmKey: string, m: Manifest) {
-  await d.bus.publish(newEvent('job.decoded', id, { pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec }));
+async function announce(d: DecodeDeps, e: EventOf<'job.created'>, pcmKey: string, m: Manifest) {
+  // The options travel on: the separator reads no database.
+  await d.bus.publish(newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec }));
 }
 
 async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {
@@ -144,14 +159,18 @@ async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | un
   return JSON.parse((await readObject(blobs, manifestKey(id))).toString()) as Manifest;
 }
 
-/** The same input and options were separated before: copy that job's stems, separate nothing. */
-async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>, fromId: string) {
-  const from = await d.jobs.get(fromId);
-  if (!from || from.status !== 'completed') throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`, { retryable: false });
+/** The same input and options were separated before: copy that job's stems (listed in the event), separate nothing. */
+async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
+  const fromId = e.payload.reuseOf!;
+  const from = e.payload.reuseStems;
+  if (!from) throw new StemflowError('REUSE_UNLISTED', `the job to reuse (${fromId}) came without its stems (from an older gateway): upload the file again`);
   const stems = [];
-  for (const s of from.stems) {
+  for (const s of from) {
     const key = s.key.replace(`jobs/${fromId}/`, `jobs/${e.jobId}/`);
-    if ((await d.blobs.head(key))?.size !== s.bytes) await d.blobs.put(key, await d.blobs.get(s.key));
+    if ((await d.blobs.head(key))?.size !== s.bytes) {
+      if (!(await d.blobs.head(s.key))) throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`);
+      await d.blobs.put(key, await d.blobs.get(s.key));
+    }
     stems.push({ ...s, key });
   }
   await d.bus.publish(newEvent('job.completed', e.jobId, { stems, model: 'htdemucs (reused)', timings: { reusedFrom: 0 } }));

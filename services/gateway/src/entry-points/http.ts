@@ -8,12 +8,14 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { FORMAT_EXT, JOB_STATUSES, JobOptions, optionsFromFields, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type Job } from '@stemflow/contracts';
+import { FORMAT_EXT, JOB_STATUSES, JobOptions, optionsFromFields, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
-import { httpRequestDuration, renderMetrics, uploadedBytes } from '@stemflow/telemetry';
+import { httpRequestDuration, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
 import { modelRuns } from '@stemflow/audio';
 import { BlobUploadEngine, guardUpload, type StoredUpload, type UploadGuard } from './upload-engine.js';
+import type { EventsHub } from './events-hub.js';
+import { project } from '@stemflow/jobs';
 import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
 
 export type GatewayOptions = {
@@ -35,6 +37,10 @@ export type GatewayOptions = {
   presignSec?: number;
   /** What /api/health reports (default: the adapters). */
   checks?: Check[];
+  /** Job events pushed from the bus; without it (or while it is down) SSE polls the read model. */
+  hub?: EventsHub;
+  /** A stream that heard nothing from the bus this long reads the read model once (an event it missed). */
+  sseQuietPollMs?: number;
 };
 
 type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload; uploadGuard?: UploadGuard };
@@ -98,8 +104,13 @@ export function createApp(d: Deps, o: GatewayOptions) {
     const m = await renderMetrics();
     res.type(m.contentType).send(m.body);
   });
+  const eventsCheck: Check = {
+    name: 'events',
+    check: async () =>
+      !o.hub ? { ok: true, detail: 'no bus subscription: SSE polls the read model' } : o.hub.live ? { ok: true, detail: `pushed from the bus to ${o.hub.streams} open streams` } : { ok: false, detail: 'the bus subscription is down: SSE polls the read model' },
+  };
   app.get('/api/health', async (_req, res) => {
-    const h = await runChecks(o.checks ?? adapterChecks(d));
+    const h = await runChecks([...(o.checks ?? adapterChecks(d)), eventsCheck]);
     res.status(h.status === 'ok' ? 200 : 503).json(h);
   });
   const doc = openApiDocument();
@@ -185,12 +196,35 @@ export function createApp(d: Deps, o: GatewayOptions) {
     res.json({ items: page.items.map((j) => toView(j)), next_cursor: page.nextCursor });
   });
 
+  /**
+   * The job, from the read model with what this gateway heard since applied over it; while the
+   * database is down, from what this gateway heard alone (a job it saw created).
+   */
+  const jobsView = {
+    get: async (id: string, by: 'api' | 'sse_open' = 'api'): Promise<Job | undefined> => {
+      readModelReads.inc({ by });
+      try {
+        // A job this gateway heard of does not wait the database's whole timeout to be answered.
+        const heard = o.hub?.latest(id) !== undefined;
+        const read = d.jobs.get(id);
+        read.catch(() => {}); // awaited below; a read outrun by the timeout must not go unhandled
+        const doc = heard ? await Promise.race([read, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('read model slow')), 2000).unref())]) : await read;
+        return o.hub ? o.hub.latest(id, doc) : doc;
+      } catch (err) {
+        const heard = o.hub?.latest(id);
+        if (heard) return heard;
+        throw err;
+      }
+    },
+  };
+  const ownedJob = (req: Request, res: Response) => getOwnedJob({ jobs: jobsView }, jobId(req), ownerFor(res));
+
   app.get('/api/jobs/:id', async (req, res) => {
-    res.json(toView(await getOwnedJob(d, jobId(req), ownerFor(res))));
+    res.json(toView(await ownedJob(req, res)));
   });
 
   app.post('/api/jobs/:id/cancel', async (req, res) => {
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const job = await ownedJob(req, res);
     await cancelJob(d, job);
     res.status(202).json(toView(job));
   });
@@ -201,40 +235,109 @@ export function createApp(d: Deps, o: GatewayOptions) {
     res.status(204).end();
   });
 
+  /**
+   * Server-Sent Events: the job's state now, then every change as its events arrive from the bus
+   * (the read model is read once, here; not polled). Subscribed before that read, so no event
+   * falls between the two; events already in the document change nothing (the projection's rules),
+   * so none is sent twice. `Last-Event-ID` (the state's `updated_at`) resumes a stream: what the
+   * client has is not sent again. Without the bus (down, or none), the stream polls the read model.
+   */
   app.get('/api/jobs/:id/events', async (req, res) => {
     const id = jobId(req);
-    let job = await getOwnedJob(d, id, ownerFor(res));
+    const owner = ownerFor(res);
+    const heard: AnyEvent[] = [];
+    let onEvent: (e: AnyEvent) => void = (e) => void heard.push(e);
+    let resync = () => {};
+    const unwatch = o.hub?.watch(id, { event: (e) => onEvent(e), resync: () => resync() });
+    let job: Job;
+    try {
+      job = await getOwnedJob({ jobs: { get: (x) => jobsView.get(x, 'sse_open') } }, id, owner);
+    } catch (err) {
+      unwatch?.();
+      throw err;
+    }
     // SSE has its own heartbeat; the idle timeout is for uploads and stalled clients.
     req.socket.setTimeout(0);
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write('retry: 1000\n\n');
     let closed = false;
-    req.on('close', () => (closed = true));
-    let last = '';
+    sseStreams.inc();
+    // What the client already has (EventSource's Last-Event-ID: the state's updated_at).
+    const resumeFrom = req.get('last-event-id') ?? '';
+    let lastSent = '';
+    let lastData = '';
     let lastWrite = Date.now();
+    let lastHeard = Date.now();
+    const timers: NodeJS.Timeout[] = [];
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      sseStreams.dec();
+      unwatch?.();
+      for (const t of timers) clearInterval(t);
+      res.end();
+    };
+    req.on('close', finish);
     const send = (j: Job) => {
-      const view = toView(j);
-      const data = JSON.stringify(view);
-      if (data === last) return;
-      last = data;
+      if (closed || j.updated_at < lastSent) return; // never an older state than one sent
+      if (!isFinished(j) && j.updated_at <= resumeFrom) return; // the client has it
+      const data = JSON.stringify(toView(j));
+      if (data === lastData) return;
+      lastData = data;
+      lastSent = j.updated_at;
       lastWrite = Date.now();
       res.write(`event: ${isFinished(j) ? j.status : 'progress'}\nid: ${j.updated_at}\ndata: ${data}\n\n`);
+      if (isFinished(j)) finish();
+    };
+    const apply = (e: AnyEvent) => {
+      lastHeard = Date.now();
+      const r = project(job, e);
+      if (r.outcome !== 'applied' || !r.job) return;
+      job = r.job;
+      send(job);
+    };
+    let reading = false;
+    const reread = async () => {
+      if (reading) return;
+      reading = true;
+      readModelReads.inc({ by: 'sse_poll' });
+      const read = await d.jobs.get(id).then((j) => ({ j }), () => undefined).finally(() => (reading = false));
+      if (closed || !read) return; // the database is down: what the bus brings is all there is
+      const next = read.j;
+      if (!next && !o.hub?.latest(id)) {
+        res.write(`event: deleted\ndata: {"id":"${id}"}\n\n`);
+        return finish();
+      }
+      if (next) {
+        // The document may hold events this stream missed; what the hub heard is applied over it.
+        const merged = o.hub ? o.hub.latest(id, next) : next;
+        if (merged && (merged.updated_at > job.updated_at || isFinished(merged))) {
+          job = merged;
+          send(job);
+        }
+      }
     };
     send(job);
-    while (!closed && !isFinished(job)) {
-      await new Promise((r) => setTimeout(r, o.ssePollMs ?? 250));
-      const next = await d.jobs.get(id).catch(() => job);
-      if (!next) {
-        res.write(`event: deleted\ndata: {"id":"${id}"}\n\n`);
-        break;
-      }
-      job = next;
-      send(job);
-      if (Date.now() - lastWrite > (o.sseKeepAliveMs ?? 15_000)) {
-        res.write(': keep-alive\n\n');
-        lastWrite = Date.now();
-      }
-    }
-    res.end();
+    for (const e of heard) apply(e);
+    onEvent = apply;
+    resync = () => void reread();
+    // Polling only as the fallback: no hub, the hub down, or a stream that heard nothing for a while.
+    const pollMs = o.ssePollMs ?? 250;
+    timers.push(
+      setInterval(() => {
+        const quiet = Date.now() - lastHeard > (o.sseQuietPollMs ?? 30_000);
+        if (o.hub?.live && !quiet) return;
+        if (quiet) lastHeard = Date.now(); // a quiet stream reads once per quiet period
+        void reread();
+      }, pollMs),
+      setInterval(() => {
+        if (!closed && Date.now() - lastWrite > (o.sseKeepAliveMs ?? 15_000)) {
+          res.write(': keep-alive\n\n');
+          lastWrite = Date.now();
+        }
+      }, Math.min(1000, o.sseKeepAliveMs ?? 15_000)),
+    );
+    if (isFinished(job)) finish();
   });
 
   app.get('/api/jobs/:id/stems.zip', async (req, res) => {

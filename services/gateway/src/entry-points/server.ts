@@ -8,6 +8,7 @@ import { startOrphanSweeper } from '../use-cases/sweep-orphans.js';
 import type { Deps } from '../use-cases/jobs.js';
 import { createApp } from './http.js';
 import { answerAndClose } from './upload-engine.js';
+import { EventsHub } from './events-hub.js';
 
 type HttpConfig = Pick<
   ConfigOf<'gateway'>,
@@ -31,7 +32,10 @@ const OVER_CAP = Symbol('over connection cap');
 export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = adapterChecks(d)): Promise<{ server: Server; stop: () => Promise<void> }> {
   const idleMs = c.HTTP_IDLE_TIMEOUT_SEC * 1000;
   const headMs = c.REQUEST_HEAD_TIMEOUT_SEC * 1000;
+  // Every job event, on this gateway's own queue, for its SSE streams.
+  const hub = await EventsHub.start(d.bus, d.log.child({ component: 'events' }));
   const app = createApp(d, {
+    hub,
     maxUploadBytes: c.MAX_UPLOAD_BYTES,
     apiKeys: c.API_KEYS,
     minUploadBytesPerSec: c.UPLOAD_MIN_BYTES_PER_SEC,
@@ -102,6 +106,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     server,
     stop: async () => {
       stopSweeper();
+      await hub.close();
       // Open SSE streams would hold close() forever: they get 5 s, then are cut (clients reconnect).
       const cut = setTimeout(() => server.closeAllConnections(), 5000);
       await new Promise<void>((r) => server.close(() => r()));

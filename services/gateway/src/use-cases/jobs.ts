@@ -19,7 +19,8 @@ export async function createJob(d: Deps, jobId: string, upload: StoredUpload, op
     input: { key: upload.key, filename: upload.filename, size: upload.size, content_type: upload.contentType, sha256: upload.sha256 },
     options,
     owner,
-    ...(reuse ? { reuseOf: reuse.id } : {}),
+    // The stems to copy travel with the event: the decoder needs no database.
+    ...(reuse ? { reuseOf: reuse.id, reuseStems: reuse.stems } : {}),
   });
   const job = jobFromCreated(event);
   try {
@@ -35,7 +36,7 @@ export async function createJob(d: Deps, jobId: string, upload: StoredUpload, op
   }
 }
 
-export async function getOwnedJob(d: Pick<Deps, 'jobs'>, id: string, owner: string | null | undefined): Promise<Job> {
+export async function getOwnedJob(d: { jobs: Pick<JobStore, 'get'> }, id: string, owner: string | null | undefined): Promise<Job> {
   const job = await d.jobs.get(id);
   // Another key's job is reported as missing: its existence is not theirs to know.
   if (!job || (owner !== undefined && job.owner !== owner)) throw new StemflowError('JOB_NOT_FOUND', `no job ${id}`, { status: 404 });
@@ -44,8 +45,13 @@ export async function getOwnedJob(d: Pick<Deps, 'jobs'>, id: string, owner: stri
 
 export const isFinished = (job: Job) => TERMINAL_STATUSES.includes(job.status);
 
+/**
+ * Every worker instance gets the event on its own queue (applied within a chunk); the marker left
+ * in the store covers one that was down or starts later. No database on the way.
+ */
 export async function cancelJob(d: Deps, job: Job): Promise<void> {
   if (isFinished(job)) throw new StemflowError('JOB_FINISHED', `the job already ended (${job.status})`, { status: 409 });
+  await d.blobs.put(keys.canceled(job.id), Buffer.from(new Date().toISOString()), { contentType: 'text/plain' });
   await d.bus.publish(newEvent('job.canceled', job.id, {}));
 }
 

@@ -12,9 +12,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FORMAT_CONTENT_TYPE, SAMPLE_RATE, startEncoder } from '@stemflow/audio';
-import { newEvent, type EventBus } from '@stemflow/bus';
-import { FORMAT_EXT, type EventOf, type JobOptions, type StemObject } from '@stemflow/contracts';
-import { DECODE_SHARE, type JobStore } from '@stemflow/jobs';
+import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
+import { DECODE_SHARE, FORMAT_EXT, SEPARATE_SHARE, StemflowError, type EventOf, type JobOptions, type StemObject } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
 import { keys, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
@@ -23,11 +22,12 @@ import { averagePasses, outputs, renderBlock, rescaleGain, updatePeaks } from '.
 import { runPass, type Carry, type HtdemucsEngine } from '../core/index.js';
 import { makePlan, type Plan } from '../core/plan.js';
 
+/** Everything the separator needs comes with its events or from the store: no database. */
 export type SeparateDeps = {
   bus: EventBus;
   blobs: BlobStore;
-  jobs: JobStore;
   log: Logger;
+  cancels: Cancellations;
   engine: HtdemucsEngine;
   /**
    * Longest time one delivery is held unacked: past it, between chunks, the job is handed back to
@@ -36,22 +36,25 @@ export type SeparateDeps = {
    */
   maxHoldMs?: number | undefined;
 };
-const SEPARATE_SHARE = 0.85; // of the whole job's progress, after decoding
 
 export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): Promise<void> {
   const id = e.jobId;
   const log = d.log.child({ jobId: id });
-  const job = await d.jobs.get(id);
-  if (!job) {
-    // The gateway records every job before announcing it: an unknown (or deleted) job is not ours.
-    log.warn('no such job in the read model (deleted, or not from this deployment): dropping job.decoded');
+  if (await d.blobs.head(keys.completed(id))) {
+    log.info('job already completed (its stems were announced), not separating again');
     return;
   }
-  if (job.status === 'completed' || job.status === 'failed' || job.status === 'canceled') {
-    log.info({ status: job.status }, 'job already ended, not separating');
+  if (await d.cancels.isCanceled(id)) {
+    log.info('job canceled, not separating');
     return;
   }
-  const opts = job.options;
+  if (!(await d.blobs.head(e.payload.pcmKey))) {
+    // Deleted (its objects are gone), or not from this deployment: nothing to separate.
+    log.warn('the decoded audio is gone (the job was deleted?): dropping job.decoded');
+    return;
+  }
+  const opts = e.payload.options;
+  if (!opts) throw new StemflowError('OPTIONS_MISSING', 'The job reached the separator without its options (from a decoder older than this separator); submit it again.');
   const work = new WorkStore(d.blobs, id);
   const t0 = performance.now();
   // The engine counts model time over its life: this job's share is the difference.
@@ -70,10 +73,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   let computed = 0;
   let yielded = false;
 
-  const isCanceled = async () => {
-    const j = await d.jobs.get(id);
-    return !j || j.status === 'canceled';
-  };
+  const isCanceled = () => d.cancels.isCanceled(id);
 
   for (const [pi, pass] of plan.passes.entries()) {
     // Resume after the last checkpointed chunk of this pass.
@@ -131,6 +131,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     chunks: total,
   };
   await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings }));
+  await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings })), { contentType: 'application/json' });
   await work.clear();
   separationRealtimeFactor.observe({ device: d.engine.device }, timings.realtimeFactor);
   log.info({ ...timings, audioSec }, 'separated');
