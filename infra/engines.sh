@@ -45,6 +45,21 @@ install() {
     log "apt: ${APT_PACKAGES[*]} present"
   fi
   "$INFRA_DIR/engines/build.sh"
+  python_consumer
+}
+
+# The example consumer's Python environment (examples/python-consumer), from PyPI at the pinned
+# versions, rebuilt only when its requirements change.
+CONSUMER_VENV=$STEMFLOW_CACHE/python-consumer
+python_consumer() {
+  local req="$INFRA_DIR/../examples/python-consumer/requirements.txt" stamp="$CONSUMER_VENV/.requirements"
+  if [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then log "python consumer: environment present"; return; fi
+  local t0=$SECONDS
+  rm -rf "$CONSUMER_VENV"
+  python3 -m venv "$CONSUMER_VENV"
+  "$CONSUMER_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+  log "python consumer: environment built in $((SECONDS - t0)) s"
 }
 
 pidfile() { echo "$STEMFLOW_RUN/$1.pid"; }
@@ -123,6 +138,7 @@ DATABASE_URL=mongodb://127.0.0.1:$MONGO_PORT/stemflow
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT
 JAEGER_QUERY_URL=http://127.0.0.1:$JAEGER_QUERY_PORT
 STEMFLOW_RUN=$STEMFLOW_RUN
+STEMFLOW_CONSUMER_PYTHON=$CONSUMER_VENV/bin/python
 ENV
 }
 

@@ -38,6 +38,22 @@ describe('AsyncAPI document', () => {
     }
   });
 
+  it("every message has an example whose payload and headers its schemas accept; traceparent is a required header", () => {
+    const ajv = new Ajv({ strict: false });
+    addFormats.default(ajv);
+    const headers = ajv.compile((doc.components.schemas as Record<string, object>).Headers!);
+    const messages = doc.components.messages as Record<string, { name: string; payload: object; examples: { headers: object; payload: object }[] }>;
+    for (const m of Object.values(messages)) {
+      expect(m.examples.length, m.name).toBeGreaterThan(0);
+      const check = ajv.compile(m.payload);
+      for (const ex of m.examples) {
+        expect(check(ex.payload), `${m.name}: ${JSON.stringify(check.errors)}`).toBe(true);
+        expect(headers(ex.headers), `${m.name} headers`).toBe(true);
+      }
+    }
+    expect(headers({ 'x-event-version': 1 })).toBe(false); // no traceparent: refused
+  });
+
   it('docs/asyncapi.yaml is the generated document (run `pnpm docs:generate` after changing a contract)', () => {
     expect(parse(readFileSync(committed, 'utf8'))).toEqual(JSON.parse(JSON.stringify(doc)));
   });

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { EVENTS, EVENT_NAMES, type EventName } from './events.js';
+import { sampleEvent } from './samples.js';
 import { EXCHANGE, HEADERS, QUEUES, cancelsQueue, eventsFor, gatewayEventsQueue } from './topology.js';
 
 const schema = (s: z.ZodType) => {
@@ -66,6 +67,9 @@ export function asyncApiDocument(version = '0.1.0') {
       correlationId: { description: 'Every event of one job carries its id.', location: '$message.payload#/jobId' },
       headers: { $ref: '#/components/schemas/Headers' },
       payload: schema(EVENTS[name]),
+      // The shape of a real event of a 10 s song (ids and hashes shortened to placeholders);
+      // the schema test checks each against its payload schema.
+      examples: [{ name: `${name} of a 10 s song`, headers: { [HEADERS.eventVersion]: 1, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }, payload: sampleEvent(name) }],
       bindings: { amqp: { messageType: name, bindingVersion: '0.3.0' } },
     };
     channels[channelId(name)] = {
@@ -119,7 +123,10 @@ export function asyncApiDocument(version = '0.1.0') {
         'Every job event stemflow publishes, on one durable topic exchange, routing key = event type. ' +
         'Bodies are JSON envelopes `{id, type, version, jobId, occurredAt, payload}`; the AMQP `message_id` is the event id, ' +
         'messages are persistent, and the W3C trace context travels in the `traceparent`/`tracestate` headers so a consumer ' +
-        'can join the job\'s trace. Delivery is at least once: deduplicate on `id`.',
+        'can join the job\'s trace. Delivery is at least once: deduplicate on `id`. ' +
+        'Payload and header schemas are JSON Schema draft-07. Versions: a change that would break a consumer gets a new `version` ' +
+        '(header `x-event-version`, field `version`), published beside the previous one for at least 6 months; fields are only ever ' +
+        'added within a version, as optional in the schema (consumers must ignore unknown fields).',
     },
     defaultContentType: 'application/json',
     servers: {
@@ -132,9 +139,10 @@ export function asyncApiDocument(version = '0.1.0') {
       schemas: {
         Headers: {
           type: 'object',
+          required: [HEADERS.eventVersion, 'traceparent'],
           properties: {
             [HEADERS.eventVersion]: { type: 'integer', description: 'The envelope version of the event type (1).' },
-            traceparent: { type: 'string', description: 'W3C trace context of the publishing span.' },
+            traceparent: { type: 'string', pattern: '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$', description: "W3C trace context of the publishing span: always present (a fresh trace when the publisher had none), whether or not spans are exported." },
             tracestate: { type: 'string' },
           },
         },

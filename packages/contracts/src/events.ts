@@ -37,10 +37,26 @@ export const JobProgressPayload = z.object({
   chunk: z.object({ index: z.int().nonnegative(), count: z.int().positive() }).optional(),
   etaSec: z.number().nonnegative().optional(),
 });
+/** Seconds and counts of the work that made the stems (this delivery's, when a job was resumed). */
+export const Timings = z
+  .object({
+    separateSec: z.number().nonnegative().optional().describe('Wall time of the chunks through the model (s).'),
+    encodeSec: z.number().nonnegative().optional().describe('Wall time of assembling and encoding the stems (s).'),
+    wallSec: z.number().nonnegative().optional().describe('separateSec + encodeSec.'),
+    modelRunSec: z.number().nonnegative().optional().describe("Σ of the model's runs for this job (s), not the process's total."),
+    realtimeFactor: z.number().nonnegative().optional().describe('separateSec ÷ the audio duration (below 1: faster than real time).'),
+    chunks: z.int().nonnegative().optional().describe('Model runs of the job (every shift included).'),
+  })
+  .catchall(z.number().nonnegative())
+  .describe('Empty for stems reused from an identical earlier job (see reusedFrom).');
 export const JobCompletedPayload = z.object({
   stems: z.array(StemObject).min(1),
   model: z.string(),
-  timings: z.record(z.string(), z.number().nonnegative()),
+  timings: Timings,
+  durationSec: z.number().positive().optional().describe('Duration of the input, and of every stem (s). Set by producers since 2026-11.'),
+  sampleRate: z.int().positive().optional().describe('Sample rate of every stem (44100). Set by producers since 2026-11.'),
+  channels: z.int().positive().optional().describe('Channels of every stem (2). Set by producers since 2026-11.'),
+  reusedFrom: JobId.optional().describe('The earlier job whose stems were copied (an identical upload): nothing was separated.'),
 });
 export const JobFailedPayload = z.object({
   stage: z.string().describe('Where it failed: upload, decoding, separating, encoding, bus.'),

@@ -76,8 +76,9 @@ export type InputInfo = z.infer<typeof InputInfo>;
 export const StemObject = z.object({
   name: OutputStemName,
   format: AudioFormat,
-  key: z.string().min(1),
+  key: z.string().min(1).describe('Object key in the store (bucket S3_BUCKET), e.g. jobs/{jobId}/stems/vocals.wav.'),
   bytes: z.int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional().describe('SHA-256 of the stored file, hex (set by producers since 2026-11).'),
 });
 export type StemObject = z.infer<typeof StemObject>;
 

@@ -13,15 +13,24 @@ const sha = 'a'.repeat(64);
 
 export const valid: Record<EventName, unknown> = {
   'job.created': {
-    input: { key: `jobs/${jobId}/input/song.mp3`, filename: 'song.mp3', size: 1234, content_type: 'audio/mpeg', sha256: sha },
-    options: {},
+    input: { key: `jobs/${jobId}/input/source`, filename: 'song.mp3', size: 1234567, content_type: 'audio/mpeg', sha256: sha },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    owner: null,
   },
-  'job.decoded': { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 441000, durationSec: 10 },
-  'job.progress': { stage: 'separating', progress: 0.5, chunk: { index: 2, count: 5 }, etaSec: 12 },
+  'job.decoded': { options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 441000, durationSec: 10 },
+  'job.progress': { stage: 'separating', progress: 0.475, chunk: { index: 0, count: 2 }, etaSec: 5.6 },
   'job.completed': {
-    stems: [{ name: 'vocals', format: 'wav16', key: `jobs/${jobId}/stems/vocals.wav`, bytes: 100 }],
+    stems: [
+      { name: 'drums', format: 'wav16', key: `jobs/${jobId}/stems/drums.wav`, bytes: 1764044, sha256: 'd'.repeat(64) },
+      { name: 'bass', format: 'wav16', key: `jobs/${jobId}/stems/bass.wav`, bytes: 1764044, sha256: 'b'.repeat(64) },
+      { name: 'other', format: 'wav16', key: `jobs/${jobId}/stems/other.wav`, bytes: 1764044, sha256: 'c'.repeat(64) },
+      { name: 'vocals', format: 'wav16', key: `jobs/${jobId}/stems/vocals.wav`, bytes: 1764044, sha256: 'e'.repeat(64) },
+    ],
     model: 'htdemucs',
-    timings: { separateSec: 12.5 },
+    timings: { separateSec: 7.41, encodeSec: 0.38, wallSec: 7.79, modelRunSec: 7.2, realtimeFactor: 0.741, chunks: 2 },
+    durationSec: 10,
+    sampleRate: 44100,
+    channels: 2,
   },
   'job.failed': { stage: 'decoding', reason: 'The file is not audio.', code: 'NOT_AUDIO', retryable: false },
   'job.canceled': {},

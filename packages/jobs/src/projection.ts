@@ -78,6 +78,11 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       break;
     }
     case 'job.completed':
+      // A reused job has no job.decoded: its duration comes with the completion (the same fact).
+      if (e.payload.durationSec !== undefined && next.input.duration_sec === undefined) {
+        next.input.duration_sec = e.payload.durationSec;
+        changed = true;
+      }
       if (live) {
         set('status', 'completed');
         set('stage', null);

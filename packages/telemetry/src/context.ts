@@ -9,6 +9,7 @@ import {
   trace,
   type TextMapGetter,
 } from '@opentelemetry/api';
+import { randomBytes } from 'node:crypto';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 /**
@@ -27,10 +28,15 @@ const getter: TextMapGetter<Headers> = {
   },
 };
 
-/** Adds `traceparent` (and `tracestate`) for the active (or given) context to the headers. */
+/**
+ * Adds `traceparent` (and `tracestate`) for the active (or given) context to the headers. With no
+ * valid span to continue (no trace yet, or the SDK disabled, when the W3C propagator writes
+ * nothing) it starts a fresh trace: every message carries a valid `traceparent`, as documented.
+ */
 export function injectTraceHeaders<H extends Headers>(headers: H, ctx: Context = context.active()): H {
   w3c.inject(ctx, headers, { set: (c, k, v) => ((c as Headers)[k] = v) });
   propagation.inject(ctx, headers);
+  if (typeof (headers as Headers).traceparent !== 'string') (headers as Headers).traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
   return headers;
 }
 

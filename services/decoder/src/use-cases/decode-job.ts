@@ -3,6 +3,8 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
+import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
 import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
 import { DECODE_SHARE, StemflowError, type EventOf } from '@stemflow/contracts';
@@ -164,14 +166,24 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   const fromId = e.payload.reuseOf!;
   const from = e.payload.reuseStems;
   if (!from) throw new StemflowError('REUSE_UNLISTED', `the job to reuse (${fromId}) came without its stems (from an older gateway): upload the file again`);
+  // The duration job.completed reports: the input's, as ffprobe reads it (nothing is decoded).
+  const media = await sniffStored(d.blobs, e.payload.input.key);
+  const info = await probe({ location: await d.blobs.sourceUrl(e.payload.input.key), media });
   const stems = [];
   for (const s of from) {
     const key = s.key.replace(`jobs/${fromId}/`, `jobs/${e.jobId}/`);
-    if ((await d.blobs.head(key))?.size !== s.bytes) {
+    let sha256 = s.sha256;
+    if ((await d.blobs.head(key))?.size !== s.bytes || !sha256) {
       if (!(await d.blobs.head(s.key))) throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`);
-      await d.blobs.put(key, await d.blobs.get(s.key));
+      const hash = createHash('sha256');
+      const source = (await d.blobs.get(s.key)).pipe(new PassThrough({ transform: (c: Buffer, _e, cb) => (hash.update(c), cb(null, c)) }));
+      await d.blobs.put(key, source);
+      sha256 = hash.digest('hex');
     }
-    stems.push({ ...s, key });
+    stems.push({ ...s, key, sha256 });
   }
-  await d.bus.publish(newEvent('job.completed', e.jobId, { stems, model: 'htdemucs (reused)', timings: { reusedFrom: 0 } }));
+  const durationSec = info.durationSec ?? info.audio?.durationSec;
+  await d.bus.publish(
+    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, sampleRate: SAMPLE_RATE, channels: 2, ...(durationSec ? { durationSec } : {}) }),
+  );
 }

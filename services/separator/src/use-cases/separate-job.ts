@@ -7,7 +7,9 @@
  *    encoded by ffmpeg per stem, uploaded.
  * Cancel is honoured between chunks; progress and ETA are published per chunk.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,7 +132,8 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     realtimeFactor: (tSep - t0) / 1000 / audioSec,
     chunks: total,
   };
-  await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings }));
+  // What a consumer needs without any other event: the audio's duration and shape with the stems.
+  await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings, durationSec: audioSec, sampleRate: SAMPLE_RATE, channels: 2 }));
   await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings })), { contentType: 'application/json' });
   await work.clear();
   separationRealtimeFactor.observe({ device: d.engine.device }, timings.realtimeFactor);
@@ -171,8 +174,11 @@ async function assemble(d: SeparateDeps, work: WorkStore, plan: Plan, opts: JobO
     for (const { o, file } of encoders) {
       const key = keys.stem(id, o.name, ext);
       const bytes = (await stat(file)).size;
-      await d.blobs.put(key, createReadStream(file), { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
-      stems.push({ name: o.name, format: opts.format, key, bytes });
+      // Hashed on the way to the store: consumers check what they download.
+      const hash = createHash('sha256');
+      const hashed = createReadStream(file).pipe(new PassThrough({ transform: (c: Buffer, _e, cb) => (hash.update(c), cb(null, c)) }));
+      await d.blobs.put(key, hashed, { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
+      stems.push({ name: o.name, format: opts.format, key, bytes, sha256: hash.digest('hex') });
     }
     return stems;
   } finally {
