@@ -5,7 +5,7 @@
  * job that needed it.
  */
 import { spawn } from 'node:child_process';
-import { FORMAT_EXT, type AudioFormat } from '@stemflow/contracts';
+import type { AudioFormat } from '@stemflow/contracts';
 import { CHANNELS } from './ffmpeg.js';
 
 const CODEC_ARGS: Record<AudioFormat, string[]> = {
@@ -64,4 +64,3 @@ export function startEncoder(format: AudioFormat, sampleRate: number, file: stri
   };
 }
 
-export const formatExt = (f: AudioFormat) => FORMAT_EXT[f];

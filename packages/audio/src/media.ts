@@ -59,9 +59,6 @@ const DEMUXERS: Record<string, { demuxer: string; options?: string[] }> = {
   'video/x-flv': { demuxer: 'flv' },
 };
 
-/** The MIME types stemflow accepts (for documents and messages). */
-export const ACCEPTED_MEDIA_TYPES = Object.keys(DEMUXERS);
-
 export type MediaType = { mime: string; ext: string; demuxer: string; demuxerOptions: string[] };
 
 /**
