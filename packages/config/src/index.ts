@@ -27,6 +27,9 @@ const apiKeys = z.string().transform((s, ctx) => {
   return keys;
 });
 
+/** A job's planned model runs (duration × shifts ÷ stride) may not exceed this: twice a 60-minute song at the default options. */
+const maxModelRuns = z.preprocess(blankIsUnset, int(1).default(1300));
+
 /** Env pieces, each named as in the design; composed per service below. */
 export const busEnv = z.object({
   /** Unset → the in-process bus (embedded mode). */
@@ -70,12 +73,11 @@ export const httpEnv = z.object({
   MAX_CONNECTIONS_PER_CLIENT: z.preprocess(blankIsUnset, int(1).default(64)),
   /** Comma-separated bearer tokens; unset → no authentication. */
   API_KEYS: opt(apiKeys),
-  /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this. */
-  MAX_MODEL_RUNS: z.preprocess(blankIsUnset, int(1).default(1300)),
+  MAX_MODEL_RUNS: maxModelRuns,
 });
 export const decoderEnv = z.object({
   MAX_DURATION_SEC: z.preprocess(blankIsUnset, int(1).default(60 * 60)),
-  MAX_MODEL_RUNS: z.preprocess(blankIsUnset, int(1).default(1300)),
+  MAX_MODEL_RUNS: maxModelRuns,
   /** Deadline of one decode, and how long ffmpeg may produce nothing before it is stopped. */
   DECODE_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1).default(600)),
   DECODE_STALL_SEC: z.preprocess(blankIsUnset, int(1).default(60)),

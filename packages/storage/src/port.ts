@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 
 export type BlobInfo = { key: string; size: number; contentType?: string; /** Last write (list only). */ modified?: Date };
 export type PutOptions = { contentType?: string; /** Known length, lets S3 skip multipart for small bodies. */ size?: number };
@@ -85,6 +86,28 @@ export function safeFileName(name: string | undefined): string {
   const stem = cutUtf8(cleaned.slice(0, cleaned.length - ext.length), MAX_NAME_BYTES - Buffer.byteLength(ext)).trim();
   return stem ? stem + ext : 'upload';
 }
+
+/**
+ * A stream passed through unchanged while its SHA-256 is computed (for a put that reports the
+ * stored file's hash). The source's errors reach the returned stream, so a put waiting on it fails
+ * instead of waiting forever.
+ */
+export function sha256Passing(source: Readable): { stream: Readable; digest: () => string } {
+  const hash = createHash('sha256');
+  const stream = new PassThrough({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  source.on('error', (err) => stream.destroy(err));
+  source.pipe(stream);
+  return { stream, digest: () => hash.digest('hex') };
+}
+
+/** The gateway's cancel marker: workers that missed the job.canceled event find it here. */
+export const markCanceled = (blobs: Pick<BlobStore, 'put'>, jobId: string) => blobs.put(keys.canceled(jobId), Buffer.from(new Date().toISOString()), { contentType: 'text/plain' });
+export const isMarkedCanceled = (blobs: Pick<BlobStore, 'head'>) => async (jobId: string) => (await blobs.head(keys.canceled(jobId))) !== undefined;
 
 /** Reads a whole object into memory: for small ones only (manifests, plans, checkpoints). */
 export async function readObject(blobs: Pick<BlobStore, 'get'>, key: string): Promise<Buffer> {

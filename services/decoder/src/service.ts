@@ -1,6 +1,6 @@
 import { watchCancellations } from '@stemflow/bus';
 import { QUEUES } from '@stemflow/contracts';
-import { keys } from '@stemflow/storage';
+import { isMarkedCanceled } from '@stemflow/storage';
 import type { Running } from '@stemflow/runtime';
 import { timeStage } from '@stemflow/telemetry';
 import { decodeJob, type DecodeConfig, type DecodeDeps } from './use-cases/decode-job.js';
@@ -11,7 +11,7 @@ export { ffmpegVersions } from '@stemflow/audio';
 
 /** Consumes job.created; watches cancellations (its own queue, and the gateway's marker in the store). */
 export async function startDecoder(d: Omit<DecodeDeps, 'cancels'>, cfg: DecodeConfig, queue = QUEUES.decoder as import('@stemflow/contracts').QueueSpec): Promise<Running> {
-  const cancels = await watchCancellations(d.bus, { marked: async (id) => (await d.blobs.head(keys.canceled(id))) !== undefined });
+  const cancels = await watchCancellations(d.bus, { marked: isMarkedCanceled(d.blobs) });
   const deps: DecodeDeps = { ...d, cancels };
   const sub = await d.bus.subscribe(queue, { 'job.created': (e) => timeStage('decode', () => decodeJob(deps, e, cfg)) });
   return {

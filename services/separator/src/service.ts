@@ -1,6 +1,6 @@
 import { watchCancellations } from '@stemflow/bus';
 import { QUEUES, type QueueSpec } from '@stemflow/contracts';
-import { keys } from '@stemflow/storage';
+import { isMarkedCanceled } from '@stemflow/storage';
 import type { SessionOptions } from '@stemflow/models';
 import type { Running } from '@stemflow/runtime';
 import { timeStage, type Logger } from '@stemflow/telemetry';
@@ -23,7 +23,7 @@ export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger 
 
 /** One model instance, one job at a time (the queue's prefetch is 1); cancellations watched on its own queue and in the store. */
 export async function startSeparator(d: Omit<SeparateDeps, 'cancels'>, queue: QueueSpec = QUEUES.separator): Promise<Running> {
-  const cancels = await watchCancellations(d.bus, { marked: async (id) => (await d.blobs.head(keys.canceled(id))) !== undefined });
+  const cancels = await watchCancellations(d.bus, { marked: isMarkedCanceled(d.blobs) });
   const deps: SeparateDeps = { ...d, cancels };
   const sub = await d.bus.subscribe(queue, { 'job.decoded': (e) => timeStage('separate', () => separateJob(deps, e)) });
   return {

@@ -3,25 +3,23 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { createHash } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
 import { DECODE_SHARE, StemflowError, type EventOf } from '@stemflow/contracts';
-import { keys, readObject, type BlobStore } from '@stemflow/storage';
+import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 
 /** Everything the decoder needs comes with its events or from the store: no database. */
 export type DecodeDeps = { bus: EventBus; blobs: BlobStore; log: Logger; cancels: Cancellations };
 export type DecodeConfig = {
   maxDurationSec: number;
-  /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this. */
+  /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this (the services pass MAX_MODEL_RUNS; absent: no budget). */
   maxModelRuns?: number;
   /** Deadline of one decode, and how long ffmpeg may produce nothing. */
   timeoutSec?: number;
   stallSec?: number;
 };
-export const DECODE_DEFAULTS = { maxModelRuns: 1300, timeoutSec: 600, stallSec: 60 } as const;
+export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
 type Manifest = { frames: number; durationSec: number };
 const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
@@ -95,19 +93,19 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
       run.kill();
     }
   }, 500);
+  let failure: unknown;
   try {
     await d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' });
   } catch (err) {
     run.kill();
-    await d.blobs.delete(pcmKey).catch(() => {});
-    if (canceled) return void log.info('canceled while decoding, stopped');
-    throw err;
+    failure = err;
   } finally {
     clearInterval(watch);
   }
-  if (canceled) {
+  if (failure !== undefined || canceled) {
     await d.blobs.delete(pcmKey).catch(() => {});
-    return void log.info('canceled while decoding, stopped');
+    if (canceled) return void log.info('canceled while decoding, stopped');
+    throw failure;
   }
   const { code, stderr } = await run.done;
   const frames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
@@ -175,10 +173,9 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
     let sha256 = s.sha256;
     if ((await d.blobs.head(key))?.size !== s.bytes || !sha256) {
       if (!(await d.blobs.head(s.key))) throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`);
-      const hash = createHash('sha256');
-      const source = (await d.blobs.get(s.key)).pipe(new PassThrough({ transform: (c: Buffer, _e, cb) => (hash.update(c), cb(null, c)) }));
-      await d.blobs.put(key, source);
-      sha256 = hash.digest('hex');
+      const hashed = sha256Passing(await d.blobs.get(s.key));
+      await d.blobs.put(key, hashed.stream);
+      sha256 = hashed.digest();
     }
     stems.push({ ...s, key, sha256 });
   }

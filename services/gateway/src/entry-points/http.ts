@@ -162,14 +162,13 @@ export function createApp(d: Deps, o: GatewayOptions) {
         let options: JobOptions;
         try {
           options = parseOptions(req.body);
+          const minimal = modelRuns(1, options);
+          if (o.maxModelRuns !== undefined && minimal > o.maxModelRuns) {
+            throw invalid('COST_LIMIT', `shifts ${options.shifts} with overlap ${options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${o.maxModelRuns} per job`);
+          }
         } catch (e) {
-          await d.blobs.delete(r.file.key).catch(() => {});
+          await d.blobs.delete(r.file.key).catch(() => {}); // a refused upload keeps nothing
           throw e;
-        }
-        const minimal = modelRuns(1, options);
-        if (o.maxModelRuns !== undefined && minimal > o.maxModelRuns) {
-          await d.blobs.delete(r.file.key).catch(() => {});
-          throw invalid('COST_LIMIT', `shifts ${options.shifts} with overlap ${options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${o.maxModelRuns} per job`);
         }
         const job = await createJob(d, r.jobId, r.file, options, ownerFor(res) ?? null);
         d.log.info({ jobId: job.id, bytes: r.file.size, type: r.file.contentType }, 'job accepted');
@@ -203,15 +202,14 @@ export function createApp(d: Deps, o: GatewayOptions) {
   const jobsView = {
     get: async (id: string, by: 'api' | 'sse_open' = 'api'): Promise<Job | undefined> => {
       readModelReads.inc({ by });
+      const heard = o.hub?.latest(id);
       try {
         // A job this gateway heard of does not wait the database's whole timeout to be answered.
-        const heard = o.hub?.latest(id) !== undefined;
         const read = d.jobs.get(id);
         read.catch(() => {}); // awaited below; a read outrun by the timeout must not go unhandled
         const doc = heard ? await Promise.race([read, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('read model slow')), 2000).unref())]) : await read;
-        return o.hub ? o.hub.latest(id, doc) : doc;
+        return o.hub && doc ? o.hub.latest(id, doc) : (doc ?? heard);
       } catch (err) {
-        const heard = o.hub?.latest(id);
         if (heard) return heard;
         throw err;
       }

@@ -2,7 +2,7 @@
 import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, TERMINAL_STATUSES, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { keys, markCanceled, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import type { StoredUpload } from '../entry-points/upload-engine.js';
 
@@ -51,7 +51,7 @@ export const isFinished = (job: Job) => TERMINAL_STATUSES.includes(job.status);
  */
 export async function cancelJob(d: Deps, job: Job): Promise<void> {
   if (isFinished(job)) throw new StemflowError('JOB_FINISHED', `the job already ended (${job.status})`, { status: 409 });
-  await d.blobs.put(keys.canceled(job.id), Buffer.from(new Date().toISOString()), { contentType: 'text/plain' });
+  await markCanceled(d.blobs, job.id);
   await d.bus.publish(newEvent('job.canceled', job.id, {}));
 }
 

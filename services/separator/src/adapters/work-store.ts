@@ -67,32 +67,29 @@ export class WorkStore {
     private readonly blobs: BlobStore,
     readonly jobId: string,
   ) {}
-  private get id() {
-    return this.jobId;
-  }
 
   async plan(): Promise<Plan | undefined> {
-    if (!(await this.blobs.head(workKey(this.id, 'plan.json')))) return undefined;
-    return JSON.parse((await readObject(this.blobs, workKey(this.id, 'plan.json'))).toString()) as Plan;
+    if (!(await this.blobs.head(workKey(this.jobId, 'plan.json')))) return undefined;
+    return JSON.parse((await readObject(this.blobs, workKey(this.jobId, 'plan.json'))).toString()) as Plan;
   }
 
   async savePlan(plan: Plan): Promise<void> {
-    await this.blobs.put(workKey(this.id, 'plan.json'), Buffer.from(JSON.stringify(plan)));
+    await this.blobs.put(workKey(this.jobId, 'plan.json'), Buffer.from(JSON.stringify(plan)));
   }
 
   /** The last checkpoint of a pass, to resume after. */
   async last(pass: number): Promise<Checkpoint | undefined> {
-    const have = (await this.blobs.list(workKey(this.id, `pass-${pass}/`))).map((b) => b.key).sort();
+    const have = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).map((b) => b.key).sort();
     return have.length ? decodeCheckpoint(await readObject(this.blobs, have[have.length - 1]!)) : undefined;
   }
 
   async checkpoint(pass: number, k: number, region: { start: number; length: number; data: Float32Array }, carry: Carry): Promise<void> {
-    await this.blobs.put(chunkKey(this.id, pass, k), encodeCheckpoint(k, region, carry));
+    await this.blobs.put(chunkKey(this.jobId, pass, k), encodeCheckpoint(k, region, carry));
   }
 
   /** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */
   async *regions(pass: number): AsyncGenerator<Float32Array> {
-    const list = (await this.blobs.list(workKey(this.id, `pass-${pass}/`))).sort((a, b) => a.key.localeCompare(b.key));
+    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).sort((a, b) => a.key.localeCompare(b.key));
   // One read buffer per pass, reused: a block is consumed before the next one is read, and a
   // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
   let buf = Buffer.alloc(0);
@@ -110,6 +107,6 @@ export class WorkStore {
 
 
   clear(): Promise<number> {
-    return this.blobs.deletePrefix(workKey(this.id, ''));
+    return this.blobs.deletePrefix(workKey(this.jobId, ''));
   }
 }

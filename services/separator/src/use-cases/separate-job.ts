@@ -7,9 +7,7 @@
  *    encoded by ffmpeg per stem, uploaded.
  * Cancel is honoured between chunks; progress and ETA are published per chunk.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +15,7 @@ import { FORMAT_CONTENT_TYPE, SAMPLE_RATE, startEncoder } from '@stemflow/audio'
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
 import { DECODE_SHARE, FORMAT_EXT, SEPARATE_SHARE, StemflowError, type EventOf, type JobOptions, type StemObject } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
 import { mixReader, trackStats, WorkStore } from '../adapters/work-store.js';
 import { averagePasses, outputs, renderBlock, rescaleGain, updatePeaks } from '../core/assemble.js';
@@ -175,10 +173,9 @@ async function assemble(d: SeparateDeps, work: WorkStore, plan: Plan, opts: JobO
       const key = keys.stem(id, o.name, ext);
       const bytes = (await stat(file)).size;
       // Hashed on the way to the store: consumers check what they download.
-      const hash = createHash('sha256');
-      const hashed = createReadStream(file).pipe(new PassThrough({ transform: (c: Buffer, _e, cb) => (hash.update(c), cb(null, c)) }));
-      await d.blobs.put(key, hashed, { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
-      stems.push({ name: o.name, format: opts.format, key, bytes, sha256: hash.digest('hex') });
+      const hashed = sha256Passing(createReadStream(file));
+      await d.blobs.put(key, hashed.stream, { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
+      stems.push({ name: o.name, format: opts.format, key, bytes, sha256: hashed.digest() });
     }
     return stems;
   } finally {
