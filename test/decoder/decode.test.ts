@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
-import { QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
+import { EVENT_NAMES, QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
 import { decodeJob, startDecoder } from '@stemflow/decoder';
 import { S3BlobStore, keys } from '@stemflow/storage';
 import { readAll } from '@stemflow/storage/contract';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   blobs = new S3BlobStore({ endpoint: engineEnv('S3_ENDPOINT'), accessKey: engineEnv('S3_ACCESS_KEY'), secretKey: engineEnv('S3_SECRET_KEY'), bucket });
   bus = new InMemoryBus({ queues: [watch] });
   const all: Record<string, (e: { type: string; jobId: string; payload: unknown }) => Promise<void>> = {};
-  for (const n of ['job.created', 'job.decoded', 'job.progress', 'job.completed', 'job.failed', 'job.canceled']) all[n] = async (e) => void published.push(e);
+  for (const n of EVENT_NAMES) all[n] = async (e) => void published.push(e);
   await bus.subscribe(watch, all as never);
 });
 afterAll(async () => {

@@ -3,7 +3,7 @@
  * test/). Each case makes its own queues and job ids, so cases never see each other's messages.
  */
 import { trace } from '@opentelemetry/api';
-import { HEADERS, StemflowError, type EventOf, type QueueSpec } from '@stemflow/contracts';
+import { EVENT_NAMES, HEADERS, StemflowError, type EventOf, type QueueSpec } from '@stemflow/contracts';
 import { inMemoryTracing } from '@stemflow/telemetry/testing';
 import { v7 as uuidv7 } from 'uuid';
 import { describe, expect, it } from 'vitest';
@@ -104,7 +104,7 @@ export function busContract(name: string, make: () => Promise<BusHarness>) {
       const seenB: string[] = [];
       await h.bus.subscribe(a, { 'job.created': async (e, ctx) => void (e.jobId === jobId && seenA.push(`${e.payload.input.filename}#${ctx.attempt}`)) });
       const all: Handlers = {};
-      for (const n of ['job.created', 'job.decoded', 'job.progress', 'job.completed', 'job.failed', 'job.canceled'] as const) {
+      for (const n of EVENT_NAMES) {
         (all as Record<string, unknown>)[n] = async (e: { jobId: string; type: string }) => void (e.jobId === jobId && seenB.push(e.type));
       }
       await h.bus.subscribe(b, all);

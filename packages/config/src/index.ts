@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const url = (protocols: string[]) =>
@@ -26,6 +27,40 @@ const apiKeys = z.string().transform((s, ctx) => {
   else if (new Set(keys).size !== keys.length) ctx.addIssue({ code: 'custom', message: 'lists a key twice' });
   return keys;
 });
+
+/** Networks outbound requests (webhooks, imports by URL) may reach besides public addresses: `127.0.0.1/32,::1`. */
+const cidrs = z.string().transform((s, ctx) => {
+  const list = s.split(',').map((c) => c.trim()).filter(Boolean);
+  for (const c of list) {
+    const [addr, bits, extra] = c.split('/');
+    const v = isIP(addr ?? '');
+    const n = bits === undefined ? (v === 6 ? 128 : 32) : Number(bits);
+    if (!v || extra !== undefined || !Number.isInteger(n) || n < 0 || n > (v === 6 ? 128 : 32)) ctx.addIssue({ code: 'custom', message: `"${c}" is not an address or a network (e.g. 127.0.0.1/32, 10.0.0.0/8, ::1/128)` });
+  }
+  return list;
+});
+
+/** Per API key (or "*" for every key): its webhook and its limits. */
+export const KeySettings = z
+  .object({
+    webhook_url: url(['http:', 'https:']).optional().describe("Where this key's jobs report their end (unless a job names its own callback_url)."),
+    max_concurrent_jobs: z.int().min(1).optional().describe('Jobs pending or processing at once.'),
+    audio_minutes_per_day: z.number().positive().optional().describe('Minutes of audio separated per UTC day.'),
+    requests_per_sec: z.int().min(1).optional().describe('API requests per second, over every gateway.'),
+  })
+  .strict();
+export type KeySettings = z.infer<typeof KeySettings>;
+const keySettings = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object: {"<api key>" or "*": {"webhook_url": …, "max_concurrent_jobs": …, "audio_minutes_per_day": …, "requests_per_sec": …}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string(), KeySettings));
 
 /** A job's planned model runs (duration × shifts ÷ stride) may not exceed this: twice a 60-minute song at the default options. */
 const maxModelRuns = z.preprocess(blankIsUnset, int(1).default(1300));
@@ -74,6 +109,19 @@ export const httpEnv = z.object({
   /** Comma-separated bearer tokens; unset → no authentication. */
   API_KEYS: opt(apiKeys),
   MAX_MODEL_RUNS: maxModelRuns,
+  /** Webhook URL and limits per API key ("*": every key; without API_KEYS, every client together). */
+  API_KEY_SETTINGS: opt(keySettings),
+  /** A file imported by URL must arrive whole within this. */
+  IMPORT_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(120)),
+});
+export const outboundEnv = z.object({
+  /** Signs webhooks; each API key gets its own secret derived from it (GET /api/webhooks/secret). At least 32 characters. */
+  WEBHOOK_SECRET: opt(z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)')),
+  OUTBOUND_ALLOW_CIDRS: z.preprocess(blankIsUnset, cidrs.default([])),
+});
+export const webhooksEnv = z.object({
+  /** One delivery attempt (connect, send, the receiver's answer) within this. */
+  WEBHOOK_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 300).default(15)),
 });
 export const decoderEnv = z.object({
   MAX_DURATION_SEC: z.preprocess(blankIsUnset, int(1).default(60 * 60)),
@@ -94,11 +142,12 @@ const infra = commonEnv.extend(busEnv.shape).extend(storageEnv.shape).extend(job
 
 /** One schema per deployable; `pnpm start` (all-in-one) takes the union. */
 export const SERVICE_ENV = {
-  gateway: infra.extend(httpEnv.shape),
+  gateway: infra.extend(httpEnv.shape).extend(outboundEnv.shape),
   decoder: infra.extend(decoderEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8001)) }),
   separator: infra.extend(separatorEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8002)) }),
   status: infra.extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8003)) }),
-  'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape),
+  webhooks: infra.extend(outboundEnv.shape).extend(webhooksEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8004)) }),
+  'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape).extend(outboundEnv.shape).extend(webhooksEnv.shape),
 } as const;
 export type ServiceName = keyof typeof SERVICE_ENV;
 export type ConfigOf<S extends ServiceName> = z.infer<(typeof SERVICE_ENV)[S]>;
@@ -110,7 +159,12 @@ export class ConfigError extends Error {
 /** Parses env for a service; throws one ConfigError whose message names every bad variable. */
 export function parseConfig<S extends ServiceName>(service: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
   const result = SERVICE_ENV[service].safeParse(env);
-  if (result.success) return result.data as ConfigOf<S>;
+  if (result.success) {
+    const c = result.data as Partial<ConfigOf<'all-in-one'>>;
+    const unknownKeys = Object.keys(c.API_KEY_SETTINGS ?? {}).filter((k) => k !== '*' && !(c.API_KEYS ?? []).includes(k));
+    if (unknownKeys.length) throw new ConfigError(`invalid ${service} configuration: API_KEY_SETTINGS names ${unknownKeys.length} key(s) that API_KEYS does not list (use "*" for every key)`);
+    return result.data as ConfigOf<S>;
+  }
   const problems = result.error.issues.map((i) => {
     const name = i.path.join('.');
     const value = env[name];
@@ -119,7 +173,7 @@ export function parseConfig<S extends ServiceName>(service: S, env: NodeJS.Proce
   throw new ConfigError(`invalid ${service} configuration: ${problems.join('; ')}`);
 }
 
-const redact = (name: string, value: string) => (/SECRET|KEY|PASSWORD/.test(name) ? '***' : value.replace(/\/\/[^@/]*@/, '//***@'));
+const redact = (name: string, value: string) => (/SECRET|KEY|PASSWORD|SETTINGS/.test(name) ? '***' : value.replace(/\/\/[^@/]*@/, '//***@'));
 
 /** For main.ts: parse once; on a bad value print one clear line and exit 1. */
 export function loadConfig<S extends ServiceName>(service: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {

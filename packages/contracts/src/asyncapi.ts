@@ -49,6 +49,13 @@ const ABOUT: Record<EventName, { summary: string; publisher: string; description
     summary: 'A client canceled the job.',
     description: 'Terminal. The separator stops between chunks and removes its work files.',
   },
+  'job.webhook': {
+    publisher: 'webhooks',
+    summary: "How the delivery of the job's end to its webhook went: delivered (a 2xx) or failed (given up, parked).",
+    description:
+      'Published by the webhook service after a receiver answered 2xx (`delivered`) or after the last attempt failed (`failed`, the message parked in `webhooks.job-events.dlq`). ' +
+      'The read model records it as the job\'s `webhook` state; it comes after the terminal event, and does not change the job\'s status.',
+  },
 };
 
 export function asyncApiDocument(version = '0.1.0') {

@@ -20,6 +20,10 @@ export const JobCreatedPayload = z.object({
   reuseOf: JobId.optional(),
   /** With reuseOf: the stems to copy, so the decoder needs no database (since 2026-11). */
   reuseStems: z.array(StemObject).min(1).optional(),
+  /** Where the job's end is reported by webhook (the job's callback_url or its API key's), credentials and query redacted. */
+  webhook: z.object({ url: z.string() }).optional().describe('Since 2026-11: the job has a webhook target (redacted URL).'),
+  /** The API key's audio left today when the job was accepted: the decoder refuses more (since 2026-11). */
+  quota: z.object({ audioSecLeft: z.number().nonnegative(), minutesPerDay: z.number().positive() }).optional(),
 });
 export const JobDecodedPayload = z.object({
   /** What the client asked for, carried on so the separator needs no database (since 2026-11; absent from older decoders). */
@@ -65,6 +69,16 @@ export const JobFailedPayload = z.object({
   retryable: z.literal(false),
 });
 export const JobCanceledPayload = z.object({}).strict();
+/** The webhook service reports how the delivery of a job's end went (the read model records it). */
+export const JobWebhookPayload = z.object({
+  outcome: z.enum(['delivered', 'failed']),
+  event: z.enum(['job.completed', 'job.failed', 'job.canceled']).describe('The event delivered (its id is the webhook-id).'),
+  webhookId: z.string().min(1).describe('The webhook-id header the receiver saw (the event id).'),
+  url: z.string().describe('The receiver, credentials and query redacted.'),
+  attempts: z.int().positive(),
+  status: z.int().optional().describe("The receiver's last HTTP status, when it answered."),
+  reason: z.string().optional().describe('Why the last attempt failed (failed only).'),
+});
 
 export const JobCreated = envelope('job.created', 1, JobCreatedPayload);
 export const JobDecoded = envelope('job.decoded', 1, JobDecodedPayload);
@@ -72,6 +86,7 @@ export const JobProgress = envelope('job.progress', 1, JobProgressPayload);
 export const JobCompleted = envelope('job.completed', 1, JobCompletedPayload);
 export const JobFailed = envelope('job.failed', 1, JobFailedPayload);
 export const JobCanceled = envelope('job.canceled', 1, JobCanceledPayload);
+export const JobWebhook = envelope('job.webhook', 1, JobWebhookPayload);
 
 /** Event name → schema. The single table every publisher and consumer goes through. */
 export const EVENTS = {
@@ -81,6 +96,7 @@ export const EVENTS = {
   'job.completed': JobCompleted,
   'job.failed': JobFailed,
   'job.canceled': JobCanceled,
+  'job.webhook': JobWebhook,
 } as const;
 
 export type EventName = keyof typeof EVENTS;
@@ -88,6 +104,6 @@ export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
 export type EventOf<N extends EventName> = z.infer<(typeof EVENTS)[N]>;
 export type PayloadOf<N extends EventName> = EventOf<N>['payload'];
 export type AnyEvent = { [N in EventName]: EventOf<N> }[EventName];
-export const AnyEvent = z.discriminatedUnion('type', [JobCreated, JobDecoded, JobProgress, JobCompleted, JobFailed, JobCanceled]);
+export const AnyEvent = z.discriminatedUnion('type', [JobCreated, JobDecoded, JobProgress, JobCompleted, JobFailed, JobCanceled, JobWebhook]);
 
 export const isEventName = (s: unknown): s is EventName => typeof s === 'string' && s in EVENTS;

@@ -82,6 +82,14 @@ export const StemObject = z.object({
 });
 export type StemObject = z.infer<typeof StemObject>;
 
+export const WebhookState = z.object({
+  url: z.string().describe('The receiver (credentials and query redacted).'),
+  status: z.enum(['pending', 'delivered', 'failed']).describe('pending until the job ends and its event is delivered (2xx) or given up.'),
+  attempts: z.int().nonnegative(),
+  last_error: z.string().nullable(),
+});
+export type WebhookState = z.infer<typeof WebhookState>;
+
 /** The read model: one document per job, written by the status service only. */
 export const Job = z.object({
   id: JobId,
@@ -97,6 +105,7 @@ export const Job = z.object({
   input: InputInfo,
   options: JobOptions,
   stems: z.array(StemObject).default([]),
+  webhook: WebhookState.nullable().default(null),
   /** Ids of the events already applied (idempotency). */
   applied_events: z.array(z.string()).default([]),
 });

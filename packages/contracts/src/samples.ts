@@ -34,6 +34,7 @@ export const valid: Record<EventName, unknown> = {
   },
   'job.failed': { stage: 'decoding', reason: 'The file is not audio.', code: 'NOT_AUDIO', retryable: false },
   'job.canceled': {},
+  'job.webhook': { outcome: 'delivered', event: 'job.completed', webhookId: '01937f5e-8d2a-7c3b-9a1e-4b2c6d8e0f99', url: 'https://hooks.example.com/stemflow', attempts: 1, status: 200 },
 };
 
 export const invalid: Record<EventName, unknown> = {
@@ -43,6 +44,7 @@ export const invalid: Record<EventName, unknown> = {
   'job.completed': { stems: [], model: 'htdemucs', timings: {} },
   'job.failed': { stage: 'decoding', reason: 'x', code: 'X', retryable: true },
   'job.canceled': { extra: 1 },
+  'job.webhook': { outcome: 'maybe', event: 'job.completed', webhookId: 'x', url: 'u', attempts: 0 },
 };
 
 /** A whole valid event of a type. */

@@ -77,6 +77,18 @@ export const QUEUES = {
     singleActiveConsumer: true,
     description: 'Status: project every job event into the read model.',
   },
+  webhooks: {
+    name: 'webhooks.job-events',
+    bindings: ['job.completed', 'job.failed', 'job.canceled'],
+    // Each delivery waits on someone else's server: several at once, one slow receiver holds one slot.
+    prefetch: 32,
+    // About 13 hours of attempts (Standard Webhooks' suggested schedule, shortened): 5 s, 5 min,
+    // 30 min, 2 h, 5 h, 5 h; then parked in webhooks.job-events.dlq and the job records the failure.
+    retry: { maxAttempts: 7, delaysMs: [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000] },
+    stage: 'webhook',
+    failJobOnGiveUp: false,
+    description: "Webhooks: POST each job's end, signed (Standard Webhooks), to its callback URL.",
+  },
 } as const satisfies Record<string, QueueSpec>;
 
 export type QueueKey = keyof typeof QUEUES;

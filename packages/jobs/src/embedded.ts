@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AnyEvent, Job, JobOptions } from '@stemflow/contracts';
-import { decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult } from './port.js';
+import { addUsage, decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult, type Usage } from './port.js';
 import { project } from './projection.js';
 
 type LogLine = { put: Job } | { del: string };
@@ -103,6 +103,13 @@ export class EmbeddedJobStore implements JobStore {
   async createdBefore(date: Date, limit: number) {
     const iso = date.toISOString();
     return [...this.jobs.values()].filter((j) => j.created_at < iso).slice(0, limit).map((j) => j.id);
+  }
+
+  async usage(owner: string | null, since: Date): Promise<Usage> {
+    const from = since.toISOString();
+    let u: Usage = { jobs: 0, active: 0, audioSec: 0 };
+    for (const j of this.jobs.values()) if (j.owner === owner && j.created_at >= from) u = addUsage(u, j);
+    return u;
   }
 
   async countByStatus() {

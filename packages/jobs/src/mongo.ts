@@ -17,7 +17,7 @@ import { type AnyEvent, type Job, type JobOptions, type JobStatus, unavailable }
 import { LRUCache } from 'lru-cache';
 import mongoose, { type Connection, type Model } from 'mongoose';
 import { randomUUID } from 'node:crypto';
-import { decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult } from './port.js';
+import { addUsage, decodeCursor, encodeCursor, optionsKey, zeroCounts, type JobStore, type ListQuery, type ListResult, type Usage } from './port.js';
 import { project, type Outcome } from './projection.js';
 
 /** version: the compare-and-set counter; write_id: which write produced this version. */
@@ -46,6 +46,7 @@ const jobSchema = new mongoose.Schema<Doc>(
     options: { type: mongoose.Schema.Types.Mixed, required: true },
     options_key: { type: String, required: true },
     stems: { type: mongoose.Schema.Types.Mixed, default: [] },
+    webhook: { type: mongoose.Schema.Types.Mixed, default: null },
     applied_events: { type: [String], default: [] },
     write_id: { type: String },
   },
@@ -266,6 +267,13 @@ export class MongoJobStore implements JobStore {
     return this.guard(async () => {
       const docs = await this.jobs.find({ created_at: { $lt: date.toISOString() } }, { _id: 1 }).limit(limit).lean<{ _id: string }[]>();
       return docs.map((d) => d._id);
+    });
+  }
+
+  async usage(owner: string | null, since: Date): Promise<Usage> {
+    return this.guard(async () => {
+      const rows = await this.jobs.collection.find({ owner, created_at: { $gte: since.toISOString() } }, { projection: { status: 1, input: 1 } }).toArray();
+      return rows.reduce<Usage>((u, r) => addUsage(u, r as unknown as Job), { jobs: 0, active: 0, audioSec: 0 });
     });
   }
 

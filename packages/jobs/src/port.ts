@@ -19,10 +19,22 @@ export interface JobStore {
   findReusable(sha256: string, options: JobOptions, owner: string | null): Promise<Job | undefined>;
   /** Ids of jobs created before the date (TTL cleanup). */
   createdBefore(date: Date, limit: number): Promise<string[]>;
+  /**
+   * One owner's jobs created since a time: how many, how many still run, and the audio seconds
+   * charged (decoded durations of every job but failed ones).
+   */
+  usage(owner: string | null, since: Date): Promise<Usage>;
   /** How many jobs are in each status (metrics). */
   countByStatus(): Promise<Record<JobStatus, number>>;
   health(): Promise<{ ok: boolean; detail?: string }>;
   close(): Promise<void>;
+}
+
+export type Usage = { jobs: number; active: number; audioSec: number };
+/** What a job counts for in an owner's usage (one rule for both stores). */
+export function addUsage(u: Usage, j: Pick<Job, 'status' | 'input'>): Usage {
+  const active = j.status === 'pending' || j.status === 'processing';
+  return { jobs: u.jobs + 1, active: u.active + (active ? 1 : 0), audioSec: u.audioSec + (j.status === 'failed' ? 0 : (j.input.duration_sec ?? 0)) };
 }
 
 export const zeroCounts = (): Record<JobStatus, number> => ({ pending: 0, processing: 0, completed: 0, failed: 0, canceled: 0 });

@@ -34,6 +34,7 @@ export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): J
     input: e.payload.input,
     options: e.payload.options,
     stems: [],
+    webhook: e.payload.webhook ? { url: e.payload.webhook.url, status: 'pending', attempts: 0, last_error: null } : null,
     applied_events: [e.id],
   };
 }
@@ -103,6 +104,18 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       if (live) {
         set('status', 'canceled');
         set('eta_sec', null);
+      }
+      break;
+    case 'job.webhook':
+      // A fact about the delivery, after the job ended: recorded whatever the status. A delivery
+      // once made stays made (a later failure of a second terminal event does not undo it).
+      if (job.webhook?.status !== 'delivered' || e.payload.outcome === 'delivered') {
+        set('webhook', {
+          url: e.payload.url,
+          status: e.payload.outcome,
+          attempts: e.payload.attempts,
+          last_error: e.payload.outcome === 'failed' ? (e.payload.reason ?? `HTTP ${e.payload.status ?? '?'}`) : null,
+        });
       }
       break;
   }

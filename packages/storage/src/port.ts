@@ -44,6 +44,8 @@ export const keys = {
   canceled: (id: string) => `jobs/${id}/canceled`,
   /** Left by the separator once job.completed is published: a redelivery does not separate again. */
   completed: (id: string) => `jobs/${id}/completed.json`,
+  /** Written by the gateway before job.created when the job's end goes to a webhook: { url, owner }. */
+  webhook: (id: string) => `jobs/${id}/webhook.json`,
   checkpoint: (id: string, chunk: number) => `jobs/${id}/work/chunk-${String(chunk).padStart(5, '0')}.f32`,
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };
@@ -108,6 +110,16 @@ export function sha256Passing(source: Readable): { stream: Readable; digest: () 
 /** The gateway's cancel marker: workers that missed the job.canceled event find it here. */
 export const markCanceled = (blobs: Pick<BlobStore, 'put'>, jobId: string) => blobs.put(keys.canceled(jobId), Buffer.from(new Date().toISOString()), { contentType: 'text/plain' });
 export const isMarkedCanceled = (blobs: Pick<BlobStore, 'head'>) => async (jobId: string) => (await blobs.head(keys.canceled(jobId))) !== undefined;
+
+/** Where a job's end is POSTed: written by the gateway before job.created, read by the webhook service. */
+export type WebhookTarget = { url: string; owner: string | null };
+export const writeWebhookTarget = (blobs: Pick<BlobStore, 'put'>, jobId: string, t: WebhookTarget) =>
+  blobs.put(keys.webhook(jobId), Buffer.from(JSON.stringify(t)), { contentType: 'application/json' });
+/** The job's webhook target, or undefined when it has none (or was deleted). */
+export async function readWebhookTarget(blobs: Pick<BlobStore, 'get' | 'head'>, jobId: string): Promise<WebhookTarget | undefined> {
+  if (!(await blobs.head(keys.webhook(jobId)))) return undefined;
+  return JSON.parse((await readObject(blobs, keys.webhook(jobId))).toString('utf8')) as WebhookTarget;
+}
 
 /** Reads a whole object into memory: for small ones only (manifests, plans, checkpoints). */
 export async function readObject(blobs: Pick<BlobStore, 'get'>, key: string): Promise<Buffer> {

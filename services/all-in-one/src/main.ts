@@ -7,9 +7,25 @@ import { startGateway } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
 import { startPipeline } from './pipeline.js';
 import { resumeInFlight } from './resume.js';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { addressPolicy } from '@stemflow/net';
+
+/** A secret kept in a file only its owner reads, made on first use. */
+function localSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString('base64');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  return secret;
+}
 
 await runService('all-in-one', async ({ config, log, adapters, checks }) => {
+  // One process signs and serves the secrets: without WEBHOOK_SECRET, one is made once and kept.
+  const webhookSecret = config.WEBHOOK_SECRET ?? localSecret(join(config.STORAGE_ROOT, 'webhook-secret'));
   const pipeline = await startPipeline(adapters, log, {
+    webhooks: { secret: webhookSecret, policy: addressPolicy(config.OUTBOUND_ALLOW_CIDRS), timeoutMs: config.WEBHOOK_TIMEOUT_SEC * 1000 },
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
     maxDurationSec: config.MAX_DURATION_SEC,
@@ -21,7 +37,7 @@ await runService('all-in-one', async ({ config, log, adapters, checks }) => {
   });
   // With the in-process bus, a killed process lost its events: announce its unfinished jobs again.
   if (!config.AMQP_URL) await resumeInFlight({ ...adapters, log });
-  const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, config, checks);
+  const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, { ...config, WEBHOOK_SECRET: webhookSecret }, checks);
   log.info({ url: `http://localhost:${config.PORT}` }, `stemflow is running: open http://localhost:${config.PORT}`);
   return {
     stop: async () => {

@@ -7,6 +7,7 @@ import { startDecoder } from '@stemflow/decoder';
 export { ffmpegVersions } from '@stemflow/decoder';
 import { loadEngine, startSeparator } from '@stemflow/separator';
 import { startStatus } from '@stemflow/status';
+import { startWebhooks, type WebhooksOptions } from '@stemflow/webhooks';
 import type { Logger } from '@stemflow/telemetry';
 
 export type PipelineOptions = {
@@ -18,6 +19,8 @@ export type PipelineOptions = {
   decodeStallSec?: number;
   maxHoldSec?: number;
   jobTtlHours?: number | undefined;
+  /** Delivers jobs' ends to their webhooks (the server; not the CLI). */
+  webhooks?: WebhooksOptions;
 };
 
 export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda' }> {
@@ -30,9 +33,11 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
   });
   const { engine, device } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
   const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
+  const webhooks = o.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, o.webhooks) : undefined;
   return {
     device,
     stop: async () => {
+      await webhooks?.stop();
       await separator.stop();
       await engine.close(); // the model's thread
       await decoder.stop();

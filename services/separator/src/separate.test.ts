@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
-import { QUEUES, type AnyEvent, type EventOf, type JobOptions, type QueueSpec } from '@stemflow/contracts';
+import { EVENT_NAMES, QUEUES, type AnyEvent, type EventOf, type JobOptions, type QueueSpec } from '@stemflow/contracts';
 import { ort } from '@stemflow/models';
 import { FsBlobStore, keys } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
@@ -44,7 +44,7 @@ function setup() {
   const watch: QueueSpec = { ...QUEUES.status, name: `watch-${uuidv7()}` };
   bus.declare(watch);
   const all: Record<string, (e: AnyEvent) => Promise<void>> = {};
-  for (const n of ['job.created', 'job.decoded', 'job.progress', 'job.completed', 'job.failed', 'job.canceled']) all[n] = async (e) => void events.push(e);
+  for (const n of EVENT_NAMES) all[n] = async (e) => void events.push(e);
   void bus.subscribe(watch, all as never);
   return { root, blobs, bus, events };
 }

@@ -57,6 +57,12 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   if (info.durationSec !== undefined && info.durationSec > cfg.maxDurationSec) {
     throw fail('TOO_LONG', `The audio is ${clock(info.durationSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
   }
+  // The API key's audio minutes left today, when it has a daily quota (checked, then enforced while reading).
+  const quota = e.payload.quota;
+  const quotaSec = quota?.audioSecLeft ?? Number.POSITIVE_INFINITY;
+  const overQuota = (what: string) =>
+    fail('QUOTA_EXCEEDED', `${what}; this API key had ${clock(quotaSec)} of its ${quota?.minutesPerDay} audio minutes left for today (UTC) when the job was submitted.`);
+  if (info.durationSec !== undefined && info.durationSec > quotaSec) throw overQuota(`The audio is ${clock(info.durationSec)} long`);
   // What the job may cost, checked before any work: and, since a header can lie about the
   // duration, enforced again while decoding (decoding stops where the cost would be exceeded).
   const maxRuns = cfg.maxModelRuns ?? DECODE_DEFAULTS.maxModelRuns;
@@ -67,13 +73,15 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     throw fail('COST_LIMIT', `The job is too costly: ${costText(info.durationSec)}.`);
   }
   const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
-  const limitSec = Math.min(cfg.maxDurationSec, costSec);
+  const limitSec = Math.min(cfg.maxDurationSec, costSec, quotaSec);
 
   let lastSent = 0;
   const run = decodeToPcm(src, {
     maxSec: limitSec,
     tooLong: () =>
-      limitSec < cfg.maxDurationSec
+      limitSec === quotaSec && quotaSec < Math.min(cfg.maxDurationSec, costSec)
+        ? overQuota(`The audio is longer than ${clock(quotaSec)}; decoding stopped there`)
+        : limitSec < cfg.maxDurationSec
         ? fail('COST_LIMIT', `The job is too costly: the file holds more than ${clock(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`)
         : fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}); decoding stopped there.`),
     timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
@@ -121,6 +129,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   if (decodedSec > cfg.maxDurationSec) {
     return rejectPcm(fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}).`));
   }
+  if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${clock(decodedSec)} long`));
   // A cut-off file: accept what decodes only if it covers most of what the file says it holds.
   const stated = info.durationSec ?? info.audio.durationSec;
   if (stated !== undefined && decodedSec < stated * 0.9 && stated - decodedSec > 1) {

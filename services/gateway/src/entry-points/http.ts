@@ -8,15 +8,19 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { FORMAT_EXT, JOB_STATUSES, JobOptions, optionsFromFields, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
+import { FORMAT_EXT, JOB_STATUSES, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
 import { httpRequestDuration, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
-import { modelRuns } from '@stemflow/audio';
+import type { KeySettings } from '@stemflow/config';
+import type { Ledger } from '@stemflow/jobs';
+import { addressPolicy, webhookSecret, type AddressPolicy } from '@stemflow/net';
+import { fromForm, fromJson, Submitter, zodMessage, type Submission } from './submit.js';
+import { rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
 import { BlobUploadEngine, guardUpload, type StoredUpload, type UploadGuard } from './upload-engine.js';
 import type { EventsHub } from './events-hub.js';
 import { project } from '@stemflow/jobs';
-import { cancelJob, createJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
+import { cancelJob, deleteJob, getOwnedJob, isFinished, toView, type Deps } from '../use-cases/jobs.js';
 
 export type GatewayOptions = {
   maxUploadBytes: number;
@@ -41,11 +45,23 @@ export type GatewayOptions = {
   hub?: EventsHub;
   /** A stream that heard nothing from the bus this long reads the read model once (an event it missed). */
   sseQuietPollMs?: number;
+  /** Webhook URL and limits per API key ("*": every key, or every client without keys). */
+  keySettings?: Record<string, KeySettings> | undefined;
+  /** Idempotency keys, job slots and request counters shared with the other gateways. */
+  ledger?: Ledger | undefined;
+  /** Which addresses imports and webhooks may reach (default: public ones only). */
+  policy?: AddressPolicy;
+  /** Signs webhooks (per key, derived); without it a callback_url is refused. */
+  webhookSecret?: string | undefined;
+  /** A file imported by URL must arrive within this. */
+  importTimeoutMs?: number;
 };
 
 type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload; uploadGuard?: UploadGuard };
 /** The caller's owner id (undefined when the server has no API keys). */
 const ownerFor = (res: Response): string | undefined => res.locals.owner as string | undefined;
+/** The caller's webhook and limits (its key's settings over "*"). */
+const settingsFor = (res: Response): KeySettings => (res.locals.settings as KeySettings | undefined) ?? {};
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -53,27 +69,6 @@ const require = createRequire(import.meta.url);
 const ext = FORMAT_EXT;
 const mime = { wav: 'audio/wav', flac: 'audio/flac', mp3: 'audio/mpeg' } as const;
 
-/** Multipart text fields → job options; every field is checked, unknown ones are refused. */
-const OptionsForm = z
-  .object({
-    stems: z.union([z.string(), z.array(z.string())]).optional(),
-    two_stems: z.string().optional(),
-    format: z.string().optional(),
-    shifts: z.string().regex(/^-?\d+$/, 'must be a whole number').optional(),
-    overlap: z.string().regex(/^-?\d*\.?\d+$/, 'must be a number').optional(),
-    clip: z.string().optional(),
-  })
-  .strict();
-
-function parseOptions(body: unknown): JobOptions {
-  const form = OptionsForm.safeParse(body ?? {});
-  if (!form.success) throw invalid('INVALID_OPTIONS', zodMessage(form.error));
-  const opts = JobOptions.safeParse(optionsFromFields(form.data));
-  if (!opts.success) throw invalid('INVALID_OPTIONS', zodMessage(opts.error));
-  return opts.data;
-}
-
-const zodMessage = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
 const JobIdParam = z.uuid();
 const jobId = (req: Request) => {
   const id = JobIdParam.safeParse(req.params.id);
@@ -125,14 +120,39 @@ export function createApp(d: Deps, o: GatewayOptions) {
   const keyDigests = (o.apiKeys ?? []).map((k) => sha256(k));
   // Authentication (when API_KEYS is set): every other /api call carries a bearer key.
   app.use('/api', (req, res, next) => {
-    if (!o.apiKeys?.length) return next();
+    if (!o.apiKeys?.length) {
+      res.locals.settings = { ...o.keySettings?.['*'] };
+      return next();
+    }
     const m = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
     if (!m) throw new StemflowError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>"', { status: 401 });
     // Bytes, not characters, compared in constant time: digests of equal length whatever was sent.
     const given = sha256(m[1]!);
     const ok = keyDigests.reduce((hit, k) => timingSafeEqual(k, given) || hit, false);
     if (!ok) throw new StemflowError('UNAUTHENTICATED', 'unknown API key', { status: 401 });
-    res.locals.owner = ownerOf(m[1]!);
+      res.locals.owner = ownerOf(m[1]!);
+    res.locals.settings = { ...o.keySettings?.['*'], ...o.keySettings?.[m[1]!] };
+    next();
+  });
+
+  // Requests per second per key, counted in the ledger (so across every gateway). The database
+  // down must not take the API with it: the limit is then not enforced (logged), reads go on.
+  app.use('/api', async (_req, res, next) => {
+    const s = settingsFor(res);
+    if (!s.requests_per_sec || !submitter.limits) return next();
+    let count: number;
+    try {
+      count = (await submitter.limits.hit(ownerFor(res) ?? null)).count;
+    } catch (err) {
+      d.log.warn({ err: describeError(err) }, 'rate limit not enforced: the ledger is unavailable');
+      return next();
+    }
+    const { policy, state } = rateLimitFields(s, { requests: count });
+    res.set({ 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') });
+    if (count > s.requests_per_sec) {
+      res.set({ 'retry-after': '1', connection: 'close' });
+      throw new StemflowError('RATE_LIMITED', `this API key may make ${s.requests_per_sec} requests per second; wait a second`, { status: 429 });
+    }
     next();
   });
 
@@ -144,10 +164,19 @@ export function createApp(d: Deps, o: GatewayOptions) {
     limits: { files: 1, fileSize: o.maxUploadBytes + 1024 * 1024, fields: 20, fieldSize: 1024, parts: 30 },
   }).single('file');
 
-  app.post('/api/jobs', (req, res, next) => {
+  const jsonBody = express.json({ limit: '16kb', strict: true });
+  app.post('/api/jobs', async (req, res, next) => {
     const r = req as Req;
     r.jobId = uuidv7();
-    if (!req.is('multipart/form-data')) throw invalid('NOT_MULTIPART', 'send multipart/form-data with the audio in the field "file"');
+    const caller = { owner: ownerFor(res) ?? null, settings: settingsFor(res) };
+    // A JSON body names its input by URL; a multipart one carries the file (or input_url).
+    if (req.is('application/json')) {
+      await submitter.precheck(req, res, caller);
+      await new Promise<void>((resolve, reject) => jsonBody(req, res, (err?: unknown) => (err ? reject(err) : resolve())));
+      return submitter.accept(req, res, r.jobId, caller, fromJson(req.body), undefined);
+    }
+    if (!req.is('multipart/form-data')) throw invalid('NOT_MULTIPART', 'send multipart/form-data with the audio in the field "file" (or application/json with "input_url")');
+    await submitter.precheck(req, res, caller);
     r.uploadGuard = guardUpload(req, { formTimeoutMs: o.formTimeoutMs ?? 30_000, minBytesPerSec: o.minUploadBytesPerSec ?? 0, windowMs: o.idleTimeoutMs ?? 60_000 });
     res.once('close', () => r.uploadGuard?.done());
     upload(req, res, async (err: unknown) => {
@@ -158,26 +187,48 @@ export function createApp(d: Deps, o: GatewayOptions) {
           return;
         }
         if (err) throw err;
-        if (!r.file) throw invalid('MISSING_FILE', 'no file: send the audio in the multipart field "file"');
-        let options: JobOptions;
+        let s: Submission;
         try {
-          options = parseOptions(req.body);
-          const minimal = modelRuns(1, options);
-          if (o.maxModelRuns !== undefined && minimal > o.maxModelRuns) {
-            throw invalid('COST_LIMIT', `shifts ${options.shifts} with overlap ${options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${o.maxModelRuns} per job`);
-          }
+          s = fromForm(req.body);
         } catch (e) {
-          await d.blobs.delete(r.file.key).catch(() => {}); // a refused upload keeps nothing
+          if (r.file?.key) await d.blobs.delete(r.file.key).catch(() => {}); // a refused upload keeps nothing
           throw e;
         }
-        const job = await createJob(d, r.jobId, r.file, options, ownerFor(res) ?? null);
-        d.log.info({ jobId: job.id, bytes: r.file.size, type: r.file.contentType }, 'job accepted');
-        uploadedBytes.inc(r.file.size);
-        res.status(201).location(`/api/jobs/${job.id}`).json({ id: job.id, status: 'pending', created_at: job.created_at });
+        await submitter.accept(req, res, r.jobId, caller, s, r.file);
+        if (r.file) uploadedBytes.inc(r.file.size);
       } catch (e) {
         next(e);
       }
     });
+  });
+
+  /** The calling key's limits and what it used today. */
+  app.get('/api/usage', async (_req, res) => {
+    const s = settingsFor(res);
+    const owner = ownerFor(res) ?? null;
+    const limits = submitter.limits;
+    const minutes = limits ? await limits.minutes(owner, s.audio_minutes_per_day ?? Number.POSITIVE_INFINITY) : undefined;
+    const active = limits && s.max_concurrent_jobs ? await limits.activeJobs(owner, s.max_concurrent_jobs) : null;
+    const usedMin = (minutes?.usedSec ?? 0) / 60;
+    const { policy, state } = rateLimitFields(s, { activeJobs: active ?? undefined, leftSec: minutes?.leftSec });
+    if (policy.length) res.set({ 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') });
+    res.json({
+      day: new Date().toISOString().slice(0, 10),
+      limits: { max_concurrent_jobs: s.max_concurrent_jobs ?? null, audio_minutes_per_day: s.audio_minutes_per_day ?? null, requests_per_sec: s.requests_per_sec ?? null },
+      usage: {
+        active_jobs: active,
+        jobs_today: minutes?.jobs ?? 0,
+        audio_minutes_today: Math.round(usedMin * 100) / 100,
+        audio_minutes_left: s.audio_minutes_per_day ? Math.max(0, Math.round((s.audio_minutes_per_day - usedMin) * 100) / 100) : null,
+      },
+      resets_in_sec: secondsToUtcMidnight(),
+    });
+  });
+
+  /** The secret this key's webhooks are signed with (Standard Webhooks, whsec_…). */
+  app.get('/api/webhooks/secret', (_req, res) => {
+    if (!o.webhookSecret) throw new StemflowError('WEBHOOKS_DISABLED', 'this server sends no webhooks (it has no WEBHOOK_SECRET)', { status: 404 });
+    res.set('cache-control', 'no-store').json({ secret: webhookSecret(o.webhookSecret, ownerFor(res) ?? null), scheme: 'standard-webhooks-v1' });
   });
 
   app.get('/api/jobs', async (req, res) => {
@@ -216,6 +267,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     },
   };
   const ownedJob = (req: Request, res: Response) => getOwnedJob({ jobs: jobsView }, jobId(req), ownerFor(res));
+  const submitter = new Submitter(d, { maxUploadBytes: o.maxUploadBytes, maxModelRuns: o.maxModelRuns, ledger: o.ledger, policy: o.policy ?? addressPolicy(), webhookSecret: o.webhookSecret, importTimeoutMs: o.importTimeoutMs ?? 120_000 }, jobsView);
 
   app.get('/api/jobs/:id', async (req, res) => {
     res.json(toView(await ownedJob(req, res)));

@@ -9,6 +9,8 @@ import type { Deps } from '../use-cases/jobs.js';
 import { createApp } from './http.js';
 import { answerAndClose } from './upload-engine.js';
 import { EventsHub } from './events-hub.js';
+import { createLedger } from '@stemflow/jobs';
+import { addressPolicy } from '@stemflow/net';
 
 type HttpConfig = Pick<
   ConfigOf<'gateway'>,
@@ -23,6 +25,12 @@ type HttpConfig = Pick<
   | 'MAX_CONNECTIONS'
   | 'MAX_CONNECTIONS_PER_CLIENT'
   | 'MAX_MODEL_RUNS'
+  | 'API_KEY_SETTINGS'
+  | 'IMPORT_TIMEOUT_SEC'
+  | 'WEBHOOK_SECRET'
+  | 'OUTBOUND_ALLOW_CIDRS'
+  | 'DATABASE_URL'
+  | 'STORAGE_ROOT'
 >;
 
 /** Seconds a client told "too many connections" is asked to wait. */
@@ -34,7 +42,16 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
   const headMs = c.REQUEST_HEAD_TIMEOUT_SEC * 1000;
   // Every job event, on this gateway's own queue, for its SSE streams.
   const hub = await EventsHub.start(d.bus, d.log.child({ component: 'events' }));
+  // Idempotency keys, job slots and request counters: in the database, shared by every gateway.
+  const ledger = await createLedger(c);
+  const sweep = setInterval(() => void ledger.sweep().catch((err: Error) => d.log.warn({ err: err.message }, 'ledger sweep failed, will try again')), 60_000);
+  sweep.unref();
   const app = createApp(d, {
+    ledger,
+    keySettings: c.API_KEY_SETTINGS,
+    policy: addressPolicy(c.OUTBOUND_ALLOW_CIDRS),
+    webhookSecret: c.WEBHOOK_SECRET,
+    importTimeoutMs: c.IMPORT_TIMEOUT_SEC * 1000,
     hub,
     maxUploadBytes: c.MAX_UPLOAD_BYTES,
     apiKeys: c.API_KEYS,
@@ -106,11 +123,13 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     server,
     stop: async () => {
       stopSweeper();
+      clearInterval(sweep);
       await hub.close();
       // Open SSE streams would hold close() forever: they get 5 s, then are cut (clients reconnect).
       const cut = setTimeout(() => server.closeAllConnections(), 5000);
       await new Promise<void>((r) => server.close(() => r()));
       clearTimeout(cut);
+      await ledger.close();
     },
   };
 }

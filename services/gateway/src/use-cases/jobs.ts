@@ -2,9 +2,10 @@
 import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, TERMINAL_STATUSES, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
-import { keys, markCanceled, type BlobStore } from '@stemflow/storage';
+import { keys, markCanceled, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import type { StoredUpload } from '../entry-points/upload-engine.js';
+import { redactUrl } from '@stemflow/net';
 
 export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
 
@@ -12,7 +13,14 @@ export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logge
  * Records the job (insert-if-absent, so the client can read it at once) and publishes job.created.
  * Answers only after the broker confirmed; if anything fails, the job and its upload are removed.
  */
-export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null): Promise<Job> {
+export type JobExtras = {
+  /** Where the job's end is POSTed (the webhook service reads it from the store). */
+  webhook?: WebhookTarget | undefined;
+  /** The API key's audio seconds left today (the decoder refuses a longer file). */
+  quota?: { audioSecLeft: number; minutesPerDay: number } | undefined;
+};
+
+export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<Job> {
   // The same bytes with the same options were separated before (for this owner): reuse the stems.
   const reuse = await d.jobs.findReusable(upload.sha256, options, owner).catch(() => undefined);
   const event = newEvent('job.created', jobId, {
@@ -21,9 +29,12 @@ export async function createJob(d: Deps, jobId: string, upload: StoredUpload, op
     owner,
     // The stems to copy travel with the event: the decoder needs no database.
     ...(reuse ? { reuseOf: reuse.id, reuseStems: reuse.stems } : {}),
+    ...(extras.webhook ? { webhook: { url: redactUrl(extras.webhook.url) } } : {}),
+    ...(extras.quota ? { quota: extras.quota } : {}),
   });
   const job = jobFromCreated(event);
   try {
+    if (extras.webhook) await writeWebhookTarget(d.blobs, jobId, extras.webhook);
     await d.jobs.create(job);
     await d.bus.publish(event);
     return job;
@@ -74,5 +85,6 @@ export function toView(job: Job, base = '/api'): JobView {
     eta_sec: job.eta_sec,
     filename: job.input.filename,
     stems: job.stems.map((s) => ({ name: s.name, format: s.format, bytes: s.bytes, url: `${base}/jobs/${job.id}/stems/${s.name}` })),
+    webhook: job.webhook ?? null,
   };
 }

@@ -1,0 +1,198 @@
+/**
+ * Outbound HTTP to addresses a client chose (webhook receivers, files imported by URL), with the
+ * guard every such request needs: only public unicast addresses are reached unless a setting allows
+ * more. The address is checked where the connection is made (the resolver's answer, every redirect
+ * hop, IP literals), so DNS rebinding and redirects to internal hosts find the same wall.
+ */
+import { createHmac } from 'node:crypto';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import { StemflowError } from '@stemflow/contracts';
+
+type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/** Which addresses outbound requests may reach besides the public internet. */
+export type AddressPolicy = { allow: readonly Cidr[]; describe: string };
+
+/** `127.0.0.0/8,::1/128` → a policy; throws on a malformed entry (config checks it at start). */
+export function addressPolicy(allowCidrs: readonly string[] = []): AddressPolicy {
+  const allow = allowCidrs.map((c) => {
+    const s = c.includes('/') ? c : `${c}/${isIP(c) === 6 ? 128 : 32}`;
+    return ipaddr.parseCIDR(s);
+  });
+  return { allow, describe: allowCidrs.length ? allowCidrs.join(', ') : 'none' };
+}
+
+/**
+ * Why an address may not be reached, or undefined when it may: public unicast only (IPv4-mapped
+ * IPv6 judged as its IPv4); loopback, private, link-local (cloud metadata at 169.254.169.254),
+ * carrier-grade NAT, unique-local, multicast, reserved and translation ranges are refused unless
+ * the policy allows them.
+ */
+export function refusal(address: string, policy: AddressPolicy): string | undefined {
+  if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
+  let ip = ipaddr.parse(address);
+  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  if (policy.allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) return undefined;
+  const range = ip.range();
+  if (range === 'unicast') return undefined;
+  const names: Record<string, string> = {
+    loopback: 'a loopback address',
+    private: 'a private-network address',
+    linkLocal: 'a link-local address (where cloud metadata services live)',
+    uniqueLocal: 'a private-network (unique local) address',
+    carrierGradeNat: 'a carrier-grade NAT address',
+    unspecified: 'the unspecified address',
+  };
+  return `${address} is ${names[range] ?? `a special-purpose address (${range})`}`;
+}
+
+export const refusedError = (url: string, why: string) =>
+  new StemflowError('URL_REFUSED', `${url} is refused: ${why}; this server reaches only public addresses`, { status: 400 });
+
+/** A resolver that answers only addresses the policy allows (so the socket connects to what was checked). */
+export function guardedLookup(policy: AddressPolicy): LookupFunction {
+  return ((hostname: string, options: { all?: boolean; family?: number }, cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+      if (err) return cb(err, []);
+      const list = addresses as LookupAddress[];
+      for (const a of list) {
+        const why = refusal(a.address, policy);
+        // One refused answer refuses the name: a host that resolves inside is not a public host.
+        if (why) return cb(Object.assign(new Error(`${hostname} resolves to ${why}`), { code: 'EREFUSED_ADDRESS' }), []);
+      }
+      if (options.all) return cb(null, list);
+      cb(null, list[0]!.address, list[0]!.family);
+    });
+  }) as LookupFunction;
+}
+
+export type OutboundRequest = {
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** Whole exchange, headers and body (the caller's stream included), within this. */
+  timeoutMs: number;
+  /** Redirects followed, each checked again (0: a 3xx is the answer). */
+  maxRedirects?: number;
+  policy: AddressPolicy;
+  signal?: AbortSignal;
+};
+
+export type OutboundResponse = { status: number; headers: IncomingMessage['headers']; body: IncomingMessage; url: string };
+
+/** Checks a URL before any connection: scheme, and a literal address (a resolver never sees those). */
+export function checkUrl(raw: string, policy: AddressPolicy): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new StemflowError('INVALID_URL', `"${raw.slice(0, 200)}" is not a URL`, { status: 400 });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new StemflowError('INVALID_URL', `${url.protocol}// URLs are not accepted; use http:// or https://`, { status: 400 });
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) {
+    const why = refusal(host, policy);
+    if (why) throw refusedError(url.origin, why);
+  }
+  return url;
+}
+
+/** Redacts credentials and the query (which may hold a token) for logs and records. */
+export const redactUrl = (raw: string): string => {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return '(not a URL)';
+  }
+};
+
+/**
+ * One guarded request. Resolves with the final response (its body unread: the caller streams it
+ * and must consume or destroy it) once headers arrive; the deadline keeps running over the body.
+ * Rejects with URL_REFUSED for a refused address at any hop, UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE.
+ */
+export async function request(raw: string, o: OutboundRequest): Promise<OutboundResponse> {
+  const deadline = AbortSignal.timeout(o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
+  let url = checkUrl(raw, o.policy);
+  let method = o.method ?? 'GET';
+  let body = o.body;
+  for (let hop = 0; ; hop++) {
+    const res = await once(url, method, o.headers ?? {}, body, o.policy, signal, deadline, o.timeoutMs);
+    const location = res.headers.location;
+    if (res.statusCode && res.statusCode >= 300 && res.statusCode < 400 && location && hop < (o.maxRedirects ?? 0)) {
+      res.resume();
+      url = checkUrl(new URL(location, url).toString(), o.policy);
+      if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
+        method = 'GET';
+        body = undefined;
+      }
+      continue;
+    }
+    // The deadline covers the body too: a slow body is cut, the reader sees the error.
+    const onAbort = () => res.destroy(timeoutError(url, o.timeoutMs, deadline.aborted));
+    signal.addEventListener('abort', onAbort, { once: true });
+    res.once('close', () => signal.removeEventListener('abort', onAbort));
+    return { status: res.statusCode ?? 0, headers: res.headers, body: res, url: url.toString() };
+  }
+}
+
+const timeoutError = (url: URL, ms: number, byDeadline: boolean) =>
+  byDeadline
+    ? new StemflowError('UPSTREAM_TIMEOUT', `${url.origin} did not finish answering within ${Math.round(ms / 1000)} s`, { status: 422 })
+    : new StemflowError('UPSTREAM_ABORTED', `the request to ${url.origin} was abandoned`, { status: 400 });
+
+function once(url: URL, method: string, headers: Record<string, string>, body: string | Buffer | undefined, policy: AddressPolicy, signal: AbortSignal, deadline: AbortSignal, timeoutMs: number): Promise<IncomingMessage> {
+  const lib = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(timeoutError(url, timeoutMs, deadline.aborted));
+    const req = lib.request(
+      url,
+      {
+        method,
+        headers: { 'user-agent': 'stemflow/1', ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+        lookup: guardedLookup(policy),
+        agent: false,
+        ...(url.username ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` } : {}),
+      },
+      resolve,
+    );
+    const onAbort = () => req.destroy(timeoutError(url, timeoutMs, deadline.aborted));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof StemflowError) return reject(err);
+      if (err.code === 'EREFUSED_ADDRESS') return reject(refusedError(url.origin, err.message));
+      reject(new StemflowError('UPSTREAM_UNREACHABLE', `could not reach ${url.origin}: ${err.code ?? err.message}`, { status: 422, retryable: true }));
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * The secret that signs one owner's webhooks (Standard Webhooks' `whsec_` + base64 form), derived
+ * from the server's WEBHOOK_SECRET: each API key verifies with its own, and none can forge another
+ * key's deliveries. Nothing is stored; every gateway and webhook service derives the same.
+ */
+export const webhookSecret = (master: string, owner: string | null): string =>
+  `whsec_${createHmac('sha256', master).update(`stemflow-webhooks:${owner ?? ''}`).digest('base64')}`;
+
+/** checkUrl, and the name resolved now: a target on a refused address is a 400 at submit, not a failed delivery later. */
+export async function checkTarget(raw: string, policy: AddressPolicy): Promise<URL> {
+  const url = checkUrl(raw, policy);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) return url;
+  const addresses = await new Promise<LookupAddress[]>((resolve, reject) =>
+    dnsLookup(host, { all: true }, (err, a) => (err ? reject(new StemflowError('URL_UNRESOLVED', `${url.origin}: the name ${host} does not resolve (${err.code ?? err.message})`, { status: 400 })) : resolve(a))),
+  );
+  for (const a of addresses) {
+    const why = refusal(a.address, policy);
+    if (why) throw refusedError(url.origin, `${host} resolves to ${why}`);
+  }
+  return url;
+}

@@ -1,0 +1,251 @@
+/**
+ * POST /api/jobs beyond the upload itself: where the input comes from (the file, or a URL the
+ * server fetches), where the job's end is reported (a webhook), whether the request repeats an
+ * earlier one (Idempotency-Key), and whether the key may start another job (limits). Every step
+ * that takes something (an input object, an idempotency lease, a concurrency slot) gives it back
+ * when a later step refuses.
+ */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import { JobOptions, StemflowError, SubmitForm, SubmitJson, invalid, optionsFromFields, type Job } from '@stemflow/contracts';
+import type { KeySettings } from '@stemflow/config';
+import { optionsKey, type Ledger } from '@stemflow/jobs';
+import { checkTarget, request, type AddressPolicy } from '@stemflow/net';
+import type { WebhookTarget } from '@stemflow/storage';
+import { modelRuns } from '@stemflow/audio';
+import { Limits, rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
+import { createJob, type Deps } from '../use-cases/jobs.js';
+import { storeInput, type StoredUpload } from './upload-engine.js';
+
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+/** A lease whose job does not exist after this long was left by a request that died: taken over. */
+const ORPHAN_LEASE_MS = 60_000;
+const MAX_IMPORT_REDIRECTS = 5;
+
+export type SubmitOptions = {
+  maxUploadBytes: number;
+  maxModelRuns?: number | undefined;
+  ledger?: Ledger | undefined;
+  policy: AddressPolicy;
+  /** Without it, webhooks are off: a callback_url is refused. */
+  webhookSecret?: string | undefined;
+  importTimeoutMs: number;
+};
+
+export type Submission = { options: JobOptions; callbackUrl?: string | undefined; inputUrl?: string | undefined };
+export type Caller = { owner: string | null; settings: KeySettings };
+
+export const zodMessage = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
+
+/** The multipart text fields → what was asked; every field checked, unknown ones refused. */
+export function fromForm(body: unknown): Submission {
+  const form = SubmitForm.safeParse(body ?? {});
+  if (!form.success) throw invalid('INVALID_OPTIONS', zodMessage(form.error));
+  const { callback_url, input_url, ...fields } = form.data;
+  const opts = JobOptions.safeParse(optionsFromFields(fields));
+  if (!opts.success) throw invalid('INVALID_OPTIONS', zodMessage(opts.error));
+  return { options: opts.data, callbackUrl: callback_url, inputUrl: input_url };
+}
+
+/** The JSON body (an import by URL) → what was asked. */
+export function fromJson(body: unknown): Submission {
+  if (typeof (body as { input_url?: unknown } | null)?.input_url !== 'string') {
+    throw invalid('NOT_MULTIPART', 'a JSON body names its input by URL in "input_url"; to upload a file, send multipart/form-data with the audio in the field "file"');
+  }
+  const parsed = SubmitJson.safeParse(body ?? {});
+  if (!parsed.success) throw invalid('INVALID_OPTIONS', zodMessage(parsed.error));
+  const { callback_url, input_url, ...options } = parsed.data;
+  return { options: JobOptions.parse(options), callbackUrl: callback_url, inputUrl: input_url };
+}
+
+/** The Idempotency-Key header: 1-255 visible ASCII characters, or absent. */
+export function idempotencyKey(req: Request): string | undefined {
+  const v = req.get('idempotency-key');
+  if (v === undefined) return undefined;
+  const k = v.trim().replace(/^"(.*)"$/, '$1');
+  if (!/^[\x21-\x7e]{1,255}$/.test(k)) throw invalid('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)');
+  return k;
+}
+
+const leaseKey = (owner: string | null, key: string) => `idem:${owner ?? 'anonymous'}:${createHash('sha256').update(key).digest('hex')}`;
+
+/** What makes two submits the same: the input (its bytes, or its URL), its name, options and callback. */
+export function fingerprint(s: Submission, upload?: Pick<StoredUpload, 'sha256' | 'filename'>): string {
+  const what = { input: upload ? { sha256: upload.sha256, filename: upload.filename } : { url: s.inputUrl }, options: optionsKey(s.options), callback: s.callbackUrl ?? null };
+  return createHash('sha256').update(JSON.stringify(what)).digest('hex');
+}
+
+const tooMany = (res: Response, code: string, message: string, retryAfterSec: number) => {
+  res.set('retry-after', String(retryAfterSec));
+  res.set('connection', 'close'); // the body (an upload) is not read
+  return new StemflowError(code, message, { status: 429 });
+};
+
+export class Submitter {
+  readonly limits: Limits | undefined;
+
+  constructor(
+    private readonly d: Deps & { jobs: Deps['jobs'] },
+    private readonly o: SubmitOptions,
+    private readonly jobsView: { get: (id: string) => Promise<Job | undefined> },
+  ) {
+    this.limits = o.ledger ? new Limits({ ledger: o.ledger, jobs: { usage: (w, s) => d.jobs.usage(w, s), get: (id) => jobsView.get(id) } }) : undefined;
+  }
+
+  /**
+   * Before the body is read: a replayed Idempotency-Key skips the limits (it creates nothing);
+   * otherwise a key over its day's minutes or with every job slot busy is refused at once.
+   */
+  async precheck(req: Request, res: Response, c: Caller): Promise<void> {
+    const key = idempotencyKey(req);
+    if (key && this.o.ledger && (await this.o.ledger.get(leaseKey(c.owner, key)))) return;
+    await this.checkMinutes(res, c);
+    const max = c.settings.max_concurrent_jobs;
+    if (max && this.limits) {
+      const active = await this.limits.activeJobs(c.owner, max);
+      if (active >= max) throw tooMany(res, 'CONCURRENCY_LIMIT', `this API key has ${active} jobs pending or processing, the most it may run at once (${max}); submit again when one ends`, 5);
+    }
+  }
+
+  private async checkMinutes(res: Response, c: Caller): Promise<{ audioSecLeft: number; minutesPerDay: number } | undefined> {
+    const perDay = c.settings.audio_minutes_per_day;
+    if (!perDay || !this.limits) return undefined;
+    const m = await this.limits.minutes(c.owner, perDay);
+    if (m.leftSec <= 0) {
+      const wait = secondsToUtcMidnight();
+      const { policy, state } = rateLimitFields(c.settings, { leftSec: 0 });
+      res.set({ 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') });
+      throw tooMany(res, 'QUOTA_EXCEEDED', `this API key has used its ${perDay} audio minutes for today (UTC); the quota starts again in ${Math.ceil(wait / 60)} min`, wait);
+    }
+    return { audioSecLeft: m.leftSec, minutesPerDay: perDay };
+  }
+
+  /** Where the job's end goes: the job's callback_url (checked now), else the key's webhook. */
+  private async webhookFor(s: Submission, c: Caller): Promise<WebhookTarget | undefined> {
+    const url = s.callbackUrl ?? c.settings.webhook_url;
+    if (!url) return undefined;
+    if (!this.o.webhookSecret) throw invalid('WEBHOOKS_DISABLED', 'this server sends no webhooks (it has no WEBHOOK_SECRET); leave callback_url out and follow the job with GET /api/jobs/{id}/events');
+    if (s.callbackUrl) await checkTarget(s.callbackUrl, this.o.policy);
+    return { url, owner: c.owner };
+  }
+
+  /**
+   * The rest of a submit once its fields (and the upload, if any) are in. `upload` is deleted on
+   * every refusal; an import is fetched only after the key's replay check.
+   */
+  async accept(req: Request, res: Response, jobId: string, c: Caller, s: Submission, upload: StoredUpload | undefined): Promise<void> {
+    const undo: (() => Promise<unknown>)[] = [];
+    if (upload) undo.push(() => this.d.blobs.delete(upload.key));
+    try {
+      if (upload && s.inputUrl) throw invalid('INPUT_TWICE', 'send either a file or input_url, not both');
+      if (!upload && !s.inputUrl) throw invalid('MISSING_FILE', 'no file: send the audio in the multipart field "file", or its URL in "input_url"');
+      const minimal = modelRuns(1, s.options);
+      if (this.o.maxModelRuns !== undefined && minimal > this.o.maxModelRuns) {
+        throw invalid('COST_LIMIT', `shifts ${s.options.shifts} with overlap ${s.options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${this.o.maxModelRuns} per job`);
+      }
+      const webhook = await this.webhookFor(s, c);
+
+      const key = idempotencyKey(req);
+      if (key) {
+        if (!this.o.ledger) throw invalid('IDEMPOTENCY_UNSUPPORTED', 'this server keeps no idempotency keys');
+        const replay = await this.claimKey(c.owner, key, fingerprint(s, upload), jobId);
+        if (replay) {
+          await Promise.all(undo.map((u) => u().catch(() => {})));
+          res.status(201).location(`/api/jobs/${replay.id}`).set('idempotent-replayed', 'true').json(replay);
+          return;
+        }
+        undo.push(() => this.o.ledger!.release(leaseKey(c.owner, key), jobId));
+      }
+
+      const input = upload ?? (await this.importUrl(req, jobId, s.inputUrl!));
+      if (!upload) undo.push(() => this.d.blobs.delete(input.key));
+
+      const quota = await this.checkMinutes(res, c);
+      const max = c.settings.max_concurrent_jobs;
+      if (max && this.limits) {
+        const slot = await this.limits.claimSlot(c.owner, max, jobId);
+        if (!slot) throw tooMany(res, 'CONCURRENCY_LIMIT', `this API key has ${max} jobs pending or processing, the most it may run at once; submit again when one ends`, 5);
+        undo.push(slot.release);
+      }
+      const job = await createJob(this.d, jobId, input, s.options, c.owner, { webhook, quota });
+      this.d.log.info({ jobId: job.id, bytes: input.size, type: input.contentType, imported: !upload }, 'job accepted');
+      res.status(201).location(`/api/jobs/${job.id}`).json({ id: job.id, status: 'pending', created_at: job.created_at });
+    } catch (err) {
+      for (const u of undo.reverse()) await u().catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Takes the key for this submit, or answers what the first one got: the same request → its
+   * job (the caller replays the answer); another request under the same key → 422. Twenty
+   * concurrent requests with one key: one insert wins, the rest see its lease.
+   */
+  private async claimKey(owner: string | null, key: string, print: string, jobId: string): Promise<{ id: string; status: 'pending'; created_at: string } | undefined> {
+    const ledger = this.o.ledger!;
+    const now = new Date();
+    const lease = { key: leaseKey(owner, key), token: jobId, value: { fingerprint: print, jobId, created_at: now.toISOString() }, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) };
+    for (let i = 0; i < 3; i++) {
+      const r = await ledger.acquire(lease, now);
+      if (r.acquired) return undefined;
+      const held = r.holder.value as { fingerprint: string; jobId: string; created_at: string };
+      if (held.fingerprint !== print) throw invalid('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request (another file, URL or options) in the last 24 h; use a new key for a new job', 422);
+      const first = await this.jobsView.get(held.jobId).catch(() => undefined);
+      if (first) return { id: first.id, status: 'pending', created_at: first.created_at };
+      // The first request is still uploading or creating; or it died before its job existed.
+      if (now.getTime() - Date.parse(held.created_at) < ORPHAN_LEASE_MS) {
+        return { id: held.jobId, status: 'pending', created_at: held.created_at };
+      }
+      if (await ledger.replace(lease.key, r.holder.token, lease)) return undefined;
+    }
+    throw new StemflowError('IDEMPOTENCY_BUSY', 'another request with this Idempotency-Key is being handled; retry in a second', { status: 409 });
+  }
+
+  /**
+   * Fetches an input by URL into the store, with an upload's checks (size, type by content) plus
+   * a deadline for the whole transfer, redirects followed and each hop's address checked.
+   */
+  private async importUrl(req: Request, jobId: string, raw: string): Promise<StoredUpload> {
+    const client = new AbortController();
+    const gone = () => client.abort();
+    req.socket.once('close', gone);
+    try {
+      const res = await request(raw, { method: 'GET', timeoutMs: this.o.importTimeoutMs, maxRedirects: MAX_IMPORT_REDIRECTS, policy: this.o.policy, signal: client.signal, headers: { accept: 'audio/*, video/*;q=0.5, */*;q=0.1' } });
+      const origin = new URL(res.url).origin;
+      if (res.status < 200 || res.status >= 300) {
+        res.body.destroy();
+        throw invalid('IMPORT_FAILED', res.status >= 300 && res.status < 400 ? `${origin} redirected more than ${MAX_IMPORT_REDIRECTS} times` : `${origin} answered HTTP ${res.status} for the input_url`, 422);
+      }
+      const length = Number(res.headers['content-length']);
+      if (Number.isFinite(length) && length > this.o.maxUploadBytes) {
+        res.body.destroy();
+        throw new StemflowError('UPLOAD_TOO_LARGE', `the file at input_url is ${length} bytes; this server accepts at most ${this.o.maxUploadBytes}`, { status: 413 });
+      }
+      const name = dispositionName(res.headers['content-disposition']) ?? decodeURIComponent(basename(new URL(res.url).pathname)) ?? undefined;
+      try {
+        return await storeInput(this.d.blobs, jobId, name, res.body, { maxBytes: this.o.maxUploadBytes, signal: client.signal });
+      } finally {
+        res.body.destroy();
+      }
+    } finally {
+      req.socket.off('close', gone);
+    }
+  }
+}
+
+/** The file name a Content-Disposition header gives (filename* first), if any. */
+function dispositionName(h: string | undefined): string | undefined {
+  if (!h) return undefined;
+  const star = /filename\*\s*=\s*[^']*'[^']*'([^;]+)/i.exec(h);
+  if (star) {
+    try {
+      return decodeURIComponent(star[1]!.trim());
+    } catch {
+      /* fall through */
+    }
+  }
+  return /filename\s*=\s*"?([^";]+)"?/i.exec(h)?.[1]?.trim();
+}
