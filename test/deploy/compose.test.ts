@@ -28,7 +28,7 @@ type ComposeService = {
   command?: string[];
 };
 const compose = parse(interpolate(read('docker-compose.yml')), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
-const stemflow = ['gateway', 'decoder', 'separator', 'status'] as const satisfies readonly ServiceName[];
+const stemflow = ['gateway', 'decoder', 'separator', 'status', 'webhooks'] as const satisfies readonly ServiceName[];
 /** The official images, and the container port each stemflow URL must point at. */
 const INFRA: Record<string, { image: RegExp; port: number; scheme: string; variable: string }> = {
   rabbitmq: { image: /^rabbitmq:\d+(\.\d+)*-management$/, port: 5672, scheme: 'amqp:', variable: 'AMQP_URL' },
@@ -38,7 +38,7 @@ const INFRA: Record<string, { image: RegExp; port: number; scheme: string; varia
 };
 
 describe('docker-compose.yml', () => {
-  it('has exactly the four engines and the four stemflow services', () => {
+  it('has exactly the four engines and the five stemflow services', () => {
     expect(Object.keys(compose.services).sort()).toEqual([...Object.keys(INFRA), ...stemflow].sort());
   });
 
@@ -106,7 +106,7 @@ describe('docker-compose.yml', () => {
 
   it('the services use distinct ports, and the gateway is published', () => {
     const ports = stemflow.map((n) => compose.services[n]!.environment!.PORT);
-    expect(new Set(ports).size).toBe(4);
+    expect(new Set(ports).size).toBe(stemflow.length);
     expect(compose.services.gateway!.ports).toEqual(['8000:8000']);
   });
 

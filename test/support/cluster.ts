@@ -45,9 +45,9 @@ export async function startCluster(opts: { services?: Name[]; env?: Record<strin
     ...opts.env,
   };
   const base = nextPort;
-  nextPort += 4;
+  nextPort += 5;
   const names = opts.services ?? ['status', 'decoder', 'separator', 'gateway'];
-  const ports: Record<Name, number> = { gateway: base, decoder: base + 1, separator: base + 2, status: base + 3 };
+  const ports: Record<Name, number> = { gateway: base, decoder: base + 1, separator: base + 2, status: base + 3, webhooks: base + 4 };
   const services: Partial<Record<Name, ServiceProcess>> = {};
   for (const n of names) services[n] = new ServiceProcess(n, { ...env, ...opts.serviceEnv?.[n] }, ports[n]);
   await Promise.all(Object.values(services).map((s) => s.start()));

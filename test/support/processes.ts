@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { MALLOC_TUNABLES } from '@stemflow/models';
 import { eventually } from './env.js';
 
-export type Service = 'gateway' | 'decoder' | 'separator' | 'status' | 'all-in-one';
+export type Service = 'gateway' | 'decoder' | 'separator' | 'status' | 'webhooks' | 'all-in-one';
 
 /** A stemflow service as its own process, started the way `pnpm --filter @stemflow/<name> start` does. */
 export class ServiceProcess {

@@ -163,6 +163,10 @@ export function parseConfig<S extends ServiceName>(service: S, env: NodeJS.Proce
     const c = result.data as Partial<ConfigOf<'all-in-one'>>;
     const unknownKeys = Object.keys(c.API_KEY_SETTINGS ?? {}).filter((k) => k !== '*' && !(c.API_KEYS ?? []).includes(k));
     if (unknownKeys.length) throw new ConfigError(`invalid ${service} configuration: API_KEY_SETTINGS names ${unknownKeys.length} key(s) that API_KEYS does not list (use "*" for every key)`);
+    // The embedded server makes its own secret; a gateway must share the webhook service's.
+    if (service === 'gateway' && !c.WEBHOOK_SECRET && Object.values(c.API_KEY_SETTINGS ?? {}).some((s) => s.webhook_url)) {
+      throw new ConfigError('invalid gateway configuration: API_KEY_SETTINGS sets a webhook_url but WEBHOOK_SECRET is not set (the webhook service signs with it)');
+    }
     return result.data as ConfigOf<S>;
   }
   const problems = result.error.issues.map((i) => {

@@ -144,7 +144,7 @@ export async function request(raw: string, o: OutboundRequest): Promise<Outbound
 
 const timeoutError = (url: URL, ms: number, byDeadline: boolean) =>
   byDeadline
-    ? new StemflowError('UPSTREAM_TIMEOUT', `${url.origin} did not finish answering within ${Math.round(ms / 1000)} s`, { status: 422 })
+    ? new StemflowError('UPSTREAM_TIMEOUT', `${url.origin} did not finish answering within ${Math.round(ms / 1000)} s`, { status: 422, retryable: true })
     : new StemflowError('UPSTREAM_ABORTED', `the request to ${url.origin} was abandoned`, { status: 400 });
 
 function once(url: URL, method: string, headers: Record<string, string>, body: string | Buffer | undefined, policy: AddressPolicy, signal: AbortSignal, deadline: AbortSignal, timeoutMs: number): Promise<IncomingMessage> {

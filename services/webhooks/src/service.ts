@@ -77,7 +77,8 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
         await report('failed', { ...(status !== undefined ? { status } : {}), reason });
         if (permanent) return void ctx.log.warn({ url: shown, reason }, 'webhook refused, not retried');
       }
-      throw err instanceof StemflowError ? err : new StemflowError('WEBHOOK_UNDELIVERED', reason, { retryable: true });
+      // Whatever else went wrong (an answer, a timeout, a reset) may go right later: the bus retries.
+      throw new StemflowError(err instanceof StemflowError ? err.code : 'WEBHOOK_UNDELIVERED', reason, { retryable: true });
     }
   };
 

@@ -55,6 +55,8 @@ export type GatewayOptions = {
   webhookSecret?: string | undefined;
   /** A file imported by URL must arrive within this. */
   importTimeoutMs?: number;
+  /** The clock the request-rate windows are counted on (tests fix it). */
+  now?: () => number;
 };
 
 type Req = Request & { jobId: string; file?: Express.Multer.File & StoredUpload; uploadGuard?: UploadGuard };
@@ -142,7 +144,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     if (!s.requests_per_sec || !submitter.limits) return next();
     let count: number;
     try {
-      count = (await submitter.limits.hit(ownerFor(res) ?? null)).count;
+      count = (await submitter.limits.hit(ownerFor(res) ?? null, o.now?.() ?? Date.now())).count;
     } catch (err) {
       d.log.warn({ err: describeError(err) }, 'rate limit not enforced: the ledger is unavailable');
       return next();
