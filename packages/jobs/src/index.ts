@@ -2,7 +2,7 @@ export * from './port.js';
 export { project, jobFromCreated, isTerminal, DECODE_SHARE, type Outcome } from './projection.js';
 export { EmbeddedJobStore } from './embedded.js';
 export { MongoJobStore } from './mongo.js';
-export { createLedger, EmbeddedLedger, MongoLedger, type Ledger, type Lease } from './ledger.js';
+export { acquire, createLedger, EmbeddedLedger, MongoLedger, release, type Ledger, type Lease } from './ledger.js';
 import { join } from 'node:path';
 import { EmbeddedJobStore } from './embedded.js';
 import { MongoJobStore } from './mongo.js';

@@ -144,7 +144,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     if (!s.requests_per_sec || !submitter.limits) return next();
     let count: number;
     try {
-      count = (await submitter.limits.hit(ownerFor(res) ?? null, o.now?.() ?? Date.now())).count;
+      count = (await submitter.limits.hit(ownerFor(res) ?? null, s.requests_per_sec, o.now?.() ?? Date.now())).count;
     } catch (err) {
       d.log.warn({ err: describeError(err) }, 'rate limit not enforced: the ledger is unavailable');
       return next();

@@ -11,7 +11,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { JobOptions, StemflowError, SubmitForm, SubmitJson, invalid, optionsFromFields, type Job } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
-import { optionsKey, type Ledger } from '@stemflow/jobs';
+import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
 import { checkTarget, request, type AddressPolicy } from '@stemflow/net';
 import type { WebhookTarget } from '@stemflow/storage';
 import { modelRuns } from '@stemflow/audio';
@@ -101,7 +101,8 @@ export class Submitter {
    */
   async precheck(req: Request, res: Response, c: Caller): Promise<void> {
     const key = idempotencyKey(req);
-    if (key && this.o.ledger && (await this.o.ledger.get(leaseKey(c.owner, key)))) return;
+    const held = key && this.o.ledger ? await this.o.ledger.current(leaseKey(c.owner, key)) : undefined;
+    if (held && !held.value.released && held.expiresAt > new Date()) return;
     await this.checkMinutes(res, c);
     const max = c.settings.max_concurrent_jobs;
     if (max && this.limits) {
@@ -157,7 +158,7 @@ export class Submitter {
           res.status(201).location(`/api/jobs/${replay.id}`).set('idempotent-replayed', 'true').json(replay);
           return;
         }
-        undo.push(() => this.o.ledger!.release(leaseKey(c.owner, key), jobId));
+        undo.push(() => release(this.o.ledger!, leaseKey(c.owner, key), jobId));
       }
 
       const input = upload ?? (await this.importUrl(req, jobId, s.inputUrl!));
@@ -185,23 +186,20 @@ export class Submitter {
    * concurrent requests with one key: one insert wins, the rest see its lease.
    */
   private async claimKey(owner: string | null, key: string, print: string, jobId: string): Promise<{ id: string; status: 'pending'; created_at: string } | undefined> {
-    const ledger = this.o.ledger!;
     const now = new Date();
-    const lease = { key: leaseKey(owner, key), token: jobId, value: { fingerprint: print, jobId, created_at: now.toISOString() }, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) };
-    for (let i = 0; i < 3; i++) {
-      const r = await ledger.acquire(lease, now);
-      if (r.acquired) return undefined;
-      const held = r.holder.value as { fingerprint: string; jobId: string; created_at: string };
-      if (held.fingerprint !== print) throw invalid('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request (another file, URL or options) in the last 24 h; use a new key for a new job', 422);
-      const first = await this.jobsView.get(held.jobId).catch(() => undefined);
-      if (first) return { id: first.id, status: 'pending', created_at: first.created_at };
-      // The first request is still uploading or creating; or it died before its job existed.
-      if (now.getTime() - Date.parse(held.created_at) < ORPHAN_LEASE_MS) {
-        return { id: held.jobId, status: 'pending', created_at: held.created_at };
-      }
-      if (await ledger.replace(lease.key, r.holder.token, lease)) return undefined;
-    }
-    throw new StemflowError('IDEMPOTENCY_BUSY', 'another request with this Idempotency-Key is being handled; retry in a second', { status: 409 });
+    type Held = { fingerprint: string; jobId: string; created_at: string };
+    // A lease whose job never came to exist (its request died before creating it) is free again.
+    const orphan = async (h: { value: Record<string, unknown> }) => {
+      const v = h.value as Held;
+      return now.getTime() - Date.parse(v.created_at) > ORPHAN_LEASE_MS && !(await this.jobsView.get(v.jobId).catch(() => undefined));
+    };
+    const r = await acquire(this.o.ledger!, { key: leaseKey(owner, key), token: jobId, value: { fingerprint: print, jobId, created_at: now.toISOString() }, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) }, orphan, now);
+    if (r.acquired) return undefined;
+    const held = r.holder.value as Held;
+    if (held.fingerprint !== print) throw invalid('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request (another file, URL or options) in the last 24 h; use a new key for a new job', 422);
+    // The first request's answer (it may still be creating its job: the id is already its own).
+    const first = await this.jobsView.get(held.jobId).catch(() => undefined);
+    return { id: held.jobId, status: 'pending', created_at: first?.created_at ?? held.created_at };
   }
 
   /**

@@ -9,7 +9,7 @@
 import type { Job } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import type { JobStore, Ledger } from '@stemflow/jobs';
-import { isTerminal } from '@stemflow/jobs';
+import { acquire, isTerminal, release } from '@stemflow/jobs';
 
 type Deps = { ledger: Ledger; jobs: Pick<JobStore, 'usage'> & { get: (id: string) => Promise<Job | undefined> } };
 
@@ -37,8 +37,8 @@ export class Limits {
     let n = 0;
     const now = Date.now();
     for (let i = 0; i < limit; i++) {
-      const l = await this.d.ledger.get(slotKey(owner, i));
-      if (l && !(await this.slotDone(l.value.jobId, l.value.at, now))) n++;
+      const l = await this.d.ledger.current(slotKey(owner, i));
+      if (l && !l.value.released && l.expiresAt.getTime() > now && !(await this.slotDone(l.value.jobId, l.value.at, now))) n++;
     }
     return n;
   }
@@ -46,13 +46,10 @@ export class Limits {
   /** Takes a slot for the job, or says none is free (then the caller answers 429). */
   async claimSlot(owner: string | null | undefined, limit: number, jobId: string): Promise<{ release: () => Promise<void> } | undefined> {
     const now = Date.now();
-    const lease = { token: jobId, value: { jobId, at: now }, expiresAt: new Date(now + SLOT_LEASE_MS) };
     for (let i = 0; i < limit; i++) {
       const key = slotKey(owner, i);
-      const r = await this.d.ledger.acquire({ key, ...lease });
-      let mine = r.acquired;
-      if (!r.acquired && (await this.slotDone(r.holder.value.jobId, r.holder.value.at, now))) mine = await this.d.ledger.replace(key, r.holder.token, { key, ...lease });
-      if (mine) return { release: () => this.d.ledger.release(key, jobId) };
+      const r = await acquire(this.d.ledger, { key, token: jobId, value: { jobId, at: now }, expiresAt: new Date(now + SLOT_LEASE_MS) }, (h) => this.slotDone(h.value.jobId, h.value.at, now));
+      if (r.acquired) return { release: () => release(this.d.ledger, key, jobId) };
     }
     return undefined;
   }
@@ -63,11 +60,11 @@ export class Limits {
     return { usedSec: u.audioSec, leftSec: Math.max(0, perDay * 60 - u.audioSec), jobs: u.jobs };
   }
 
-  /** Counts one request in the key's current second; returns the count so far. */
-  async hit(owner: string | null | undefined, now = Date.now()): Promise<{ count: number; resetSec: number }> {
+  /** Counts one request in the key's current second: its number, or limit + 1 when over. */
+  async hit(owner: string | null | undefined, limit: number, now = Date.now()): Promise<{ count: number }> {
     const second = Math.floor(now / 1000);
-    const count = await this.d.ledger.increment(`rate:${ownerLabel(owner)}:${second}`, new Date((second + 5) * 1000));
-    return { count, resetSec: 1 };
+    const n = await this.d.ledger.ticket(`rate:${ownerLabel(owner)}:${second}`, limit, new Date((second + 5) * 1000));
+    return { count: n ?? limit + 1 };
   }
 }
 
