@@ -140,12 +140,15 @@ describe('bad inputs fail the job with a reason a user understands', () => {
     ['a truncated mp3', 'cut.mp3', async () => (await mp3()).subarray(0, 100_000), 'TRUNCATED', /^The file is cut off or damaged: only 0:0\d of its 0:20 could be decoded\.$/],
     ['a video without audio', 'silent.mp4', () => ffmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=2', '-c:v', 'mpeg4', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', '-']), 'NO_AUDIO_STREAM', /^The video has no audio track\.$/],
     ['an over-long input', 'long.flac', () => gen(70, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'TOO_LONG', /^The audio is 1:10 long; this server accepts at most 1:00\.$/],
+    ['a 0:20 file with 0:12 of the key\'s daily minutes left', 'quota.flac', () => gen(20, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 'QUOTA_EXCEEDED', /^The audio is 0:20 long; this API key had 0:12 of its 30 audio minutes left for today \(UTC\) when the job was submitted\.$/],
+    ['a FLAC whose header says 0:05 but holds 0:40, with 0:12 left', 'quota-liar.flac', async () => lyingFlac(await gen(40, 8000, 1, ['-c:a', 'flac', '-f', 'flac']), 5), 'QUOTA_EXCEEDED', /^The audio is longer than 0:12; decoding stopped there; this API key had 0:12 of its 30 audio minutes left/],
   ];
 
   it.each(cases)('%s → %s', async (what, name, make, code, reason) => {
     const e = await upload(name, await make());
     const costly = what.startsWith('50 s');
     if (costly) e.payload.options = { ...e.payload.options, shifts: 10, overlap: 0.9 };
+    if (name.startsWith('quota')) e.payload.quota = { audioSecLeft: 12, minutesPerDay: 30 };
     const err = await decodeJob(deps(), e, { maxDurationSec: 60, ...(costly ? { maxModelRuns: 300 } : {}) }).then(() => undefined, (x: unknown) => x);
     expect(err).toMatchObject({ code, retryable: false });
     expect((err as Error).message).toMatch(reason);

@@ -325,3 +325,23 @@ describe('import by URL', () => {
     expect([both.status, (await json(both)).error.code]).toEqual([400, 'INPUT_TWICE']);
   });
 });
+
+describe('the API documents', () => {
+  it('OpenAPI: the new endpoints, the form from the gateway\'s own schema, Idempotency-Key, 429, and the webhook', async () => {
+    const doc: any = await (await fetch(`${gw1.url}/api/openapi.json`)).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/usage', '/api/webhooks/secret']));
+    const post = doc.paths['/api/jobs'].post;
+    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['callback_url', 'clip', 'file', 'format', 'input_url', 'overlap', 'shifts', 'stems', 'two_stems']);
+    expect(post.requestBody.content['multipart/form-data'].schema.properties.format.enum).toEqual(['wav16', 'wav24', 'f32', 'flac', 'mp3']);
+    expect(post.requestBody.content['application/json'].schema.required).toEqual(['input_url']);
+    expect(post.parameters.map((p: { name: string }) => p.name)).toEqual(['Idempotency-Key']);
+    expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(['422', '429']));
+    expect(doc.webhooks.jobEnded.post.parameters.map((p: { name: string }) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    expect(doc.components.schemas.Job.properties.webhook).toBeDefined();
+  });
+
+  it('AsyncAPI: job.webhook is a documented event', async () => {
+    const doc: any = await (await fetch(`${gw1.url}/api/asyncapi.json`)).json();
+    expect(doc.components.messages.JobWebhook.payload.properties.payload.properties.outcome.enum).toEqual(['delivered', 'failed']);
+  });
+});

@@ -61,6 +61,18 @@ export function optionsFromFields(f: OptionFields): Record<string, unknown> {
   return raw;
 }
 
+/** The inverse: job options as the text fields a form sends (every field, defaults included). */
+export function fieldsFromOptions(o: JobOptions): Record<string, string> {
+  return {
+    stems: o.stems.join(','),
+    ...(o.two_stems ? { two_stems: o.two_stems } : {}),
+    format: o.format,
+    shifts: String(o.shifts),
+    overlap: String(o.overlap),
+    clip: o.clip,
+  };
+}
+
 export const JobId = z.uuid().describe('Job id (UUID v7).');
 
 export const InputInfo = z.object({

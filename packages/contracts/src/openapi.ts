@@ -1,13 +1,45 @@
 /** The OpenAPI 3.1 document, generated from the same zod schemas the gateway validates with. */
 import { z } from 'zod';
-import { CreateJobResponse, ErrorBody, Health, JobList, JobView } from './http.js';
-import { AUDIO_FORMATS, JOB_STATUSES, STEM_NAMES } from './job.js';
+import { JobCanceled, JobCompleted, JobFailed } from './events.js';
+import { CreateJobResponse, ErrorBody, Health, JobList, JobView, SubmitForm, SubmitJson, UsageView, WebhookSecretView } from './http.js';
+import { JOB_STATUSES, JobOptions, STEM_NAMES } from './job.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' });
+/** A request body: what a client may send (fields with defaults are optional). */
+const requestSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
 const error = (description: string) => ({ description, content: json('Error') });
 const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (UUID).', schema: { type: 'string', format: 'uuid' } };
+const limited = (description: string) => ({
+  description,
+  headers: {
+    'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
+    RateLimit: { description: 'The limits that apply, draft-ietf-httpapi-ratelimit-headers: `"requests";r=0;t=1`.', schema: { type: 'string' } },
+    'RateLimit-Policy': { description: 'Each limit of the key: `"requests";q=10;w=1, "concurrent-jobs";q=2, "audio-minutes";q=600;w=86400`.', schema: { type: 'string' } },
+  },
+  content: json('Error'),
+});
+
+/** What a webhook receiver gets: Standard Webhooks' envelope around the bus event. */
+export const WebhookPayload = z.object({
+  type: z.enum(['job.completed', 'job.failed', 'job.canceled']),
+  timestamp: z.iso.datetime().describe('When the event happened (its occurredAt).'),
+  data: z.discriminatedUnion('type', [JobCompleted, JobFailed, JobCanceled]).describe('The event exactly as on the bus (AsyncAPI document, /api/asyncapi.json).'),
+});
+
+/**
+ * The multipart form: its fields are the gateway's form schema's, each typed as the job option it
+ * becomes (a form sends text; `stems` is comma-separated), plus the file.
+ */
+function submitFormSchema() {
+  const form = schema(SubmitForm) as { properties: Record<string, unknown> };
+  const options = schema(JobOptions) as { properties: Record<string, unknown> };
+  const properties: Record<string, unknown> = { file: { type: 'string', format: 'binary', description: 'Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… (or send input_url instead).' } };
+  for (const k of Object.keys(form.properties)) properties[k] = options.properties[k] ?? form.properties[k];
+  properties.stems = { type: 'string', description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all).` };
+  return { type: 'object', properties, additionalProperties: false };
+}
 
 export function openApiDocument(version = '0.1.0') {
   const auth = [{ bearer: [] }, {}];
@@ -28,6 +60,28 @@ export function openApiDocument(version = '0.1.0') {
         CreateJobResponse: schema(CreateJobResponse),
         Error: schema(ErrorBody),
         Health: schema(Health),
+        Usage: schema(UsageView),
+        WebhookSecret: schema(WebhookSecretView),
+        WebhookPayload: schema(WebhookPayload),
+      },
+    },
+    webhooks: {
+      jobEnded: {
+        post: {
+          summary: "A job's end, POSTed to its callback_url (or its API key's webhook_url)",
+          description:
+            'Signed as the Standard Webhooks specification says: `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` ' +
+            "with the key's secret (GET /api/webhooks/secret). Verify with any Standard Webhooks library, reject timestamps more than 5 minutes off, and deduplicate on " +
+            '`webhook-id` (the event id, the same on every attempt). Answer 2xx within WEBHOOK_TIMEOUT_SEC (15 s) to end the delivery; anything else is retried ' +
+            '(about 5 s, 5 min, 30 min, 2 h, 5 h, 5 h), then given up: the job\'s `webhook.status` says `failed`. Redirects are not followed.',
+          parameters: [
+            { name: 'webhook-id', in: 'header', required: true, schema: { type: 'string' }, description: 'The event id: the same on every retry.' },
+            { name: 'webhook-timestamp', in: 'header', required: true, schema: { type: 'integer' }, description: 'Seconds since the epoch, of this attempt.' },
+            { name: 'webhook-signature', in: 'header', required: true, schema: { type: 'string' }, description: '`v1,<base64 signature>`' },
+          ],
+          requestBody: { required: true, content: json('WebhookPayload') },
+          responses: { '2XX': { description: 'Delivered.' }, default: { description: 'Not delivered: retried later.' } },
+        },
       },
     },
     security: auth,
@@ -35,32 +89,35 @@ export function openApiDocument(version = '0.1.0') {
       '/api/jobs': {
         post: {
           summary: 'Upload a song and start a separation job',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              schema: { type: 'string', minLength: 1, maxLength: 255 },
+              description: 'Makes a retry safe: the same key with the same request within 24 h answers the first job (header `Idempotent-Replayed: true`); with another request, 422.',
+            },
+          ],
           requestBody: {
             required: true,
             content: {
               'multipart/form-data': {
                 schema: {
-                  type: 'object',
-                  required: ['file'],
-                  properties: {
-                    file: { type: 'string', format: 'binary', description: 'Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a…' },
-                    stems: { type: 'string', description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all).` },
-                    two_stems: { type: 'string', enum: ['vocals'], description: 'Vocals and accompaniment only.' },
-                    format: { type: 'string', enum: [...AUDIO_FORMATS], default: 'wav16' },
-                    shifts: { type: 'integer', minimum: 1, maximum: 10, default: 1, description: 'Random shifts averaged: better quality, proportionally slower.' },
-                    overlap: { type: 'number', minimum: 0, maximum: 0.9, default: 0.25 },
-                    clip: { type: 'string', enum: ['rescale', 'clamp'], default: 'rescale' },
-                  },
+                  ...submitFormSchema(),
+                  description: 'The audio in `file`, or its URL in `input_url`; options as text fields.',
                 },
               },
+              'application/json': { schema: { ...requestSchema(SubmitJson), description: 'Import by URL: `input_url`, and the options as JSON.' } },
             },
           },
           responses: {
-            '201': { description: 'Accepted: the job exists and its job.created event is stored by the broker.', content: json('CreateJobResponse') },
-            '400': error('Missing file, empty file, wrong field, or invalid options.'),
+            '201': { description: 'Accepted: the job exists and its job.created event is stored by the broker (or, with a replayed Idempotency-Key, the first job).', content: json('CreateJobResponse') },
+            '400': error('Missing file, empty file, wrong field, invalid options, or a callback_url/input_url on a refused address (URL_REFUSED).'),
             '401': error('Missing or unknown API key.'),
             '413': error('Larger than MAX_UPLOAD_BYTES.'),
             '415': error('Not audio or video.'),
+            '422': error('The Idempotency-Key was used for another request (IDEMPOTENCY_KEY_REUSED), or the input_url could not be fetched (IMPORT_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE).'),
+            '429': limited("Over one of the key's limits: concurrent jobs (CONCURRENCY_LIMIT), audio minutes today (QUOTA_EXCEEDED), requests per second (RATE_LIMITED)."),
             '503': error('The store, database or broker is unavailable; nothing was kept.'),
           },
         },
@@ -115,6 +172,18 @@ export function openApiDocument(version = '0.1.0') {
       '/api/jobs/{id}/stems.zip': {
         parameters: [idParam],
         get: { summary: 'All stems in one zip (streamed)', responses: { '200': { description: 'application/zip' }, '404': error('No such job, or not completed.') } },
+      },
+      '/api/usage': {
+        get: {
+          summary: "The calling key's limits, and what it used today (UTC)",
+          responses: { '200': { description: 'Limits and use.', content: json('Usage') }, '401': error('Missing or unknown API key.') },
+        },
+      },
+      '/api/webhooks/secret': {
+        get: {
+          summary: "The secret the calling key's webhooks are signed with (whsec_…, Standard Webhooks)",
+          responses: { '200': { description: 'The secret.', content: json('WebhookSecret') }, '401': error('Missing or unknown API key.'), '404': error('This server sends no webhooks (no WEBHOOK_SECRET).') },
+        },
       },
       '/api/health': {
         get: {

@@ -48,6 +48,12 @@ describe('stemflow command line', () => {
     [['separate', song, '--bogus'], /Unknown option '--bogus'/],
     [['separate', song, 'other.wav'], /one file at a time/],
     [['submit', song, '--api', 'ftp://example'], /--api must be an http\(s\) URL/],
+    [['submit'], /which file\? \(stemflow submit <file>, or --url <url>\)/],
+    [['submit', '--url', 'ftp://example/song.mp3'], /--url must be an http\(s\) URL/],
+    [['submit', song, '--url', 'https://example.com/song.mp3'], /a file or --url, not both/],
+    [['submit', song, '--callback-url', 'hooks.example.com'], /--callback-url must be an http\(s\) URL/],
+    [['submit', song, '--idempotency-key', 'é'], /--idempotency-key must be 1 to 255 visible ASCII characters/],
+    [['separate', song, '--callback-url', 'https://example.com/h'], /--callback-url is for submit/],
     [['transmogrify', song], /unknown command "transmogrify"/],
   ])('%j → exit 2 with a sentence and a pointer to --help', async (args, message) => {
     const r = await run(args);

@@ -7,6 +7,7 @@
  * Exit codes: 0 stems written, 1 the job failed or was canceled (the reason is printed),
  * 2 a usage error, 130 interrupted.
  */
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { JobOptions, optionsFromFields, type OptionFields } from '@stemflow/contracts';
 import { separateCommand } from './separate.js';
@@ -17,6 +18,8 @@ export const USAGE = `stemflow — separate a song into drums, bass, other and v
 Usage:
   stemflow separate <file> [options]            run the whole pipeline here, no servers
   stemflow submit <file> --api <url> [options]  upload to a running stemflow and download the stems
+  stemflow submit --url <url> --api <url> [options]
+                                                the same, the server fetching the file from a URL
 
 Options:
   --stems <list>       stems to write, comma-separated: drums,bass,other,vocals (default: all four)
@@ -28,6 +31,11 @@ Options:
   --out <dir>          where to write the stems (default: ./separated/<file name>/)
   --api <url>          submit: the gateway (default: $STEMFLOW_API or http://localhost:8000)
   --key <key>          submit: an API key (default: $STEMFLOW_API_KEY)
+  --url <url>          submit: the server fetches the song from this http(s) URL (no <file>)
+  --callback-url <url> submit: the server also POSTs the job's end there (a signed webhook)
+  --idempotency-key <k>
+                       submit: the key that makes a retried submit return the same job
+                       (default: a new one per run; the upload is retried with it on a network error)
   --device <d>         separate: auto (default), cpu or cuda
   --threads <n>        separate: ONNX Runtime threads (default: all cores)
   --quiet              no progress bar
@@ -53,6 +61,9 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
         out: { type: 'string', short: 'o' },
         api: { type: 'string' },
         key: { type: 'string' },
+        url: { type: 'string' },
+        'callback-url': { type: 'string' },
+        'idempotency-key': { type: 'string' },
         device: { type: 'string' },
         threads: { type: 'string' },
         quiet: { type: 'boolean', short: 'q', default: false },
@@ -65,9 +76,13 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
       return values.help ? 0 : 2;
     }
     if (command !== 'separate' && command !== 'submit') throw new UsageError(`unknown command "${command}" (separate or submit)`);
-    if (!file) throw new UsageError(`${command}: which file? (stemflow ${command} <file>)`);
+    const byUrl = command === 'submit' ? values.url : undefined;
+    if (command === 'separate') for (const f of ['url', 'callback-url', 'idempotency-key'] as const) if (values[f] !== undefined) throw new UsageError(`--${f} is for submit (separate runs here, with no server)`);
+    if (byUrl !== undefined && !/^https?:\/\//.test(byUrl)) throw new UsageError(`--url must be an http(s) URL (got "${byUrl}")`);
+    if (byUrl !== undefined && file) throw new UsageError('a file or --url, not both');
+    if (!file && byUrl === undefined) throw new UsageError(`${command}: which file? (stemflow ${command} <file>${command === 'submit' ? ', or --url <url>' : ''})`);
     if (rest.length) throw new UsageError(`one file at a time (got also ${rest.join(', ')})`);
-    const common: CommonArgs = { file, options: jobOptions(values), out: values.out, quiet: values.quiet };
+    const common: CommonArgs = { file: file ?? '', options: jobOptions(values), out: values.out, quiet: values.quiet };
     if (command === 'separate') {
       const device = values.device ?? 'auto';
       if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be auto, cpu or cuda (got "${device}")`);
@@ -75,7 +90,11 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
     }
     const api = values.api ?? process.env.STEMFLOW_API ?? 'http://localhost:8000';
     if (!/^https?:\/\//.test(api)) throw new UsageError(`--api must be an http(s) URL (got "${api}")`);
-    return await submitCommand({ ...common, api: api.replace(/\/+$/, ''), key: values.key ?? process.env.STEMFLOW_API_KEY }, io);
+    const callback = values['callback-url'];
+    if (callback !== undefined && !/^https?:\/\//.test(callback)) throw new UsageError(`--callback-url must be an http(s) URL (got "${callback}")`);
+    const idem = values['idempotency-key'];
+    if (idem !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idem)) throw new UsageError('--idempotency-key must be 1 to 255 visible ASCII characters');
+    return await submitCommand({ ...common, api: api.replace(/\/+$/, ''), key: values.key ?? process.env.STEMFLOW_API_KEY, url: byUrl, callbackUrl: callback, idempotencyKey: idem ?? randomUUID() }, io);
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       io.stderr.write(`stemflow: ${(err as Error).message}\nRun "stemflow --help" for the options.\n`);

@@ -5,31 +5,51 @@ import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebStream } from 'node:stream/web';
 import { createParser } from 'eventsource-parser';
-import type { JobView } from '@stemflow/contracts';
+import { fieldsFromOptions, type JobView } from '@stemflow/contracts';
 import { UsageError, type CommonArgs } from './cli.js';
 import { outDir, saveStems, type Io } from './output.js';
 import { progressBar, type Progress } from './progress.js';
 
-type Args = CommonArgs & { api: string; key: string | undefined };
+type Args = CommonArgs & { api: string; key: string | undefined; url?: string | undefined; callbackUrl?: string | undefined; idempotencyKey: string };
+
+/** Submit attempts on a network error or a 503 (the same Idempotency-Key: never a second job). */
+const SUBMIT_ATTEMPTS = 3;
 
 export async function submitCommand(a: Args, io: Io): Promise<number> {
-  const path = resolve(a.file);
-  const st = await stat(path).catch(() => undefined);
-  if (!st?.isFile()) throw new UsageError(`no such file: ${a.file}`);
   const headers: Record<string, string> = a.key ? { authorization: `Bearer ${a.key}` } : {};
-
-  const form = new FormData();
-  const o = a.options;
-  form.append('stems', o.stems.join(','));
-  if (o.two_stems) form.append('two_stems', o.two_stems);
-  form.append('format', o.format);
-  form.append('shifts', String(o.shifts));
-  form.append('overlap', String(o.overlap));
-  form.append('clip', o.clip);
-  // openAsBlob streams the file from disk as fetch sends it: nothing is read whole into memory.
-  form.append('file', await openAsBlob(path), basename(path));
-  if (!a.quiet) io.stderr.write(`uploading ${basename(path)} (${(st.size / 1e6).toFixed(1)} MB) to ${a.api}\n`);
-  const res = await call(a.api, '/api/jobs', { method: 'POST', body: form, headers });
+  const extra = a.callbackUrl ? { callback_url: a.callbackUrl } : {};
+  let body: () => Promise<FormData | string>;
+  let path: string;
+  const contentType: Record<string, string> = {};
+  if (a.url) {
+    path = resolve(decodeURIComponent(basename(new URL(a.url).pathname)) || 'download');
+    body = async () => JSON.stringify({ input_url: a.url, ...a.options, ...extra });
+    contentType['content-type'] = 'application/json';
+    if (!a.quiet) io.stderr.write(`asking ${a.api} to fetch ${a.url}\n`);
+  } else {
+    path = resolve(a.file);
+    const st = await stat(path).catch(() => undefined);
+    if (!st?.isFile()) throw new UsageError(`no such file: ${a.file}`);
+    body = async () => {
+      const form = new FormData();
+      for (const [k, v] of Object.entries({ ...fieldsFromOptions(a.options), ...extra })) form.append(k, v);
+      // openAsBlob streams the file from disk as fetch sends it: nothing is read whole into memory.
+      form.append('file', await openAsBlob(path), basename(path));
+      return form;
+    };
+    if (!a.quiet) io.stderr.write(`uploading ${basename(path)} (${(st.size / 1e6).toFixed(1)} MB) to ${a.api}\n`);
+  }
+  let res: Response | undefined;
+  for (let attempt = 1; !res; attempt++) {
+    try {
+      res = await call(a.api, '/api/jobs', { method: 'POST', body: await body(), headers: { ...headers, ...contentType, 'idempotency-key': a.idempotencyKey } });
+    } catch (err) {
+      const transient = err instanceof CallError ? err.status === 503 : true;
+      if (!transient || attempt >= SUBMIT_ATTEMPTS) throw err;
+      if (!a.quiet) io.stderr.write(`${(err as Error).message}; trying again\n`);
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
   const { id } = (await res.json()) as { id: string };
   if (!a.quiet) io.stderr.write(`job ${id}\n`);
 
@@ -64,7 +84,16 @@ async function call(api: string, path: string, init: RequestInit): Promise<Respo
   }
   if (res.ok) return res;
   const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
-  throw new Error(`the server answered ${res.status} to ${init.method ?? 'GET'} ${path}: ${body?.error?.message ?? res.statusText}`);
+  throw new CallError(res.status, `the server answered ${res.status} to ${init.method ?? 'GET'} ${path}: ${body?.error?.message ?? res.statusText}`);
+}
+
+class CallError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Reads the job's SSE stream until a terminal event; reconnects if the stream drops. */
