@@ -1,9 +1,13 @@
 /**
  * stemflow end to end on the real engines, each service its own process: a generated 20 s song
  * goes in over HTTP, progress comes back over SSE, four stems come out that decode to the input's
- * length, and Jaeger holds one trace of the job with spans from all four services. Then the
+ * length, the webhook service POSTs the signed job.completed to the job's callback, and Jaeger
+ * holds one trace of the job with spans from all five services. Then the
  * separator is SIGKILLed mid-job and the restarted one resumes from its checkpoint.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { engineEnv, eventually, unique } from '../support/env.js';
@@ -11,7 +15,8 @@ import { expectFourStems, followSse, mixtureWav, uploadJob, type SseEvent } from
 import { ServiceProcess } from '../support/processes.js';
 import { purgeStemflowQueues } from '../support/rabbit.js';
 
-const base = 18_000 + (process.pid % 1000) * 4;
+const base = 18_000 + (process.pid % 1000) * 5;
+const SECRET = 'distributed-test-webhook-secret-0123456789';
 const env = (): Record<string, string> => ({
   AMQP_URL: engineEnv('AMQP_URL'),
   S3_ENDPOINT: engineEnv('S3_ENDPOINT'),
@@ -22,9 +27,15 @@ const env = (): Record<string, string> => ({
   OTEL_EXPORTER_OTLP_ENDPOINT: engineEnv('OTEL_EXPORTER_OTLP_ENDPOINT'),
   OTEL_BSP_SCHEDULE_DELAY: '500',
   LOG_LEVEL: 'info',
+  // Gateway and webhook service share the secret; loopback is where the test's receiver listens.
+  WEBHOOK_SECRET: SECRET,
+  OUTBOUND_ALLOW_CIDRS: '127.0.0.1/32',
 });
 
-let services: Record<'gateway' | 'decoder' | 'separator' | 'status', ServiceProcess>;
+let services: Record<'gateway' | 'decoder' | 'separator' | 'status' | 'webhooks', ServiceProcess>;
+const hooks: { headers: Record<string, string>; body: string }[] = [];
+let receiver: Server;
+let callback: string;
 let api: string;
 let wav: Buffer;
 const frames = 20 * 44100;
@@ -39,7 +50,17 @@ beforeAll(async () => {
     decoder: new ServiceProcess('decoder', e, base + 1),
     separator: new ServiceProcess('separator', e, base + 2),
     gateway: new ServiceProcess('gateway', e, base + 3),
+    webhooks: new ServiceProcess('webhooks', e, base + 4),
   };
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      hooks.push({ headers: req.headers as Record<string, string>, body });
+      res.writeHead(200).end();
+    });
+  });
+  callback = await new Promise<string>((r) => receiver.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(receiver.address() as AddressInfo).port}/stemflow`)));
   await Promise.all(Object.values(services).map((s) => s.start()));
   api = `http://127.0.0.1:${base + 3}`;
   ({ wav } = await mixtureWav(20));
@@ -47,17 +68,26 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(Object.values(services ?? {}).map((s) => s.kill('SIGTERM')));
+  receiver?.close();
 });
 
 const upload = (name: string, format = 'wav16') => uploadJob(api, { name, data: wav }, { format });
 const follow = (id: string, onEvent?: (e: SseEvent) => void) => followSse(api, id, onEvent);
 
-describe('one job through four processes on the real engines', () => {
+describe('one job through five processes on the real engines', () => {
   let id: string;
 
   it('uploads, streams progress to completed, and serves four stems of the input length', async () => {
-    id = await upload('e2e song.wav');
+    id = await uploadJob(api, { name: 'e2e song.wav', data: wav }, { callback_url: callback });
     await expectFourStems(api, await follow(id), frames);
+  });
+
+  it('the webhook service POSTs the signed job.completed to the callback, and the job records it', async () => {
+    const hook = await eventually(() => hooks.find((h) => h.body.includes(id)), { timeoutMs: 30_000, what: 'the webhook' });
+    const { secret } = (await (await fetch(`${api}/api/webhooks/secret`)).json()) as { secret: string };
+    const event = new Webhook(secret).verify(hook.body, hook.headers) as { type: string; data: { jobId: string; id: string } };
+    expect([event.type, event.data.jobId, hook.headers['webhook-id']]).toEqual(['job.completed', id, event.data.id]);
+    await eventually(async () => ((await (await fetch(`${api}/api/jobs/${id}`)).json()) as { webhook: { status: string } }).webhook.status === 'delivered', { what: 'the delivery recorded' });
   });
 
   it('every service serves Prometheus metrics of that job', async () => {
@@ -88,9 +118,9 @@ describe('one job through four processes on the real engines', () => {
       if (!t) return undefined;
       const names = new Set(Object.values(t.processes).map((p) => p.serviceName));
       const ops = new Set(t.spans.map((s) => s.operationName));
-      const complete = ['POST /api/jobs', 'publish job.created', 'decoder.job-created process job.created', 'separator.job-decoded process job.decoded', 'status.job-events process job.completed'].every((o) => ops.has(o));
-      return complete && ['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator', 'stemflow-status'].every((n) => names.has(n)) ? t : undefined;
-    }, { timeoutMs: 30_000, what: 'a complete trace with all four services' });
+      const complete = ['POST /api/jobs', 'publish job.created', 'decoder.job-created process job.created', 'separator.job-decoded process job.decoded', 'status.job-events process job.completed', 'webhooks.job-events process job.completed'].every((o) => ops.has(o));
+      return complete && ['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator', 'stemflow-status', 'stemflow-webhooks'].every((n) => names.has(n)) ? t : undefined;
+    }, { timeoutMs: 30_000, what: 'a complete trace with all five services' });
     const service = (s: Span) => trace.processes[s.processID]!.serviceName;
     const tag = (s: Span, ...keys: string[]) => s.tags.find((t) => keys.includes(t.key))?.value;
     const spans = trace.spans;
@@ -112,7 +142,7 @@ describe('one job through four processes on the real engines', () => {
     // the database's commands, as client spans of the services that made them.
     const s3 = spans.filter((s) => tag(s, 'span.kind') === 'client' && String(tag(s, 'server.port', 'net.peer.port', 'url.full', 'http.url') ?? '').includes(s3Port));
     const mongo = spans.filter((s) => tag(s, 'db.system', 'db.system.name') === 'mongodb');
-    expect(new Set(s3.map(service))).toEqual(new Set(['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator']));
+    expect(new Set(s3.map(service))).toEqual(new Set(['stemflow-gateway', 'stemflow-decoder', 'stemflow-separator', 'stemflow-webhooks']));
     expect(new Set(mongo.map(service))).toContain('stemflow-gateway');
     expect(new Set(mongo.map(service))).toContain('stemflow-status');
 
@@ -120,6 +150,11 @@ describe('one job through four processes on the real engines', () => {
     expect(ops).toContain('separator.job-decoded process job.decoded');
     expect(ops.filter((o) => o.startsWith('separate chunk ')).length).toBeGreaterThanOrEqual(3);
     expect(ops).toContain('status.job-events process job.completed');
+    // The delivery: the webhook service's POST to the receiver, a client span under its consumer span.
+    const deliver = spans.find((s) => s.operationName === 'webhooks.job-events process job.completed')!;
+    const post = spans.find((s) => service(s) === 'stemflow-webhooks' && tag(s, 'span.kind') === 'client' && tag(s, 'http.request.method', 'http.method') === 'POST');
+    expect(post, 'the webhook POST as a client span').toBeDefined();
+    expect(ancestors(post!)).toContain(deliver.spanID);
     console.info(`trace ${trace.traceID}: ${spans.length} spans (${s3.length} S3, ${mongo.length} MongoDB), ${new Set(ops).size} operations`);
   });
 
