@@ -10,7 +10,7 @@ import { QUEUES, parkingQueueName, type AnyEvent, type EventOf, type QueueSpec }
 import { jobFromCreated } from '@stemflow/jobs';
 import { addressPolicy, webhookSecret } from '@stemflow/net';
 import { S3BlobStore, writeWebhookTarget } from '@stemflow/storage';
-import { createLogger } from '@stemflow/telemetry';
+import { createLogger, renderMetrics } from '@stemflow/telemetry';
 import { startWebhooks } from '@stemflow/webhooks';
 import { Webhook } from 'standardwebhooks';
 import { v7 as uuidv7 } from 'uuid';
@@ -91,6 +91,7 @@ async function jobWithWebhook(url: string | undefined): Promise<AnyEvent[]> {
 }
 const verify = (r: Received, owner = OWNER) =>
   new Webhook(webhookSecret(SECRET, owner)).verify(r.body, { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) });
+const counted = async (outcome: string) => Number(new RegExp(`stemflow_webhook_attempts_total\\{outcome="${outcome}"\\} (\\d+)`).exec((await renderMetrics()).body)?.[1] ?? 0);
 const reportFor = (jobId: string) => eventually(() => reports.find((e) => e.jobId === jobId), { timeoutMs: 20_000, what: `job.webhook for ${jobId}` });
 
 describe('webhook deliveries', () => {
@@ -109,6 +110,8 @@ describe('webhook deliveries', () => {
         expect(verify(r)).toEqual({ type: 'job.completed', timestamp: completed.occurredAt, data: JSON.parse(JSON.stringify(completed)) });
         expect(r.headers['content-type']).toBe('application/json');
       }
+      expect(await counted('retry')).toBeGreaterThanOrEqual(2);
+      expect(await counted('delivered')).toBeGreaterThanOrEqual(1);
       // Another key's secret does not verify it: keys cannot forge each other's deliveries.
       expect(() => verify(rx.got[0]!, 'key-other')).toThrow();
       const job = await eventually(async () => {

@@ -13,6 +13,8 @@ export {
   httpRequestDuration,
   uploadedBytes,
   readModelReads,
+  webhookAttempts,
+  limitRefusals,
   sseStreams,
   timeStage,
 } from './metrics.js';

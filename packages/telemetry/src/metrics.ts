@@ -52,6 +52,22 @@ export const httpRequestDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+/** Webhook attempts, by how each ended: delivered, retry (another attempt comes), failed (given up). */
+export const webhookAttempts = new Counter({
+  name: 'stemflow_webhook_attempts_total',
+  help: 'Webhook delivery attempts, by outcome',
+  labelNames: ['outcome'] as const,
+  registers: [metricsRegistry],
+});
+
+/** Requests refused by a limit of their API key. */
+export const limitRefusals = new Counter({
+  name: 'stemflow_limit_refusals_total',
+  help: 'Requests answered 429, by the limit they hit (concurrency, quota, rate)',
+  labelNames: ['limit'] as const,
+  registers: [metricsRegistry],
+});
+
 export const readModelReads = new Counter({
   name: 'stemflow_read_model_reads_total',
   help: 'Reads of one job from the read model by the gateway, by what asked (api, sse_open, sse_poll)',

@@ -8,7 +8,7 @@ import { QUEUES, StemflowError, describeError, type EventOf, type QueueSpec } fr
 import { newEvent, type DeliveryContext, type EventBus } from '@stemflow/bus';
 import { request, redactUrl, webhookSecret, type AddressPolicy } from '@stemflow/net';
 import { readWebhookTarget, type BlobStore } from '@stemflow/storage';
-import type { Logger } from '@stemflow/telemetry';
+import { webhookAttempts, type Logger } from '@stemflow/telemetry';
 import { Webhook } from 'standardwebhooks';
 
 type Ending = EventOf<'job.completed'> | EventOf<'job.failed'> | EventOf<'job.canceled'>;
@@ -65,6 +65,7 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
       const answer = await readSome(res.body, MAX_ANSWER_BYTES);
       if (status >= 200 && status < 300) {
         ctx.log.info({ url: shown, status, attempt: ctx.attempt }, 'webhook delivered');
+        webhookAttempts.inc({ outcome: 'delivered' });
         await report('delivered', { status });
         return;
       }
@@ -73,6 +74,7 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
       const reason = describeError(err);
       // An address the guard refuses stays refused: recorded now, not retried for hours.
       const permanent = err instanceof StemflowError && err.code === 'URL_REFUSED';
+      webhookAttempts.inc({ outcome: permanent || ctx.attempt >= spec.retry.maxAttempts ? 'failed' : 'retry' });
       if (permanent || ctx.attempt >= spec.retry.maxAttempts) {
         await report('failed', { ...(status !== undefined ? { status } : {}), reason });
         if (permanent) return void ctx.log.warn({ url: shown, reason }, 'webhook refused, not retried');

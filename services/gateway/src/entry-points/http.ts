@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { FORMAT_EXT, JOB_STATUSES, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
-import { httpRequestDuration, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
+import { httpRequestDuration, limitRefusals, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
 import type { KeySettings } from '@stemflow/config';
 import type { Ledger } from '@stemflow/jobs';
 import { addressPolicy, webhookSecret, type AddressPolicy } from '@stemflow/net';
@@ -153,6 +153,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     res.set({ 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') });
     if (count > s.requests_per_sec) {
       res.set({ 'retry-after': '1', connection: 'close' });
+      limitRefusals.inc({ limit: 'rate' });
       throw new StemflowError('RATE_LIMITED', `this API key may make ${s.requests_per_sec} requests per second; wait a second`, { status: 429 });
     }
     next();

@@ -15,6 +15,7 @@ import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
 import { checkTarget, request, type AddressPolicy } from '@stemflow/net';
 import type { WebhookTarget } from '@stemflow/storage';
 import { modelRuns } from '@stemflow/audio';
+import { limitRefusals } from '@stemflow/telemetry';
 import { Limits, rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
 import { createJob, type Deps } from '../use-cases/jobs.js';
 import { storeInput, type StoredUpload } from './upload-engine.js';
@@ -79,6 +80,7 @@ export function fingerprint(s: Submission, upload?: Pick<StoredUpload, 'sha256' 
 }
 
 const tooMany = (res: Response, code: string, message: string, retryAfterSec: number) => {
+  limitRefusals.inc({ limit: code === 'QUOTA_EXCEEDED' ? 'quota' : 'concurrency' });
   res.set('retry-after', String(retryAfterSec));
   res.set('connection', 'close'); // the body (an upload) is not read
   return new StemflowError(code, message, { status: 429 });
