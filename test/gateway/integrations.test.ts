@@ -23,8 +23,9 @@ import { deleteQueues, withChannel } from '../support/rabbit.js';
 import { mongoUrl } from '../support/status.js';
 
 const SECRET = 'integration-test-master-secret-0123456789';
-const KEYS = { a: 'key-a-000', b: 'key-b-000', c: 'key-c-000', d: 'key-d-000' };
+const KEYS = { a: 'key-a-000', b: 'key-b-000', c: 'key-c-000', d: 'key-d-000', e: 'key-e-000' };
 const SETTINGS: Record<string, KeySettings> = {
+  [KEYS.e]: { webhook_url: 'https://hooks.example.com/e' },
   [KEYS.b]: { max_concurrent_jobs: 2 },
   [KEYS.c]: { audio_minutes_per_day: 1 },
   [KEYS.d]: { requests_per_sec: 3 },
@@ -150,6 +151,16 @@ describe('callback_url and signing secrets', () => {
     const b = await json(await fetch(`${gw2.url}/api/webhooks/secret`, { headers: auth(KEYS.b) }));
     expect(a.secret).toBe(webhookSecret(SECRET, (await readWebhookTarget(blobs, id))!.owner));
     expect(a.secret).not.toBe(b.secret);
+  });
+
+  it("a key's configured webhook_url is every job's target, unless the job names its own", async () => {
+    const plain = await json(await submit(gw1, KEYS.e, upload()));
+    expect(await readWebhookTarget(blobs, plain.id)).toEqual({ url: 'https://hooks.example.com/e', owner: ownerOf(KEYS.e) });
+    const own = await json(await submit(gw1, KEYS.e, upload('song.wav', { callback_url: 'http://127.0.0.1:9/mine' })));
+    expect((await readWebhookTarget(blobs, own.id))!.url).toBe('http://127.0.0.1:9/mine');
+    // Another key's jobs have no webhook.
+    const other = await json(await submit(gw1, KEYS.a, upload('other.wav')));
+    expect(await readWebhookTarget(blobs, other.id)).toBeUndefined();
   });
 
   it('a server without WEBHOOK_SECRET refuses callback_url', async () => {

@@ -29,6 +29,21 @@ describe('config', () => {
     expect(msg.split('\n')).toHaveLength(1);
   });
 
+  it('parses per-key settings, and refuses what cannot work', () => {
+    const secret = 'x'.repeat(32);
+    const c = parseConfig('gateway', { API_KEYS: 'k1,k2', WEBHOOK_SECRET: secret, API_KEY_SETTINGS: '{"*": {"requests_per_sec": 5}, "k2": {"webhook_url": "https://h.example.com/x", "max_concurrent_jobs": 2}}', OUTBOUND_ALLOW_CIDRS: '10.0.0.0/8, ::1' });
+    expect(c.API_KEY_SETTINGS).toEqual({ '*': { requests_per_sec: 5 }, k2: { webhook_url: 'https://h.example.com/x', max_concurrent_jobs: 2 } });
+    expect(c.OUTBOUND_ALLOW_CIDRS).toEqual(['10.0.0.0/8', '::1']);
+    expect(() => parseConfig('gateway', { API_KEY_SETTINGS: '{nope' })).toThrow(/API_KEY_SETTINGS="\*\*\*": must be a JSON object/);
+    expect(() => parseConfig('gateway', { API_KEY_SETTINGS: '{"*": {"max_concurrent_jobs": 0}}' })).toThrow(/API_KEY_SETTINGS/);
+    expect(() => parseConfig('gateway', { API_KEY_SETTINGS: '{"*": {"burst": 3}}' })).toThrow(/API_KEY_SETTINGS/);
+    expect(() => parseConfig('gateway', { API_KEYS: 'k1', API_KEY_SETTINGS: '{"k9": {"requests_per_sec": 1}}' })).toThrow(/names 1 key\(s\) that API_KEYS does not list/);
+    expect(() => parseConfig('gateway', { API_KEY_SETTINGS: '{"*": {"webhook_url": "https://h.example.com"}}' })).toThrow(/webhook_url but WEBHOOK_SECRET is not set/);
+    expect(() => parseConfig('gateway', { WEBHOOK_SECRET: 'short' })).toThrow(/WEBHOOK_SECRET="\*\*\*": must be at least 32 characters/);
+    expect(() => parseConfig('webhooks', { OUTBOUND_ALLOW_CIDRS: '10.0.0.0/33' })).toThrow(/"10.0.0.0\/33" is not an address or a network/);
+    expect(() => parseConfig('webhooks', { OUTBOUND_ALLOW_CIDRS: 'intranet' })).toThrow(/OUTBOUND_ALLOW_CIDRS/);
+  });
+
   it('parses API keys and the separator device', () => {
     expect(parseConfig('gateway', { API_KEYS: 'a, b' }).API_KEYS).toEqual(['a', 'b']);
     expect(parseConfig('separator', { SEPARATOR_DEVICE: 'cuda' }).SEPARATOR_DEVICE).toBe('cuda');
