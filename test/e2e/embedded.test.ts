@@ -1,15 +1,11 @@
-/// <reference lib="dom" />
 /**
  * The embedded mode (`pnpm start`: one process, in-process bus, filesystem store, embedded job
- * store, no servers) end to end: over HTTP, through the CLI's `submit`, and through the web page
- * in headless Chromium (playwright-core driving Debian's chromium), which leaves a screenshot in
- * test/artifacts/.
+ * store, no servers) end to end: over HTTP and through the CLI's `submit` (the web page, with an
+ * API key: test/e2e/web-page.test.ts).
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
@@ -19,8 +15,6 @@ import { decodedFrames, expectFourStems, followSse, mixtureWav, uploadJob } from
 import { runCli } from '../support/cli.js';
 import { ServiceProcess } from '../support/processes.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const artifacts = join(root, 'test', 'artifacts');
 const port = 19_000 + (process.pid % 1000);
 const api = `http://127.0.0.1:${port}`;
 let app: ServiceProcess;
@@ -103,78 +97,5 @@ describe('embedded mode (one process, no servers)', () => {
     const r = await runCli(['submit', join(dir, 'notes.mp3'), '--api', api]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the server answered 415 to POST \/api\/jobs: .*not audio/);
-  });
-
-  describe('the web page in headless Chromium', () => {
-    let browser: Browser;
-    beforeAll(async () => {
-      browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
-    });
-    afterAll(async () => {
-      await browser?.close();
-    });
-
-    it('uploads a picked file, shows progress to 100 %, then four playable stems; saves a screenshot', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'page-'));
-      const file = join(dir, 'browser song.wav');
-      writeFileSync(file, song.wav);
-      const page = await browser.newPage({ viewport: { width: 900, height: 1000 } });
-      const problems: string[] = [];
-      page.on('pageerror', (e) => problems.push(e.message));
-      await page.goto(api);
-      await page.selectOption('#format', 'mp3'); // a new job (not deduplicated), and a format browsers play
-      const seen: number[] = [];
-      await page.exposeFunction('reportProgress', (v: number) => void seen.push(v));
-      await page.evaluate(() => {
-        const bar = document.getElementById('bar') as HTMLProgressElement;
-        new MutationObserver(() => (window as unknown as { reportProgress: (v: number) => void }).reportProgress(bar.value)).observe(bar, { attributes: true });
-      });
-      await page.setInputFiles('#file', file);
-      await page.waitForFunction(() => document.querySelectorAll('#stemlist audio').length === 4, undefined, { timeout: 180_000, polling: 250 });
-      expect(await page.locator('#bar').evaluate((b: HTMLProgressElement) => b.value)).toBe(1);
-      expect(await page.locator('#detail').textContent()).toContain('100 %');
-      expect(await page.locator('#state').textContent()).toContain('completed');
-      expect(seen.some((v) => v > 0.2 && v < 1), `progress values seen: ${seen.join(', ')}`).toBe(true);
-
-      // Each player loads its stem and can play it: metadata read, the right length, no media error.
-      const players = await page.locator('#stemlist audio').evaluateAll((els: HTMLAudioElement[]) =>
-        Promise.all(
-          els.map(
-            (a) =>
-              new Promise<{ src: string; duration: number; error: number | null; played: boolean }>((resolve) => {
-                a.preload = 'auto';
-                a.muted = true;
-                a.addEventListener('error', () => resolve({ src: a.src, duration: NaN, error: a.error?.code ?? -1, played: false }), { once: true });
-                a.addEventListener('canplay', () => void a.play().then(() => resolve({ src: a.src, duration: a.duration, error: null, played: !a.paused }), () => resolve({ src: a.src, duration: a.duration, error: null, played: false })), { once: true });
-                a.load();
-              }),
-          ),
-        ),
-      );
-      expect(players.map((p) => p.src.split('/').pop())).toEqual(['drums', 'bass', 'other', 'vocals']);
-      for (const p of players) {
-        expect(p.error, p.src).toBeNull();
-        expect(p.played, p.src).toBe(true);
-        expect(p.duration, p.src).toBeGreaterThan(19.9);
-        expect(p.duration, p.src).toBeLessThan(20.2); // mp3 adds at most a frame of padding
-      }
-      await page.evaluate(() => document.querySelectorAll('audio').forEach((a) => a.pause()));
-      expect(await page.locator('#recent tr').count()).toBeGreaterThanOrEqual(3); // this job and the ones before
-      expect(problems).toEqual([]);
-      mkdirSync(artifacts, { recursive: true });
-      await page.screenshot({ path: join(artifacts, 'web-page.png'), fullPage: true });
-      await page.close();
-    });
-
-    it('shows a readable error for a file that is not audio', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'page-'));
-      writeFileSync(join(dir, 'picture.png'), Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex'));
-      const page = await browser.newPage();
-      await page.goto(api);
-      await page.setInputFiles('#file', join(dir, 'picture.png'));
-      await page.waitForFunction(() => document.getElementById('state')?.textContent === 'rejected');
-      expect(await page.locator('#error').textContent()).toMatch(/not audio/);
-      await page.close();
-    });
   });
 });

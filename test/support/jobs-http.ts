@@ -1,5 +1,8 @@
 /** Driving a running stemflow over HTTP as a client would: upload, follow SSE, decode stems. */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { expect } from 'vitest';
 import { ffmpeg } from './audio.js';
@@ -47,6 +50,18 @@ export async function followSse(api: string, id: string, onEvent?: (e: SseEvent)
 }
 
 /** Stereo frames of an encoded file, decoded by ffmpeg. */
+/** Interleaved stereo float samples of any audio file, decoded by ffmpeg (independently of stemflow). */
+export const decodedF32 = (bytes: Buffer): Float32Array => {
+  // From a file, not a pipe: ffmpeg trims an mp3's encoder delay and padding only when it can seek.
+  const file = join(mkdtempSync(join(tmpdir(), 'dec-')), 'audio');
+  writeFileSync(file, bytes);
+  try {
+    const raw = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'f32le', '-ac', '2', '-'], { maxBuffer: 1 << 30 });
+    return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  } finally {
+    rmSync(dirname(file), { recursive: true, force: true });
+  }
+};
 export const decodedFrames = (bytes: Buffer) => execFileSync('ffmpeg', ['-v', 'error', '-i', 'pipe:0', '-f', 'f32le', '-'], { input: bytes, maxBuffer: 1 << 28 }).length / 8;
 
 /** The checks every end-to-end flow makes of a finished job's SSE stream and stems. */

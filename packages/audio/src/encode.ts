@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import type { AudioFormat } from '@stemflow/contracts';
 import { CHANNELS } from './ffmpeg.js';
 
-const CODEC_ARGS: Record<AudioFormat, string[]> = {
+export const CODEC_ARGS: Record<AudioFormat, string[]> = {
   wav16: ['-c:a', 'pcm_s16le', '-f', 'wav'],
   wav24: ['-c:a', 'pcm_s24le', '-f', 'wav'],
   f32: ['-c:a', 'pcm_f32le', '-f', 'wav'],

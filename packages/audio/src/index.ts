@@ -3,3 +3,4 @@ export * from './dsp.js';
 export * from './media.js';
 export * from './encode.js';
 export * from './plan.js';
+export * from './render.js';

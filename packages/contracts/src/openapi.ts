@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { JobCanceled, JobCompleted, JobFailed } from './events.js';
 import { CreateJobResponse, ErrorBody, Health, JobList, JobView, SubmitForm, SubmitJson, UsageView, WebhookSecretView } from './http.js';
-import { JOB_STATUSES, JobOptions, STEM_NAMES } from './job.js';
+import { AUDIO_FORMATS, JOB_STATUSES, JobOptions, STEM_NAMES } from './job.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' });
 /** A request body: what a client may send (fields with defaults are optional). */
@@ -166,6 +166,43 @@ export function openApiDocument(version = '0.1.0') {
             '302': { description: 'Redirect to a presigned URL (S3 store).' },
             '404': error('No such job or stem, or the job is not completed.'),
             '416': error('Range not satisfiable.'),
+          },
+        },
+      },
+      '/api/jobs/{id}/stems/{stem}/peaks': {
+        parameters: [idParam, { name: 'stem', in: 'path', required: true, schema: { type: 'string', enum: [...STEM_NAMES, 'accompaniment'] } }],
+        get: {
+          summary: "The stem's waveform: min and max per block of samples, at a zoom level",
+          description:
+            'The JSON waveform format of BBC audiowaveform, version 2 (read as is by peaks.js and waveform-data.js): `data` holds, per block of `samples_per_pixel` frames, ' +
+            'the minimum then the maximum sample over both channels as signed 16-bit values. For wavesurfer.js pass `data.map(v => v / 32768)` as `peaks` with the duration. ' +
+            'Computed once from the stem (every level, one decode, streamed), then kept; each coarser level is the finest merged.',
+          parameters: [{ name: 'samples_per_pixel', in: 'query', schema: { type: 'integer', enum: [256, 512, 1024, 2048, 4096, 8192, 16384], default: 1024 } }],
+          responses: {
+            '200': { description: 'The peaks.', content: { 'application/json': { schema: { type: 'object', required: ['version', 'channels', 'sample_rate', 'samples_per_pixel', 'bits', 'length', 'data'], properties: { version: { const: 2 }, channels: { const: 1 }, sample_rate: { type: 'integer' }, samples_per_pixel: { type: 'integer' }, bits: { const: 16 }, length: { type: 'integer', description: 'Blocks.' }, data: { type: 'array', items: { type: 'integer', minimum: -32768, maximum: 32767 }, description: 'min, max per block.' } } } } } },
+            '400': error('Not a level the server keeps.'),
+            '404': error('No such job or stem, or the job is not completed.'),
+          },
+        },
+      },
+      '/api/jobs/{id}/mix': {
+        parameters: [idParam],
+        get: {
+          summary: 'A mixdown of some stems with gains, rendered by the server (e.g. karaoke: every stem but vocals)',
+          description:
+            'Rendered once per request (stems, gains, format), then kept with the job; served like a stem (Range, or a presigned redirect). The sum is made in float: ' +
+            '`f32` keeps it exactly; other formats are lowered to peak at full scale when the sum would go over it (the job\'s `clip: rescale`), or clipped (`clamp`).',
+          parameters: [
+            { name: 'stems', in: 'query', schema: { type: 'string' }, description: 'Comma-separated stems of the job to mix (default: all).' },
+            { name: 'gains', in: 'query', schema: { type: 'string' }, description: 'Linear gains, `stem:value` pairs from 0 to 4, comma-separated (default 1: as separated), e.g. `bass:0.5`.' },
+            { name: 'format', in: 'query', schema: { type: 'string', enum: [...AUDIO_FORMATS] }, description: "The file's format (default: the job's)." },
+          ],
+          responses: {
+            '200': { description: 'The mix.', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } },
+            '206': { description: 'A byte range of it.' },
+            '302': { description: 'Redirect to a presigned URL (S3 store).' },
+            '400': error('A stem the job lacks or named twice, a gain out of range, an unknown format.'),
+            '404': error('No such job, or it is not completed.'),
           },
         },
       },

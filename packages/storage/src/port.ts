@@ -46,6 +46,10 @@ export const keys = {
   completed: (id: string) => `jobs/${id}/completed.json`,
   /** Written by the gateway before job.created when the job's end goes to a webhook: { url, owner }. */
   webhook: (id: string) => `jobs/${id}/webhook.json`,
+  /** A stem's waveform peaks at one zoom level (samples per pixel), computed on first request. */
+  peaks: (id: string, stem: string, samplesPerPixel: number) => `jobs/${id}/peaks/${stem}.${samplesPerPixel}.json`,
+  /** A mixdown of some stems with gains, rendered on first request; `name` is the request's hash. */
+  mix: (id: string, name: string, ext: string) => `jobs/${id}/mixes/${name}.${ext}`,
   checkpoint: (id: string, chunk: number) => `jobs/${id}/work/chunk-${String(chunk).padStart(5, '0')}.f32`,
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };

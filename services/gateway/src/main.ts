@@ -1,8 +1,8 @@
 import { runService } from '@stemflow/runtime';
 import { startGateway } from './entry-points/server.js';
 
-await runService('gateway', async ({ config, log, adapters }) => {
-  const gw = await startGateway({ ...adapters, log }, config);
+await runService('gateway', async ({ config, log, adapters, checks }) => {
+  const gw = await startGateway({ ...adapters, log }, config, checks);
   log.info({ url: `http://localhost:${config.PORT}` }, 'gateway listening');
   return { stop: gw.stop };
-});
+}, { needsFfmpeg: true }); // waveform peaks and mixdowns are rendered from the stems

@@ -8,7 +8,7 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { FORMAT_EXT, JOB_STATUSES, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
+import { AudioFormat, FORMAT_EXT, JOB_STATUSES, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
 import { httpRequestDuration, limitRefusals, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
@@ -17,6 +17,8 @@ import type { Ledger } from '@stemflow/jobs';
 import { addressPolicy, webhookSecret, type AddressPolicy } from '@stemflow/net';
 import { fromForm, fromJson, Submitter, zodMessage, type Submission } from './submit.js';
 import { rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
+import { parseMix, stemMix, stemPeaks } from '../use-cases/renders.js';
+import { PEAK_LEVELS, type PeakLevel } from '@stemflow/audio';
 import { BlobUploadEngine, guardUpload, type StoredUpload, type UploadGuard } from './upload-engine.js';
 import type { EventsHub } from './events-hub.js';
 import { project } from '@stemflow/jobs';
@@ -116,6 +118,9 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.get('/api/asyncapi.json', (_req, res) => void res.json(events));
   app.get('/docs', (_req, res) => void res.type('html').send(swaggerPage));
   app.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
+  // The waveform library the page draws with (wavesurfer.js, BSD-3-Clause), from its package.
+  const vendor = dirname(require.resolve('wavesurfer.js'));
+  app.get('/vendor/wavesurfer.min.js', (_req, res) => void res.type('js').sendFile('wavesurfer.min.js', { root: vendor, maxAge: '1d' }));
   app.use(express.static(join(here, '..', '..', 'public'), { index: 'index.html' }));
 
   const sha256 = (s: string) => createHash('sha256').update(s, 'latin1').digest();
@@ -409,34 +414,69 @@ export function createApp(d: Deps, o: GatewayOptions) {
     await zip.finalize();
   });
 
-  app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
-    const s = job.stems.find((x) => x.name === req.params.stem);
-    if (!s) {
-      const why = job.status === 'completed' ? `the job has no stem "${String(req.params.stem).slice(0, 40)}"` : `the job is ${job.status}, it has no stems yet`;
-      throw new StemflowError('STEM_NOT_FOUND', why, { status: 404 });
-    }
-    const e = ext[s.format];
-    const name = `${basename(job.input.filename, extname(job.input.filename))} - ${s.name}.${e}`;
-    const url = await d.blobs.presignGet(s.key, o.presignSec ?? 3600, name);
+  /** A stored file: a redirect to a presigned URL (S3), or streamed with Range support. */
+  const sendFile = async (req: Request, res: Response, f: { key: string; bytes: number; name: string; ext: keyof typeof mime }) => {
+    const url = await d.blobs.presignGet(f.key, o.presignSec ?? 3600, f.name);
     if (url) return void res.redirect(302, url);
-    res.set({ 'accept-ranges': 'bytes', 'content-type': mime[e], 'content-disposition': contentDisposition(name) });
+    res.set({ 'accept-ranges': 'bytes', 'content-type': mime[f.ext], 'content-disposition': contentDisposition(f.name) });
     const rangeHeader = req.get('range');
     if (rangeHeader) {
-      const parsed = parseRange(s.bytes, rangeHeader);
+      const parsed = parseRange(f.bytes, rangeHeader);
       if (parsed.type === 'bytes' && parsed.ranges.length === 0 && parsed.code & 2) {
-        res.set('content-range', `bytes */${s.bytes}`);
-        throw new StemflowError('RANGE_NOT_SATISFIABLE', `the stem has ${s.bytes} bytes`, { status: 416 });
+        res.set('content-range', `bytes */${f.bytes}`);
+        throw new StemflowError('RANGE_NOT_SATISFIABLE', `the file has ${f.bytes} bytes`, { status: 416 });
       }
       // One satisfiable range → 206; a malformed header or several ranges → the whole file.
       if (parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1) {
         const r = parsed.ranges[0]!;
-        res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${s.bytes}`, 'content-length': String(r.end - r.start + 1) });
-        return void (await d.blobs.get(s.key, { start: r.start, end: r.end })).on('error', (err) => res.destroy(err)).pipe(res);
+        res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${f.bytes}`, 'content-length': String(r.end - r.start + 1) });
+        return void (await d.blobs.get(f.key, { start: r.start, end: r.end })).on('error', (err) => res.destroy(err)).pipe(res);
       }
     }
-    res.status(200).set('content-length', String(s.bytes));
-    (await d.blobs.get(s.key)).on('error', (err) => res.destroy(err)).pipe(res);
+    res.status(200).set('content-length', String(f.bytes));
+    (await d.blobs.get(f.key)).on('error', (err) => res.destroy(err)).pipe(res);
+  };
+  const songName = (job: Job) => basename(job.input.filename, extname(job.input.filename));
+  const stemOf = (job: Job, name: unknown) => {
+    const s = job.stems.find((x) => x.name === name);
+    if (s) return s;
+    const why = job.status === 'completed' ? `the job has no stem "${String(name).slice(0, 40)}"` : `the job is ${job.status}, it has no stems yet`;
+    throw new StemflowError('STEM_NOT_FOUND', why, { status: 404 });
+  };
+
+  app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const s = stemOf(job, req.params.stem);
+    const e = ext[s.format];
+    await sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(job)} - ${s.name}.${e}`, ext: e });
+  });
+
+  /**
+   * A stem's waveform: min/max per block of `samples_per_pixel` frames, in the JSON format of
+   * audiowaveform (peaks.js, waveform-data.js); computed once from the stem, then kept.
+   */
+  app.get('/api/jobs/:id/stems/:stem/peaks', async (req, res) => {
+    const q = z.object({ samples_per_pixel: z.string().optional() }).strict().safeParse(req.query);
+    const level = Number(q.data?.samples_per_pixel ?? 1024) as PeakLevel;
+    if (!q.success || !PEAK_LEVELS.includes(level)) throw invalid('INVALID_QUERY', `samples_per_pixel must be one of ${PEAK_LEVELS.join(', ')}`);
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const s = stemOf(job, req.params.stem);
+    const body = await stemPeaks(d.blobs, job, s, level);
+    res.set({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'private, max-age=86400' }).send(body);
+  });
+
+  /** The server's mixdown of some stems with gains (default: all at 1), in a format (default: the job's). */
+  app.get('/api/jobs/:id/mix', async (req, res) => {
+    const q = z.object({ stems: z.string().max(200).optional(), gains: z.string().max(400).optional(), format: AudioFormat.optional() }).strict().safeParse(req.query);
+    if (!q.success) throw invalid('INVALID_QUERY', zodMessage(q.error));
+    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}; a mix needs its stems`, { status: 404 });
+    const picks = parseMix(job, q.data.stems, q.data.gains);
+    const format = q.data.format ?? job.options.format;
+    const mixed = await stemMix(d.blobs, job, picks, format);
+    const e = ext[format];
+    const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ');
+    await sendFile(req, res, { ...mixed, name: `${songName(job)} - ${label}.${e}`, ext: e });
   });
 
   app.use('/api', (req) => {

@@ -1,0 +1,75 @@
+/**
+ * Peaks and mixdowns of a job's stems: rendered once, on first request, and kept in the store
+ * beside the stems (removed with the job). Concurrent requests for the same render share it.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FORMAT_EXT, StemflowError, type AudioFormat, type Job, type StemObject } from '@stemflow/contracts';
+import { PEAK_LEVELS, STEM_DEMUXER, computePeaks, renderMix, type PeakLevel } from '@stemflow/audio';
+import { keys, readObject, type BlobStore } from '@stemflow/storage';
+
+const inFlight = new Map<string, Promise<unknown>>();
+/** One render per key at a time in this process; the others wait for it. */
+function once<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const running = inFlight.get(key) as Promise<T> | undefined;
+  if (running) return running;
+  const p = fn().finally(() => inFlight.delete(key));
+  inFlight.set(key, p);
+  return p;
+}
+
+const stemSource = async (blobs: BlobStore, s: StemObject) => ({ location: await blobs.sourceUrl(s.key, 3600), media: { demuxer: STEM_DEMUXER[s.format], demuxerOptions: [] } });
+
+/** The stem's peaks at one level, as the JSON bytes to send. */
+export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, level: PeakLevel): Promise<Buffer> {
+  const key = keys.peaks(job.id, stem.name, level);
+  if (await blobs.head(key)) return readObject(blobs, key);
+  await once(`peaks:${job.id}:${stem.name}`, async () => {
+    const levels = await computePeaks(await stemSource(blobs, stem), { maxSec: (job.input.duration_sec ?? 24 * 3600) + 5 });
+    // The requested level last: its presence says every level is there.
+    for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(keys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
+  });
+  return readObject(blobs, key);
+}
+
+export type MixPick = { name: string; gain: number };
+
+/** The mixdown of the picked stems with their gains, rendered once; returns where it is. */
+export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], format: AudioFormat): Promise<{ key: string; bytes: number }> {
+  const sorted = [...picks].sort((a, b) => a.name.localeCompare(b.name));
+  const name = createHash('sha256').update(JSON.stringify({ sorted, format, clip: job.options.clip })).digest('hex').slice(0, 24);
+  const key = keys.mix(job.id, name, FORMAT_EXT[format]);
+  const done = await blobs.head(key);
+  if (done) return { key, bytes: done.size };
+  return once(`mix:${key}`, async () => {
+    const file = join(tmpdir(), `stemflow-mix-${randomUUID()}.${FORMAT_EXT[format]}`);
+    try {
+      const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
+      await renderMix(inputs, format, file, { clip: job.options.clip });
+      const { bytes } = await blobs.put(key, createReadStream(file), { contentType: 'application/octet-stream' });
+      return { key, bytes };
+    } finally {
+      await unlink(file).catch(() => {});
+    }
+  });
+}
+
+/** `stems=drums,bass&gains=drums:0.5` → the picks, checked against the job's stems. */
+export function parseMix(job: Job, stems: string | undefined, gains: string | undefined): MixPick[] {
+  const have = job.stems.map((s) => s.name as string);
+  const names = stems ? stems.split(',').map((s) => s.trim()).filter(Boolean) : have;
+  if (!names.length) throw new StemflowError('INVALID_MIX', 'name at least one stem to mix', { status: 400 });
+  for (const n of names) if (!have.includes(n)) throw new StemflowError('INVALID_MIX', `the job has no stem "${n.slice(0, 40)}" (it has ${have.join(', ')})`, { status: 400 });
+  if (new Set(names).size !== names.length) throw new StemflowError('INVALID_MIX', 'a stem is named twice', { status: 400 });
+  const g = new Map<string, number>();
+  for (const part of (gains ?? '').split(',').filter(Boolean)) {
+    const [n, v] = part.split(':');
+    const x = Number(v);
+    if (!n || !names.includes(n) || v === undefined || !/^\d*\.?\d+$/.test(v) || x > 4) throw new StemflowError('INVALID_MIX', `"${part.slice(0, 40)}": gains are stem:value pairs for mixed stems, values from 0 to 4 (1 = as separated)`, { status: 400 });
+    g.set(n, x);
+  }
+  return names.map((name) => ({ name, gain: g.get(name) ?? 1 }));
+}

@@ -1,0 +1,197 @@
+/// <reference lib="dom" />
+/**
+ * The web page in headless Chromium (playwright-core driving Debian's chromium) on the embedded
+ * server with API_KEYS set: a key entered once, a real job to its mixer — waveforms drawn from the
+ * server's peaks, one Web Audio clock for every stem, solo through the graph's gains, seek, the
+ * keyboard — and the server's karaoke mixdown against the sum of its stems. Leaves screenshots in
+ * test/artifacts/.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ffmpeg } from '../support/audio.js';
+import { decodedF32, mixtureWav } from '../support/jobs-http.js';
+import { ServiceProcess } from '../support/processes.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const artifacts = join(root, 'test', 'artifacts');
+const port = 19_500 + (process.pid % 400);
+const api = `http://127.0.0.1:${port}`;
+const KEY = 'page-key-0123';
+let app: ServiceProcess;
+let browser: Browser;
+let song: { wav: Buffer; frames: number };
+
+beforeAll(async () => {
+  const data = mkdtempSync(join(tmpdir(), 'page-'));
+  app = new ServiceProcess('all-in-one', { AMQP_URL: '', S3_ENDPOINT: '', DATABASE_URL: '', STORAGE_ROOT: data, OTEL_SDK_DISABLED: 'true', HOST: '127.0.0.1', API_KEYS: KEY }, port);
+  song = await mixtureWav(20);
+  await app.start();
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
+}, 120_000);
+afterAll(async () => {
+  await browser?.close();
+  await app?.kill('SIGTERM');
+});
+
+type MixerState = { playing: boolean; duration: number; stems: { name: string; gain: number; startOffset: number; hasSource: boolean }[] };
+const state = (page: Page) =>
+  page.evaluate((): MixerState => {
+    const m = (window as any).stemflowMixer;
+    return { playing: m.playing, duration: m.duration, stems: m.stems.map((s: any) => ({ name: s.name, gain: s.gain.gain.value, startOffset: s.startOffset, hasSource: !!s.source })) };
+  });
+const clock = (page: Page) => page.evaluate(() => (window as any).stemflowMixer.clock() as number);
+/** RMS of what each stem's source sends now (an analyser between source and gain). */
+const levels = (page: Page) =>
+  page.evaluate(() =>
+    (window as any).stemflowMixer.stems.map((s: any) => {
+      const buf = new Float32Array(s.meter.fftSize);
+      s.meter.getFloatTimeDomainData(buf);
+      return Math.sqrt(buf.reduce((a, v) => a + v * v, 0) / buf.length);
+    }) as number[],
+  );
+const rms = (x: Float32Array) => Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length);
+const get = async (path: string) => Buffer.from(await (await fetch(`${api}${path}`, { headers: { authorization: `Bearer ${KEY}` } })).arrayBuffer());
+
+describe('the web page, with API keys on the server', () => {
+  it('asks for the key, then takes a song to a mixer: waveforms, one clock, solo, seek, keyboard, the server mixdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'page-'));
+    const file = join(dir, 'browser song.wav');
+    writeFileSync(file, song.wav);
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    const mixRequests: string[] = [];
+    page.on('request', (r) => void (r.url().includes('/mix?') && mixRequests.push(r.url())));
+    await page.goto(api);
+    await page.waitForFunction(() => /needs an API key/.test(document.getElementById('keystate')!.textContent ?? ''));
+    await page.fill('#apikey', KEY);
+    await page.keyboard.press('Enter'); // saves it
+    await page.waitForFunction(() => localStorage.getItem('stemflow.apiKey') !== null);
+    expect(await page.locator('#keystate').textContent()).toBe('key saved in this browser');
+
+    await page.selectOption('#format', 'f32'); // exact sums for the mixdown check below
+    const seen: number[] = [];
+    await page.exposeFunction('reportProgress', (v: number) => void seen.push(v));
+    await page.evaluate(() => {
+      const bar = document.getElementById('bar') as HTMLProgressElement;
+      new MutationObserver(() => (window as any).reportProgress(bar.value)).observe(bar, { attributes: true });
+    });
+    await page.setInputFiles('#file', file);
+    await page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 240_000, polling: 250 });
+    expect(seen.some((v) => v > 0.2 && v < 1), `progress values seen: ${seen.join(', ')}`).toBe(true);
+    expect(await page.locator('#state').textContent()).toContain('completed');
+    const s0 = await state(page);
+    expect(s0.stems.map((s) => s.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
+    expect(s0.duration).toBeCloseTo(20, 1);
+
+    // Waveforms: every stem's canvas has drawn columns across its width (from the server's peaks).
+    const drawn = await page.evaluate(() =>
+      [...document.querySelectorAll('.track')].map((row) => {
+        const host = [...row.querySelectorAll('.wave div')].find((d) => d.shadowRoot);
+        const canvases = [...(host?.shadowRoot?.querySelectorAll('canvas') ?? [])] as HTMLCanvasElement[];
+        let columns = 0;
+        let width = 0;
+        for (const c of canvases) {
+          const img = c.getContext('2d')!.getImageData(0, 0, c.width, c.height);
+          width += c.width;
+          for (let x = 0; x < c.width; x++) {
+            for (let y = 0; y < c.height; y++) if (img.data[(y * c.width + x) * 4 + 3]! > 0) { columns++; break; }
+          }
+        }
+        return { stem: (row as HTMLElement).dataset.stem, columns, width };
+      }),
+    );
+    for (const d of drawn) {
+      expect(d.width, d.stem).toBeGreaterThan(100);
+      expect(d.columns / d.width, `${d.stem}: share of columns drawn`).toBeGreaterThan(0.5);
+    }
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'web-page.png'), fullPage: true });
+
+    // Play: the shared clock advances, and every stem's source sends sound, started together.
+    await page.click('#play');
+    await page.waitForFunction(() => (window as any).stemflowMixer.clock() > 0.5);
+    const s1 = await state(page);
+    expect(s1.playing).toBe(true);
+    expect(s1.stems.every((s) => s.hasSource && s.startOffset === 0)).toBe(true);
+    const lv = await levels(page);
+    lv.forEach((v, i) => expect(v, `${s1.stems[i]!.name} is sounding`).toBeGreaterThan(1e-4));
+
+    // Solo vocals: the graph's gains mute the other stems.
+    await page.click('.track[data-stem=vocals] .solo');
+    expect((await state(page)).stems.map((s) => [s.name, s.gain])).toEqual([['drums', 0], ['bass', 0], ['other', 0], ['vocals', 1]]);
+
+    // Seek by clicking the middle of a waveform: every stem restarts from there.
+    const box = (await page.locator('.track[data-stem=drums] .wave').boundingBox())!;
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    const s2 = await state(page);
+    expect(s2.playing).toBe(true);
+    for (const s of s2.stems) expect(s.startOffset, s.name).toBeCloseTo(s2.duration / 2, 0);
+    expect(new Set(s2.stems.map((s) => s.startOffset)).size).toBe(1);
+    expect(await clock(page)).toBeGreaterThan(s2.duration / 2 - 0.5);
+    const head = await page.locator('.track[data-stem=bass] .playhead').evaluate((e) => parseFloat((e as HTMLElement).style.left));
+    expect(head).toBeGreaterThan(45);
+    await page.screenshot({ path: join(artifacts, 'web-page-playing.png'), fullPage: true });
+
+    // The keyboard: Space pauses and plays, → jumps 5 s; and the controls are reachable by Tab.
+    await page.locator('#time').click(); // focus on nothing that takes Space itself
+    await page.keyboard.press(' ');
+    expect((await state(page)).playing).toBe(false);
+    const paused = await clock(page);
+    await page.keyboard.press('ArrowRight');
+    expect(await clock(page)).toBeCloseTo(Math.min(paused + 5, s2.duration), 1);
+    await page.keyboard.press(' ');
+    expect((await state(page)).playing).toBe(true);
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.id === 'play');
+    }
+    expect(reached, 'the play button is reachable with Tab').toBe(true);
+    await page.keyboard.press('Enter');
+    expect((await state(page)).playing).toBe(false);
+    await page.click('.track[data-stem=vocals] .solo'); // solo off
+
+    // Karaoke: the server renders drums + bass + other; it equals the sum of those stems.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#karaoke')]);
+    const mixed = readFileSync((await download.path())!);
+    expect(mixRequests).toHaveLength(1);
+    expect(mixRequests[0]).toMatch(/\/mix\?stems=drums%2Cbass%2Cother&format=f32$/);
+    const jobId = /\/jobs\/([^/]+)\/mix/.exec(mixRequests[0]!)![1]!;
+    const parts = await Promise.all(['drums', 'bass', 'other'].map(async (n) => decodedF32(await get(`/api/jobs/${jobId}/stems/${n}`))));
+    const mix = decodedF32(mixed);
+    expect(mix.length).toBe(parts[0]!.length);
+    const sum = new Float32Array(mix.length);
+    for (const p of parts) for (let i = 0; i < sum.length; i++) sum[i]! += p[i]!;
+    const diff = mix.map((v, i) => v - sum[i]!);
+    expect(Math.abs(20 * Math.log10(rms(mix) / rms(sum)))).toBeLessThan(0.1);
+    expect(20 * Math.log10(rms(sum) / rms(diff))).toBeGreaterThan(90); // float sums: equal but for rounding
+    expect(download.suggestedFilename()).toBe('browser song - drums + bass + other.wav');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('shows a failed job with its reason, and a rejected file with why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'page-'));
+    // A video without an audio track: accepted (a container this server reads), then the job fails.
+    writeFileSync(join(dir, 'silent.mp4'), await ffmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=2', '-c:v', 'mpeg4', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', '-']));
+    writeFileSync(join(dir, 'picture.png'), Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489', 'hex'));
+    const page = await browser.newPage();
+    await page.goto(api);
+    await page.evaluate((k) => localStorage.setItem('stemflow.apiKey', k), KEY);
+    await page.reload();
+    await page.setInputFiles('#file', join(dir, 'silent.mp4'));
+    await page.waitForFunction(() => document.getElementById('state')?.textContent?.startsWith('failed'), undefined, { timeout: 60_000 });
+    expect(await page.locator('#error').textContent()).toBe('The video has no audio track.');
+    expect(await page.locator('#mixer').isHidden()).toBe(true);
+    await page.setInputFiles('#file', join(dir, 'picture.png'));
+    await page.waitForFunction(() => document.getElementById('state')?.textContent === 'rejected');
+    expect(await page.locator('#error').textContent()).toMatch(/not audio/);
+    await page.close();
+  });
+});
