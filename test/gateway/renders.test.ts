@@ -17,6 +17,7 @@ import { engineEnv, unique } from '../support/env.js';
 import { serveGateway } from '../support/gateway.js';
 import { decodedF32 } from '../support/jobs-http.js';
 import { mongoUrl } from '../support/status.js';
+import { MAX_MIXES_PER_JOB } from '../../services/gateway/src/use-cases/renders.js';
 
 const bucket = unique('rnd').toLowerCase();
 let blobs: S3BlobStore;
@@ -174,6 +175,17 @@ describe('mixdowns', () => {
     expect(await blobs.list(`jobs/${id}/mixes/`)).toHaveLength(1);
     expect((await fetch(`${gw.url}/api/jobs/${id}`, { method: 'DELETE' })).status).toBe(204);
     expect(await blobs.list(`jobs/${id}/`)).toEqual([]);
+  });
+
+  it(`keeps at most ${MAX_MIXES_PER_JOB} mixes of a job (the oldest go), and gains the same to a hundredth are one render`, async () => {
+    const { id } = await completedJob('wav16', ['drums']);
+    for (let i = 0; i < MAX_MIXES_PER_JOB + 3; i++) expect((await get(`/api/jobs/${id}/mix?stems=drums&gains=drums:0.${String(10 + i)}&format=wav16`)).status).toBe(200);
+    expect(await blobs.list(`jobs/${id}/mixes/`)).toHaveLength(MAX_MIXES_PER_JOB);
+    const names = async () => (await blobs.list(`jobs/${id}/mixes/`)).map((b) => b.key).sort();
+    expect((await get(`/api/jobs/${id}/mix?stems=drums&gains=drums:0.301&format=wav16`)).status).toBe(200);
+    const after = await names();
+    expect((await get(`/api/jobs/${id}/mix?stems=drums&gains=drums:0.3&format=wav16`)).status).toBe(200);
+    expect(await names()).toEqual(after); // the same render: nothing new, nothing evicted
   });
 
   it.each([

@@ -491,6 +491,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
       if (!res.writableEnded) res.destroy(); // a stream cut mid-way; an answer already sent stands
       return;
     }
+    if (status === 503 && !res.get('retry-after')) res.set('retry-after', '5'); // a dependency, or the renders, busy for now
     res.status(status).json({ error: { code, message } });
   });
   return app;

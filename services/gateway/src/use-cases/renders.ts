@@ -11,12 +11,34 @@ import { FORMAT_EXT, StemflowError, type AudioFormat, type Job, type StemObject 
 import { PEAK_LEVELS, STEM_DEMUXER, computePeaks, renderMix, type PeakLevel } from '@stemflow/audio';
 import { keys, readObject, type BlobStore } from '@stemflow/storage';
 
+/** Renders (ffmpeg processes) one gateway runs at once, and how many may wait for one. */
+export const MAX_RENDERS = 2;
+export const MAX_WAITING_RENDERS = 16;
+/** Mixdowns kept per job: past it the oldest goes (a client varying gains cannot fill the store). */
+export const MAX_MIXES_PER_JOB = 16;
+
 const inFlight = new Map<string, Promise<unknown>>();
+let running = 0;
+const waiting: (() => void)[] = [];
+/** A render slot: at most MAX_RENDERS at once; past MAX_WAITING_RENDERS waiting, 503 at once. */
+async function slot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_RENDERS) {
+    if (waiting.length >= MAX_WAITING_RENDERS) throw new StemflowError('RENDERS_BUSY', 'this server is rendering as many waveforms and mixes as it can; try again in a few seconds', { status: 503, retryable: true });
+    await new Promise<void>((r) => waiting.push(r));
+  }
+  running++;
+  try {
+    return await fn();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
 /** One render per key at a time in this process; the others wait for it. */
 function once<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const running = inFlight.get(key) as Promise<T> | undefined;
-  if (running) return running;
-  const p = fn().finally(() => inFlight.delete(key));
+  const current = inFlight.get(key) as Promise<T> | undefined;
+  if (current) return current;
+  const p = slot(fn).finally(() => inFlight.delete(key));
   inFlight.set(key, p);
   return p;
 }
@@ -49,6 +71,8 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
     try {
       const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
       await renderMix(inputs, format, file, { clip: job.options.clip });
+      const kept = (await blobs.list(`${keys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
+      for (const old of kept.slice(0, Math.max(0, kept.length - MAX_MIXES_PER_JOB + 1))) await blobs.delete(old.key).catch(() => {});
       const { bytes } = await blobs.put(key, createReadStream(file), { contentType: 'application/octet-stream' });
       return { key, bytes };
     } finally {
@@ -69,7 +93,7 @@ export function parseMix(job: Job, stems: string | undefined, gains: string | un
     const [n, v] = part.split(':');
     const x = Number(v);
     if (!n || !names.includes(n) || v === undefined || !/^\d*\.?\d+$/.test(v) || x > 4) throw new StemflowError('INVALID_MIX', `"${part.slice(0, 40)}": gains are stem:value pairs for mixed stems, values from 0 to 4 (1 = as separated)`, { status: 400 });
-    g.set(n, x);
+    g.set(n, Math.round(x * 100) / 100); // a hundredth of gain is below hearing: no render per rounding error
   }
   return names.map((name) => ({ name, gain: g.get(name) ?? 1 }));
 }
