@@ -37,6 +37,7 @@ await runService('all-in-one', async ({ config, log, adapters, checks }) => {
   });
   // With the in-process bus, a killed process lost its events: announce its unfinished jobs again.
   if (!config.AMQP_URL) await resumeInFlight({ ...adapters, log });
+  checks.push(pipeline.health);
   const gateway = await startGateway({ ...adapters, log: log.child({ component: 'gateway' }) }, { ...config, WEBHOOK_SECRET: webhookSecret }, checks);
   log.info({ url: `http://localhost:${config.PORT}` }, `stemflow is running: open http://localhost:${config.PORT}`);
   return {

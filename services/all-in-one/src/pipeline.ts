@@ -2,7 +2,7 @@
  * The four workers of one process on one set of adapters: status, decoder, separator (one model
  * instance). `pnpm start` puts the gateway in front of it; the CLI drives it directly.
  */
-import type { Adapters, Running } from '@stemflow/runtime';
+import type { Adapters, Check, Running } from '@stemflow/runtime';
 import { startDecoder } from '@stemflow/decoder';
 export { ffmpegVersions } from '@stemflow/decoder';
 import { loadEngine, startSeparator } from '@stemflow/separator';
@@ -23,7 +23,7 @@ export type PipelineOptions = {
   webhooks?: WebhooksOptions;
 };
 
-export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda' }> {
+export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda'; health: Check }> {
   const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: o.jobTtlHours });
   const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, {
     maxDurationSec: o.maxDurationSec,
@@ -31,11 +31,12 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
     ...(o.decodeTimeoutSec !== undefined ? { timeoutSec: o.decodeTimeoutSec } : {}),
     ...(o.decodeStallSec !== undefined ? { stallSec: o.decodeStallSec } : {}),
   });
-  const { engine, device } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
+  const { engine, device, health } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
   const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
   const webhooks = o.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, o.webhooks) : undefined;
   return {
     device,
+    health,
     stop: async () => {
       await webhooks?.stop();
       await separator.stop();

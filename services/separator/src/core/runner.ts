@@ -18,6 +18,8 @@ export type ModelRunner = {
   /** One run on a segment ([1,2,SEGMENT]) and its spectrogram ([1,4,BINS,FRAMES]). The inputs are consumed (moved). */
   run(mix: Float32Array, spec: Float32Array): Promise<ModelOutputs & { ms: number }>;
   close(): Promise<void>;
+  /** Why the runner can run no more (its thread died), or undefined while it can. */
+  readonly dead?: Error | undefined;
 };
 
 /** Input names told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T]. */
@@ -109,6 +111,9 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
   let next = 0;
   return {
     device,
+    get dead() {
+      return dead;
+    },
     run: (mix, spec) => {
       if (dead) return Promise.reject(dead);
       const id = next++;
@@ -121,6 +126,56 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
     close: async () => {
       fail(new Error('the model worker was closed'));
       await worker.terminate();
+    },
+  };
+}
+
+export type SupervisedRunner = ModelRunner & { readonly restarts: number; readonly lastFailure: string | undefined };
+
+/**
+ * A runner that outlives its thread: when the model's worker dies (out of memory, a crash in the
+ * runtime), the run in flight fails (its job is retried by the bus) and the next run starts a new
+ * worker, instead of every later job failing until the process restarts.
+ */
+export function supervisedRunner(first: ModelRunner, start: () => Promise<ModelRunner>, log?: (msg: string) => void): SupervisedRunner {
+  let current = first;
+  let replacing: Promise<ModelRunner> | undefined;
+  let restarts = 0;
+  let lastFailure: string | undefined;
+  let closed = false;
+  const live = async (): Promise<ModelRunner> => {
+    if (!current.dead || closed) return current;
+    replacing ??= (async () => {
+      lastFailure = current.dead!.message;
+      log?.(`${lastFailure}: starting a new model worker`);
+      try {
+        current = await start();
+        restarts++;
+        return current;
+      } finally {
+        replacing = undefined;
+      }
+    })();
+    return replacing;
+  };
+  return {
+    get device() {
+      return current.device;
+    },
+    get dead() {
+      return closed ? current.dead : undefined;
+    },
+    get restarts() {
+      return restarts;
+    },
+    get lastFailure() {
+      return lastFailure;
+    },
+    run: async (mix, spec) => (await live()).run(mix, spec),
+    close: async () => {
+      closed = true;
+      await replacing?.catch(() => {});
+      await current.close();
     },
   };
 }
