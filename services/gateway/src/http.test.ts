@@ -204,6 +204,34 @@ describe('SSE pushed from the bus (the read model read once per stream)', () => 
   });
 });
 
+describe('downloads right after the stream says completed', () => {
+  it('serve the stems the gateway heard of, though the read model has not caught up (no 404 in between)', async () => {
+    // A read model no status service writes: it stays at the pending document the upload made.
+    const lagging = await EmbeddedJobStore.open(join(mkdtempSync(join(tmpdir(), 'lag-')), 'jobs.jsonl'));
+    const hub = await EventsHub.start(bus, log);
+    const app = createApp({ bus, blobs, jobs: lagging, log }, { maxUploadBytes: 1 << 20, apiKeys: ['key-a'], hub });
+    const server = await new Promise<import('node:http').Server>((r) => { const s = app.listen(0, '127.0.0.1', () => r(s)); });
+    const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const f = new FormData();
+      f.append('format', 'flac');
+      f.append('file', new Blob([new Uint8Array(wav)]), 'lag.wav');
+      const { id } = (await (await fetch(`${api}/api/jobs`, { method: 'POST', body: f, headers: auth('key-a') })).json()) as { id: string };
+      await complete(id); // published on the bus; the main read model has it, `lagging` never will
+      await until(async () => ((await (await fetch(`${api}/api/jobs/${id}`, { headers: auth('key-a') })).json()) as { status: string }).status === 'completed');
+      expect((await lagging.get(id))?.status).toBe('pending');
+      const stem = await fetch(`${api}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') });
+      expect(stem.status).toBe(200);
+      expect(Buffer.from(await stem.arrayBuffer()).toString()).toBe('vocals-'.repeat(103));
+      expect((await fetch(`${api}/api/jobs/${id}/stems.zip`, { headers: auth('key-a') })).status).toBe(200);
+    } finally {
+      await hub.close();
+      await new Promise((r) => server.close(() => r(undefined)));
+      await lagging.close();
+    }
+  });
+});
+
 describe('metrics and the events document', () => {
   it('GET /metrics is Prometheus text with requests by route, stage durations, settled messages, jobs by status and queue depth', async () => {
     registerJobsByStatus(() => jobs.countByStatus());

@@ -399,7 +399,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
   });
 
   app.get('/api/jobs/:id/stems.zip', async (req, res) => {
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const job = await ownedJob(req, res);
     if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}, it has no stems yet`, { status: 404 });
     const stem = basename(job.input.filename, extname(job.input.filename));
     res.status(200).set({ 'content-type': 'application/zip', 'content-disposition': contentDisposition(`${stem} - stems.zip`) });
@@ -445,7 +445,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
   };
 
   app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const job = await ownedJob(req, res);
     const s = stemOf(job, req.params.stem);
     const e = ext[s.format];
     await sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(job)} - ${s.name}.${e}`, ext: e });
@@ -459,7 +459,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     const q = z.object({ samples_per_pixel: z.string().optional() }).strict().safeParse(req.query);
     const level = Number(q.data?.samples_per_pixel ?? 1024) as PeakLevel;
     if (!q.success || !PEAK_LEVELS.includes(level)) throw invalid('INVALID_QUERY', `samples_per_pixel must be one of ${PEAK_LEVELS.join(', ')}`);
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const job = await ownedJob(req, res);
     const s = stemOf(job, req.params.stem);
     const body = await stemPeaks(d.blobs, job, s, level);
     res.set({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'private, max-age=86400' }).send(body);
@@ -469,7 +469,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
   app.get('/api/jobs/:id/mix', async (req, res) => {
     const q = z.object({ stems: z.string().max(200).optional(), gains: z.string().max(400).optional(), format: AudioFormat.optional() }).strict().safeParse(req.query);
     if (!q.success) throw invalid('INVALID_QUERY', zodMessage(q.error));
-    const job = await getOwnedJob(d, jobId(req), ownerFor(res));
+    const job = await ownedJob(req, res);
     if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}; a mix needs its stems`, { status: 404 });
     const picks = parseMix(job, q.data.stems, q.data.gains);
     const format = q.data.format ?? job.options.format;
