@@ -17,7 +17,7 @@ const vitestProjects = [...readFileSync(join(root, 'vitest.config.ts'), 'utf8').
 const benches = readdirSync(join(root, 'test/bench')).filter((f) => f.endsWith('.bench.ts')).map((f) => f.replace('.bench.ts', ''));
 
 describe('the workers read no database', () => {
-  it.each(['decoder', 'separator'])('%s depends on neither packages/jobs nor a database driver, in its package or its sources', (service) => {
+  it.each(['decoder', 'separator', 'webhooks'])('%s depends on neither packages/jobs nor a database driver, in its package or its sources', (service) => {
     const manifest = JSON.parse(readFileSync(join(root, `services/${service}/package.json`), 'utf8')) as { dependencies: Record<string, string> };
     expect(Object.keys(manifest.dependencies)).not.toContain('@stemflow/jobs');
     expect(Object.keys(manifest.dependencies).filter((d) => /mongo/.test(d))).toEqual([]);
