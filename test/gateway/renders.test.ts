@@ -17,7 +17,7 @@ import { engineEnv, unique } from '../support/env.js';
 import { serveGateway } from '../support/gateway.js';
 import { decodedF32 } from '../support/jobs-http.js';
 import { mongoUrl } from '../support/status.js';
-import { MAX_MIXES_PER_JOB } from '../../services/gateway/src/use-cases/renders.js';
+import { MAX_MIXES_PER_JOB, stemMix, stemPeaks } from '../../services/gateway/src/use-cases/renders.js';
 
 const bucket = unique('rnd').toLowerCase();
 let blobs: S3BlobStore;
@@ -202,6 +202,21 @@ describe('mixdowns', () => {
     const body = (await r.json()) as { error: { code: string; message: string } };
     expect([r.status, body.error.code]).toEqual([400, code]);
     expect(body.error.message.length).toBeGreaterThan(10);
+  });
+
+  it('a job deleted while its renders run: a 404, and nothing they wrote is left', async () => {
+    const { id } = await completedJob('wav16', ['drums', 'vocals']);
+    const job = (await jobs.get(id))!;
+    // The delete lands after the render read its stems: what it then wrote is removed.
+    await expect(stemMix(blobs, job, [{ name: 'drums', gain: 1 }], 'wav16', async () => false)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', status: 404 });
+    await expect(stemPeaks(blobs, job, job.stems[1]!, 1024, async () => false)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', status: 404 });
+    expect((await blobs.list(`jobs/${id}/`)).map((b) => b.key).filter((k) => !k.includes('/stems/'))).toEqual([]);
+    // The delete lands first: the render cannot read the stems, and says the job is gone.
+    await blobs.deletePrefix(`jobs/${id}/`);
+    await jobs.delete(id);
+    await expect(stemMix(blobs, job, [{ name: 'vocals', gain: 1 }], 'wav16', async () => (await jobs.get(id)) !== undefined)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(stemPeaks(blobs, job, job.stems[0]!, 256, async () => (await jobs.get(id)) !== undefined)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    expect(await blobs.list(`jobs/${id}/`)).toEqual([]);
   });
 
   it('404 for a job that has not completed', async () => {

@@ -436,6 +436,8 @@ export function createApp(d: Deps, o: GatewayOptions) {
     res.status(200).set('content-length', String(f.bytes));
     (await d.blobs.get(f.key)).on('error', (err) => res.destroy(err)).pipe(res);
   };
+  /** Whether a job is still in the read model (a delete removes it there, and its objects). */
+  const stillThere = (id: string) => async () => (await d.jobs.get(id)) !== undefined;
   const songName = (job: Job) => basename(job.input.filename, extname(job.input.filename));
   const stemOf = (job: Job, name: unknown) => {
     const s = job.stems.find((x) => x.name === name);
@@ -461,7 +463,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     if (!q.success || !PEAK_LEVELS.includes(level)) throw invalid('INVALID_QUERY', `samples_per_pixel must be one of ${PEAK_LEVELS.join(', ')}`);
     const job = await ownedJob(req, res);
     const s = stemOf(job, req.params.stem);
-    const body = await stemPeaks(d.blobs, job, s, level);
+    const body = await stemPeaks(d.blobs, job, s, level, stillThere(job.id));
     res.set({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'private, max-age=86400' }).send(body);
   });
 
@@ -473,7 +475,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}; a mix needs its stems`, { status: 404 });
     const picks = parseMix(job, q.data.stems, q.data.gains);
     const format = q.data.format ?? job.options.format;
-    const mixed = await stemMix(d.blobs, job, picks, format);
+    const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id));
     const e = ext[format];
     const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ');
     await sendFile(req, res, { ...mixed, name: `${songName(job)} - ${label}.${e}`, ext: e });

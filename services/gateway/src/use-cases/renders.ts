@@ -43,30 +43,57 @@ function once<T>(key: string, fn: () => Promise<T>): Promise<T> {
   return p;
 }
 
+/** Whether the job still exists (a delete may land while a render runs). */
+export type StillThere = () => Promise<boolean>;
+const gone = (job: Job) => new StemflowError('JOB_NOT_FOUND', `no job ${job.id} (it was deleted)`, { status: 404 });
+
+/**
+ * Runs a render for a job that may be deleted meanwhile: a render that fails because its stems
+ * went is a 404, and what it wrote after the delete removed the job's objects is removed too (a
+ * delete after this check removes it with the rest of the job).
+ */
+async function forLiveJob<T>(blobs: BlobStore, job: Job, exists: StillThere, written: () => string[], fn: () => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await fn();
+  } catch (err) {
+    if (!(await exists().catch(() => true))) throw gone(job);
+    throw err;
+  }
+  if (!(await exists().catch(() => true))) {
+    for (const k of written()) await blobs.delete(k).catch(() => {});
+    throw gone(job);
+  }
+  return result;
+}
+
 const stemSource = async (blobs: BlobStore, s: StemObject) => ({ location: await blobs.sourceUrl(s.key, 3600), media: { demuxer: STEM_DEMUXER[s.format], demuxerOptions: [] } });
 
 /** The stem's peaks at one level, as the JSON bytes to send. */
-export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, level: PeakLevel): Promise<Buffer> {
+export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, level: PeakLevel, exists: StillThere): Promise<Buffer> {
   const key = keys.peaks(job.id, stem.name, level);
   if (await blobs.head(key)) return readObject(blobs, key);
-  await once(`peaks:${job.id}:${stem.name}`, async () => {
-    const levels = await computePeaks(await stemSource(blobs, stem), { maxSec: (job.input.duration_sec ?? 24 * 3600) + 5 });
-    // The requested level last: its presence says every level is there.
-    for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(keys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
-  });
+  const all = PEAK_LEVELS.map((spp) => keys.peaks(job.id, stem.name, spp));
+  await once(`peaks:${job.id}:${stem.name}`, () =>
+    forLiveJob(blobs, job, exists, () => all, async () => {
+      const levels = await computePeaks(await stemSource(blobs, stem), { maxSec: (job.input.duration_sec ?? 24 * 3600) + 5 });
+      // The requested level last: its presence says every level is there.
+      for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(keys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
+    }),
+  );
   return readObject(blobs, key);
 }
 
 export type MixPick = { name: string; gain: number };
 
 /** The mixdown of the picked stems with their gains, rendered once; returns where it is. */
-export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], format: AudioFormat): Promise<{ key: string; bytes: number }> {
+export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], format: AudioFormat, exists: StillThere): Promise<{ key: string; bytes: number }> {
   const sorted = [...picks].sort((a, b) => a.name.localeCompare(b.name));
   const name = createHash('sha256').update(JSON.stringify({ sorted, format, clip: job.options.clip })).digest('hex').slice(0, 24);
   const key = keys.mix(job.id, name, FORMAT_EXT[format]);
   const done = await blobs.head(key);
   if (done) return { key, bytes: done.size };
-  return once(`mix:${key}`, async () => {
+  return once(`mix:${key}`, () => forLiveJob(blobs, job, exists, () => [key], async () => {
     const file = join(tmpdir(), `stemflow-mix-${randomUUID()}.${FORMAT_EXT[format]}`);
     try {
       const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
@@ -78,7 +105,7 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
     } finally {
       await unlink(file).catch(() => {});
     }
-  });
+  }));
 }
 
 /** `stems=drums,bass&gains=drums:0.5` → the picks, checked against the job's stems. */
