@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { JobCanceled, JobCompleted, JobFailed } from './events.js';
 import { CreateJobResponse, ErrorBody, Health, JobList, JobView, SubmitForm, SubmitJson, UsageView, WebhookSecretView } from './http.js';
-import { AUDIO_FORMATS, JOB_STATUSES, JobOptions, STEM_NAMES } from './job.js';
+import { AUDIO_FORMATS, JOB_STATUSES, JobOptions, OutputStemName, STEM_NAMES } from './job.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' });
 /** A request body: what a client may send (fields with defaults are optional). */
@@ -11,6 +11,7 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
 const error = (description: string) => ({ description, content: json('Error') });
 const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (UUID).', schema: { type: 'string', format: 'uuid' } };
+const stemParam = { name: 'stem', in: 'path', required: true, description: 'A stem of the job.', schema: { type: 'string', enum: [...OutputStemName.options] } };
 const limited = (description: string) => ({
   description,
   headers: {
@@ -157,7 +158,7 @@ export function openApiDocument(version = '0.1.0') {
         },
       },
       '/api/jobs/{id}/stems/{stem}': {
-        parameters: [idParam, { name: 'stem', in: 'path', required: true, schema: { type: 'string', enum: [...STEM_NAMES, 'accompaniment'] } }],
+        parameters: [idParam, stemParam],
         get: {
           summary: 'Download one stem (Range supported), or a redirect to a presigned object-store URL',
           responses: {
@@ -170,7 +171,7 @@ export function openApiDocument(version = '0.1.0') {
         },
       },
       '/api/jobs/{id}/stems/{stem}/peaks': {
-        parameters: [idParam, { name: 'stem', in: 'path', required: true, schema: { type: 'string', enum: [...STEM_NAMES, 'accompaniment'] } }],
+        parameters: [idParam, stemParam],
         get: {
           summary: "The stem's waveform: min and max per block of samples, at a zoom level",
           description:

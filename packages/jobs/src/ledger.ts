@@ -6,7 +6,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import mongoose, { type Connection } from 'mongoose';
+import type { Connection } from 'mongoose';
+import { openConnection } from './mongo.js';
 import { unavailable } from '@stemflow/contracts';
 
 export type Lease = {
@@ -85,14 +86,7 @@ export class MongoLedger implements Ledger {
   private constructor(private readonly conn: Connection) {}
 
   static async connect(url: string): Promise<MongoLedger> {
-    const conn = mongoose.createConnection(url, { serverSelectionTimeoutMS: 10_000, bufferCommands: false });
-    try {
-      await conn.asPromise();
-    } catch (err) {
-      await conn.close().catch(() => {});
-      throw unavailable(`database (${(err as Error).message})`, err);
-    }
-    const l = new MongoLedger(conn);
+    const l = new MongoLedger(await openConnection(url));
     await l.guard(() => l.leases.createIndex({ key: 1, gen: -1 }));
     await l.guard(() => l.tickets.createIndex({ key: 1 }));
     return l;

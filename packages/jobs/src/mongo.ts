@@ -69,6 +69,18 @@ const toJob = (d: Doc): Job => {
   return { id: _id, ...rest } as Job;
 };
 
+/** A mongoose connection (it reconnects by itself afterwards); DEPENDENCY_UNAVAILABLE if none. */
+export async function openConnection(url: string, serverSelectionTimeoutMS = 10_000): Promise<Connection> {
+  const conn = mongoose.createConnection(url, { serverSelectionTimeoutMS, bufferCommands: false });
+  try {
+    await conn.asPromise();
+  } catch (err) {
+    await conn.close().catch(() => {});
+    throw unavailable(`database (${(err as Error).message})`, err);
+  }
+  return conn;
+}
+
 export class MongoJobStore implements JobStore {
   private constructor(
     private readonly conn: Connection,
@@ -78,13 +90,7 @@ export class MongoJobStore implements JobStore {
 
   /** Connects (mongoose reconnects by itself afterwards) and builds the indexes. */
   static async connect(url: string, opts: { serverSelectionTimeoutMS?: number } = {}): Promise<MongoJobStore> {
-    const conn = mongoose.createConnection(url, { serverSelectionTimeoutMS: opts.serverSelectionTimeoutMS ?? 10_000, bufferCommands: false });
-    try {
-      await conn.asPromise();
-    } catch (err) {
-      await conn.close().catch(() => {});
-      throw unavailable(`database (${(err as Error).message})`, err);
-    }
+    const conn = await openConnection(url, opts.serverSelectionTimeoutMS);
     const store = new MongoJobStore(conn, conn.model<Doc>('Job', jobSchema), conn.model<Tombstone>('DeletedJob', tombstoneSchema));
     await store.jobs.init();
     return store;

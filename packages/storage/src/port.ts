@@ -120,9 +120,19 @@ export type WebhookTarget = { url: string; owner: string | null };
 export const writeWebhookTarget = (blobs: Pick<BlobStore, 'put'>, jobId: string, t: WebhookTarget) =>
   blobs.put(keys.webhook(jobId), Buffer.from(JSON.stringify(t)), { contentType: 'application/json' });
 /** The job's webhook target, or undefined when it has none (or was deleted). */
-export async function readWebhookTarget(blobs: Pick<BlobStore, 'get' | 'head'>, jobId: string): Promise<WebhookTarget | undefined> {
-  if (!(await blobs.head(keys.webhook(jobId)))) return undefined;
-  return JSON.parse((await readObject(blobs, keys.webhook(jobId))).toString('utf8')) as WebhookTarget;
+export async function readWebhookTarget(blobs: Pick<BlobStore, 'get'>, jobId: string): Promise<WebhookTarget | undefined> {
+  const bytes = await readObjectIfAny(blobs, keys.webhook(jobId));
+  return bytes ? (JSON.parse(bytes.toString('utf8')) as WebhookTarget) : undefined;
+}
+
+/** A small object, or undefined when there is none: one request (both stores answer NOT_FOUND). */
+export async function readObjectIfAny(blobs: Pick<BlobStore, 'get'>, key: string): Promise<Buffer | undefined> {
+  try {
+    return await readObject(blobs, key);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NOT_FOUND') return undefined;
+    throw err;
+  }
 }
 
 /** Reads a whole object into memory: for small ones only (manifests, plans, checkpoints). */

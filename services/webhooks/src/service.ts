@@ -26,7 +26,7 @@ const MAX_ANSWER_BYTES = 4096;
 
 
 /** The body a receiver gets: Standard Webhooks' envelope around the event exactly as on the bus. */
-export const webhookBody = (e: Ending) => JSON.stringify({ type: e.type, timestamp: e.occurredAt, data: e });
+const webhookBody = (e: Ending) => JSON.stringify({ type: e.type, timestamp: e.occurredAt, data: e });
 
 export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: Logger }, o: WebhooksOptions) {
   const spec = o.queue ?? QUEUES.webhooks;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FORMAT_EXT, StemflowError, type AudioFormat, type Job, type StemObject } from '@stemflow/contracts';
 import { PEAK_LEVELS, STEM_DEMUXER, computePeaks, renderMix, type PeakLevel } from '@stemflow/audio';
-import { keys, readObject, type BlobStore } from '@stemflow/storage';
+import { keys, readObject, readObjectIfAny, type BlobStore } from '@stemflow/storage';
 
 /** Renders (ffmpeg processes) one gateway runs at once, and how many may wait for one. */
 export const MAX_RENDERS = 2;
@@ -72,7 +72,8 @@ const stemSource = async (blobs: BlobStore, s: StemObject) => ({ location: await
 /** The stem's peaks at one level, as the JSON bytes to send. */
 export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, level: PeakLevel, exists: StillThere): Promise<Buffer> {
   const key = keys.peaks(job.id, stem.name, level);
-  if (await blobs.head(key)) return readObject(blobs, key);
+  const kept = await readObjectIfAny(blobs, key);
+  if (kept) return kept;
   const all = PEAK_LEVELS.map((spp) => keys.peaks(job.id, stem.name, spp));
   await once(`peaks:${job.id}:${stem.name}`, () =>
     forLiveJob(blobs, job, exists, () => all, async () => {
