@@ -25,7 +25,7 @@ async function child(minutes: number) {
   const gen = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${minutes * 60}`, '-ac', '2', '-c:a', 'flac', '-y', file]);
   if (gen.status !== 0) throw new Error(gen.stderr.toString());
   const t0 = performance.now();
-  await decodeJob({ bus: new InMemoryBus({ queues: [] }), blobs, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.created', id, { input: { key, filename: 'long.flac', size: 1, content_type: 'audio/flac', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null }), { maxDurationSec: 2 * 3600 });
+  await decodeJob({ bus: new InMemoryBus({ queues: [] }), blobs, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.created', id, { input: { key, filename: 'long.flac', size: 1, content_type: 'audio/flac', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null }), { maxDurationSec: 2 * 3600 });
   const sec = (performance.now() - t0) / 1000;
   process.stdout.write(JSON.stringify({ minutes, sec, peakRssMiB: process.resourceUsage().maxRSS / 1024, pcmBytes: (await blobs.head(keys.pcm(id)))?.size }) + '\n');
 }

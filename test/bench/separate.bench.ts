@@ -103,7 +103,7 @@ async function rssRun(minutes: number) {
   const tiny = fileURLToPath(new URL('../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
   const engine = new HtdemucsEngine(await ort.InferenceSession.create(tiny));
   const t1 = performance.now();
-  const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const };
+  const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const, sample_rate: 'input' as const, residual: false, start: 0 };
   await separateJob({ bus, blobs, engine, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR }));
   report([{ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs }], frames);
 }

@@ -44,7 +44,7 @@ const svc = await startStatus({ bus, jobs: timed, blobs: new FsBlobStore(mkdtemp
 
 const ids = Array.from({ length: 50 }, () => uuidv7());
 for (const id of ids) {
-  const c = newEvent('job.created', id, { input: { key: 'k', filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null });
+  const c = newEvent('job.created', id, { input: { key: 'k', filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null });
   await jobs.create(jobFromCreated(c));
 }
 const total = RATE * SECONDS;

@@ -19,7 +19,7 @@ const spec = (name: string): QueueSpec => ({
 export const createdEvent = (jobId: string): EventOf<'job.created'> =>
   newEvent('job.created', jobId, {
     input: { key: `jobs/${jobId}/input/a.wav`, filename: 'a.wav', size: 10, content_type: 'audio/wav', sha256: 'b'.repeat(64) },
-    options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
 

@@ -45,7 +45,7 @@ async function upload(name: string, data: Buffer): Promise<EventOf<'job.created'
   await blobs.put(key, data);
   return newEvent('job.created', id, {
     input: { key, filename: name, size: data.length, content_type: 'application/octet-stream', sha256: createHash('sha256').update(data).digest('hex') },
-    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
 }

@@ -51,7 +51,7 @@ async function completedJob(format: AudioFormat, names: readonly ('drums' | 'bas
   }
   const created = newEvent('job.created', id, {
     input: { key: keys.input(id), filename: `song ${format}.wav`, size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
-    options: { stems: ['drums', 'bass', 'other', 'vocals'], format, shifts: 1, overlap: 0.25, clip: 'rescale' },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format, shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
   await jobs.create(jobFromCreated(created));
@@ -221,7 +221,7 @@ describe('mixdowns', () => {
 
   it('404 for a job that has not completed', async () => {
     const id = uuidv7();
-    await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null })));
+    await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));
     const r = await get(`/api/jobs/${id}/mix`);
     expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([404, 'JOB_NOT_COMPLETED']);
   });

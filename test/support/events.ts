@@ -7,7 +7,7 @@ export function jobLifecycle(jobId: string, t0 = Date.now()): AnyEvent[] {
   return [
     newEvent('job.created', jobId, {
       input: { key: `jobs/${jobId}/input/song.wav`, filename: 'song.wav', size: 1000, content_type: 'audio/wav', sha256: 'e'.repeat(64) },
-      options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+      options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
       owner: null,
     }, at(0)),
     newEvent('job.progress', jobId, { stage: 'decoding', progress: 0.02 }, at(1)),

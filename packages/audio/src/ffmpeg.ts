@@ -17,13 +17,23 @@ export type Probe = {
   formatName: string;
   /** Seconds, when the container or stream states it. */
   durationSec: number | undefined;
-  audio: { codec: string; channels: number; sampleRate: number; durationSec: number | undefined } | undefined;
+  audio: { codec: string; channels: number; sampleRate: number; durationSec: number | undefined; bits: number; float: boolean } | undefined;
   hasVideo: boolean;
 };
 
 type FfprobeJson = {
   format?: { format_name?: string; duration?: string };
-  streams?: { codec_type?: string; codec_name?: string; channels?: number; sample_rate?: string; duration?: string; disposition?: { attached_pic?: number } }[];
+  streams?: {
+    codec_type?: string;
+    codec_name?: string;
+    channels?: number;
+    sample_rate?: string;
+    duration?: string;
+    sample_fmt?: string;
+    bits_per_sample?: number;
+    bits_per_raw_sample?: string;
+    disposition?: { attached_pic?: number };
+  }[];
 };
 
 const num = (s: string | undefined) => (s !== undefined && Number.isFinite(Number(s)) ? Number(s) : undefined);
@@ -47,7 +57,17 @@ export async function probe(src: MediaSource, timeoutMs = 60_000): Promise<Probe
   return {
     formatName: j.format?.format_name ?? 'unknown',
     durationSec: num(j.format?.duration) ?? num(a?.duration),
-    audio: a ? { codec: a.codec_name ?? 'unknown', channels: a.channels ?? 0, sampleRate: Number(a.sample_rate ?? 0), durationSec: num(a.duration) } : undefined,
+    audio: a
+      ? {
+          codec: a.codec_name ?? 'unknown',
+          channels: a.channels ?? 0,
+          sampleRate: Number(a.sample_rate ?? 0),
+          durationSec: num(a.duration),
+          // The stored precision: PCM states it per sample, lossless codecs per raw sample; 0 for lossy codecs.
+          bits: a.bits_per_sample || Number(a.bits_per_raw_sample ?? 0) || 0,
+          float: /^pcm_f/.test(a.codec_name ?? ''),
+        }
+      : undefined,
     hasVideo: !!j.streams?.some((s) => s.codec_type === 'video' && !s.disposition?.attached_pic),
   };
 }
@@ -60,7 +80,12 @@ export type DecodeRun = {
   kill: () => void;
   /** Bytes of PCM produced so far. */
   outputBytes: () => number;
+  /** With `native`: the same audio at the input's own rate (stereo f32le), and its bytes so far. */
+  native?: { pcm: Readable; bytes: () => number };
 };
+
+/** Part of the input, in samples at its own rate: [start, end). */
+export type DecodeWindow = { startSample: number; endSample?: number | undefined };
 
 export type DecodeLimits = {
   /** Decoding stops (and `pcm` errors with `tooLong()`) as soon as more than this much audio came out. */
@@ -71,6 +96,10 @@ export type DecodeLimits = {
   /** ffmpeg producing nothing this long, while its output is being taken, counts as stalled. */
   stallMs: number;
   onProgress?: (sec: number) => void;
+  /** Decode only this part of the input. */
+  window?: DecodeWindow | undefined;
+  /** Also produce the audio at this rate (stereo f32le) on `native`: the stems' rate, when it is not 44.1 kHz. */
+  nativeRate?: number | undefined;
 };
 
 /**
@@ -80,15 +109,23 @@ export type DecodeLimits = {
  * once and `pcm` errors with a StemflowError saying which.
  */
 export function decodeToPcm(src: MediaSource, o: DecodeLimits): DecodeRun {
+  // One graph: the window cut from the input at its own rate (exact samples), then split into
+  // the model's 44.1 kHz and, when asked, the input's own rate.
+  const trim = o.window ? [`atrim=start_sample=${o.window.startSample}${o.window.endSample !== undefined ? `:end_sample=${o.window.endSample}` : ''}`, 'asetpts=PTS-STARTPTS'] : [];
+  const resample = `aresample=${SAMPLE_RATE}:resampler=soxr:precision=28`;
+  const native = o.nativeRate !== undefined;
+  const graph = native
+    ? `[0:a:0]${[...trim, 'asplit=2[m][n0]'].join(',')};[m]${resample}[r];[n0]aresample=${o.nativeRate}:resampler=soxr:precision=28[n]`
+    : `[0:a:0]${[...trim, resample].join(',')}[r]`;
+  const pcmOut = ['-ac', String(CHANNELS), '-f', 'f32le', '-c:a', 'pcm_f32le'];
   const args = [
     '-nostdin', '-v', 'error', '-progress', 'pipe:3', '-nostats',
     ...inputArgs(src),
-    '-map', '0:a:0', '-vn', '-sn', '-dn',
-    '-af', `aresample=${SAMPLE_RATE}:resampler=soxr:precision=28`,
-    '-ac', String(CHANNELS), '-ar', String(SAMPLE_RATE),
-    '-f', 'f32le', '-c:a', 'pcm_f32le', 'pipe:1',
+    '-filter_complex', graph,
+    '-map', '[r]', '-vn', '-sn', '-dn', ...pcmOut, '-ar', String(SAMPLE_RATE), 'pipe:1',
+    ...(native ? ['-map', '[n]', ...pcmOut, '-ar', String(o.nativeRate), 'pipe:4'] : []),
   ];
-  const p = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  const p = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', native ? 'pipe' : 'ignore'] });
   let stderr = '';
   p.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
   const progress = p.stdio[3] as Readable;
@@ -125,17 +162,33 @@ export function decodeToPcm(src: MediaSource, o: DecodeLimits): DecodeRun {
     const now = Date.now();
     if (now - t0 > o.timeoutMs) pcm.destroy(stop(new StemflowError('DECODE_TIMEOUT', `Decoding took longer than ${Math.round(o.timeoutMs / 1000)} s and was stopped; the file may be damaged.`)));
     // A consumer that is slow to take the output is not ffmpeg stalling.
-    else if (now - lastOutput > o.stallMs && !pcm.writableNeedDrain) {
+    else if (now - lastOutput > o.stallMs && !pcm.writableNeedDrain && !nativePcm?.writableNeedDrain) {
       pcm.destroy(stop(new StemflowError('DECODE_STALLED', `Decoding stopped making progress for ${Math.round(o.stallMs / 1000)} s.`, { retryable: true })));
     }
   }, Math.min(1000, o.stallMs / 4));
   p.stdout!.on('error', (err) => pcm.destroy(err));
   p.stdout!.pipe(pcm);
+  let nativeBytes = 0;
+  const nativeOut = native ? (p.stdio[4] as Readable) : undefined;
+  const nativePcm = nativeOut
+    ? nativeOut.pipe(
+        new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            lastOutput = Date.now();
+            nativeBytes += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+      )
+    : undefined;
+  nativeOut?.on('error', (err) => nativePcm?.destroy(err));
+  // A limit that stops the decode ends the native copy with the same reason.
+  pcm.on('error', (err) => nativePcm?.destroy(err));
   const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
     p.on('error', (err) => resolve({ code: -1, stderr: `${stderr}\n${err.message}` }));
     p.on('close', (code) => resolve({ code, stderr }));
   }).finally(() => clearInterval(watch));
-  return { pcm, done, kill: () => void stop(new StemflowError('DECODE_KILLED', 'killed')), outputBytes: () => bytes };
+  return { pcm, done, kill: () => void stop(new StemflowError('DECODE_KILLED', 'killed')), outputBytes: () => bytes, ...(nativePcm ? { native: { pcm: nativePcm, bytes: () => nativeBytes } } : {}) };
 }
 
 export { lastLine };

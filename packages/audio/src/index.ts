@@ -4,3 +4,4 @@ export * from './media.js';
 export * from './encode.js';
 export * from './plan.js';
 export * from './render.js';
+export * from './wav.js';

@@ -35,7 +35,7 @@ const fast = (name: string, bindings: string[], extra: Partial<QueueSpec> = {}):
 const created = (jobId: string) =>
   newEvent('job.created', jobId, {
     input: { key: `jobs/${jobId}/input/a.wav`, filename: 'a.wav', size: 10, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
-    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
 

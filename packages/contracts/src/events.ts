@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InputInfo, JobId, JobOptions, JobStage, StemObject } from './job.js';
+import { AudioFormat, InputInfo, JobId, JobOptions, JobStage, QualityReport, StemObject } from './job.js';
 
 /** Every event carries the job id and one payload, in one envelope shape. */
 const envelope = <T extends string, V extends number, P extends z.ZodType>(type: T, version: V, payload: P) =>
@@ -29,10 +29,22 @@ export const JobDecodedPayload = z.object({
   /** What the client asked for, carried on so the separator needs no database (since 2026-11; absent from older decoders). */
   options: JobOptions.optional(),
   pcmKey: z.string().min(1),
-  sampleRate: z.literal(44100),
+  sampleRate: z.literal(44100).describe('Of the PCM the model reads (pcmKey).'),
   channels: z.literal(2),
   frames: z.int().positive(),
   durationSec: z.number().positive(),
+  /**
+   * What the stems will be, resolved from the input and the options (since 2026-12; absent from
+   * older decoders: 44100 Hz, the length of the PCM, the requested format).
+   */
+  output: z
+    .object({
+      sampleRate: z.int().positive(),
+      frames: z.int().positive().describe('Exact length of every stem (the input window at its own rate).'),
+      format: AudioFormat,
+      nativeKey: z.string().min(1).optional().describe('The input at sampleRate (stereo f32le), when that is not 44100: the mix the residual is taken from.'),
+    })
+    .optional(),
 });
 export const JobProgressPayload = z.object({
   stage: JobStage,
@@ -40,6 +52,7 @@ export const JobProgressPayload = z.object({
   progress: z.number().min(0).max(1),
   chunk: z.object({ index: z.int().nonnegative(), count: z.int().positive() }).optional(),
   etaSec: z.number().nonnegative().optional(),
+  readySec: z.number().nonnegative().optional().describe('Seconds of every stem already final and readable while the job runs (since 2026-12).'),
 });
 /** Seconds and counts of the work that made the stems (this delivery's, when a job was resumed). */
 export const Timings = z
@@ -58,8 +71,9 @@ export const JobCompletedPayload = z.object({
   model: z.string(),
   timings: Timings,
   durationSec: z.number().positive().optional().describe('Duration of the input, and of every stem (s). Set by producers since 2026-11.'),
-  sampleRate: z.int().positive().optional().describe('Sample rate of every stem (44100). Set by producers since 2026-11.'),
+  sampleRate: z.int().positive().optional().describe("Sample rate of every stem: the input's own unless 44100 was asked for (since 2026-12; before, always 44100). Set by producers since 2026-11."),
   channels: z.int().positive().optional().describe('Channels of every stem (2). Set by producers since 2026-11.'),
+  report: QualityReport.optional().describe('Residual, peaks and rescale gains of the stems (since 2026-12).'),
   reusedFrom: JobId.optional().describe('The earlier job whose stems were copied (an identical upload): nothing was separated.'),
 });
 export const JobFailedPayload = z.object({

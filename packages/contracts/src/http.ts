@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, STEM_NAMES } from './job.js';
+import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, STEM_NAMES, OPTION_NAMES, OPTION_TEXT, QualityReport, type OptionName } from './job.js';
 
 const urlField = (what: string) => z.string().min(1).max(2048).describe(what);
 const CALLBACK = 'Where the job\'s end (job.completed, job.failed or job.canceled) is POSTed, signed as Standard Webhooks says; overrides the API key\'s webhook. Public http(s) addresses only.';
@@ -9,14 +9,24 @@ const INPUT_URL = 'Instead of a file: an http(s) URL the server fetches (the sam
  * The multipart form of POST /api/jobs: the job options as text (each converted and checked by
  * the JobOptions schema), plus where the input comes from and where its end is reported.
  */
+const textField = (k: OptionName) => {
+  const what = JobOptions.shape[k].description ?? '';
+  switch (OPTION_TEXT[k]) {
+    case 'list':
+      return z.union([z.string(), z.array(z.string())]).optional().describe(`Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all).`);
+    case 'int':
+      return z.string().regex(/^-?\d+$/, 'must be a whole number').optional().describe(what);
+    case 'number':
+      return z.string().regex(/^-?\d*\.?\d+$/, 'must be a number').optional().describe(what);
+    case 'bool':
+      return z.string().regex(/^(true|false|1|0|yes|no|on|off)$/i, 'must be true or false').optional().describe(what);
+    default:
+      return z.string().optional().describe(what);
+  }
+};
 export const SubmitForm = z
   .object({
-    stems: z.union([z.string(), z.array(z.string())]).optional().describe(`Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all).`),
-    two_stems: z.string().optional().describe(JobOptions.shape.two_stems.description ?? ''),
-    format: z.string().optional().describe(JobOptions.shape.format.description ?? ''),
-    shifts: z.string().regex(/^-?\d+$/, 'must be a whole number').optional().describe(JobOptions.shape.shifts.description ?? ''),
-    overlap: z.string().regex(/^-?\d*\.?\d+$/, 'must be a number').optional().describe(JobOptions.shape.overlap.description ?? ''),
-    clip: z.string().optional().describe(JobOptions.shape.clip.description ?? ''),
+    ...(Object.fromEntries(OPTION_NAMES.map((k) => [k, textField(k)])) as { [K in OptionName]: ReturnType<typeof textField> }),
     callback_url: urlField(CALLBACK).optional(),
     input_url: urlField(INPUT_URL).optional(),
   })
@@ -81,6 +91,11 @@ export const JobView = z.object({
   eta_sec: z.number().nullable(),
   filename: z.string(),
   stems: z.array(StemView),
+  ready_sec: z.number().nonnegative().describe('Seconds of every stem already final while the job runs.'),
+  live_stems: z
+    .array(StemView.omit({ bytes: true }))
+    .describe('While a job whose stems stream (clip=clamp) runs: each stem\'s URL, which plays what is ready and grows until the stem is complete.'),
+  report: QualityReport.nullable().describe('Once completed: sample rate, length, residual (mix − Σ stems) in dB, each stem\'s peak and rescale gain.'),
   webhook: WebhookState.nullable().describe("Where the job's end is reported, and how that went (null: no webhook)."),
 });
 export type JobView = z.infer<typeof JobView>;

@@ -9,10 +9,16 @@ export const OutputStemName = z.enum([...STEM_NAMES, 'accompaniment']);
 export type OutputStemName = z.infer<typeof OutputStemName>;
 
 export const AUDIO_FORMATS = ['wav16', 'wav24', 'f32', 'flac', 'mp3'] as const;
+/** A stem file's encoding. */
 export const AudioFormat = z.enum(AUDIO_FORMATS);
 /** File extension of each output format. */
 export const FORMAT_EXT = { wav16: 'wav', wav24: 'wav', f32: 'wav', flac: 'flac', mp3: 'mp3' } as const satisfies Record<AudioFormat, string>;
 export type AudioFormat = z.infer<typeof AudioFormat>;
+/** What a client may ask for: a format, or `wav` (WAV at the input's own bit depth, resolved when the input is decoded). */
+export const RequestedFormat = z.enum([...AUDIO_FORMATS, 'wav']);
+export type RequestedFormat = z.infer<typeof RequestedFormat>;
+/** The sample rates a client may ask for: the input's own (default), or the model's. */
+export const SAMPLE_RATES = ['input', '44100'] as const;
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'canceled'] as const;
 export const JobStatus = z.enum(JOB_STATUSES);
@@ -40,38 +46,86 @@ export const JobOptions = z
       .literal('vocals')
       .optional()
       .describe('Two-stem mode: "vocals" writes vocals and accompaniment (the sum of the rest).'),
-    format: AudioFormat.default('wav16').describe('Output encoding of each stem.'),
+    format: RequestedFormat.default('wav16').describe('Output encoding of each stem; "wav" follows the input (24-bit for a 24-bit or 32-bit input, 32-bit float for a float one, else 16-bit).'),
     shifts: z.int().min(1).max(10).default(1).describe('Random time shifts averaged (1 = none).'),
     overlap: z.number().min(0).max(0.9).default(0.25).describe('Overlap between model segments.'),
-    clip: z.enum(['rescale', 'clamp']).default('rescale').describe('How peaks over full scale are handled.'),
+    clip: z
+      .enum(['rescale', 'clamp'])
+      .default('rescale')
+      .describe('How peaks over full scale are handled: rescale (each stem scaled by its own peak, known when the whole stem is made) or clamp (samples limited to ±0.99; the stems can be heard while the job runs).'),
+    sample_rate: z.enum(SAMPLE_RATES).default('input').describe("Sample rate of the stems: the input's own (the model runs at 44100 Hz either way), or 44100."),
+    residual: z
+      .boolean()
+      .default(false)
+      .describe('Put what the model left out (the mix minus the other stems) into other, or into accompaniment with two_stems, so the stems add up to the mix.'),
+    start: z.number().min(0).max(86_400).default(0).describe('Separate only from this second of the input (a preview window).'),
+    duration: z.number().min(1).max(86_400).optional().describe('Separate only this many seconds, from start (default: to the end).'),
   })
-  .strict();
+  .strict()
+  .refine((o) => !o.residual || o.two_stems || o.stems.includes('other'), { message: 'residual goes into other (or accompaniment with two_stems): include other in stems', path: ['residual'] });
 export type JobOptions = z.infer<typeof JobOptions>;
 
+/**
+ * How each option travels as text (a multipart form field, a command-line flag): the one table
+ * the form schema, its parsing, its writing and the CLI's flags are made from.
+ */
+export const OPTION_TEXT = {
+  stems: 'list',
+  two_stems: 'text',
+  format: 'text',
+  shifts: 'int',
+  overlap: 'number',
+  clip: 'text',
+  sample_rate: 'text',
+  residual: 'bool',
+  start: 'number',
+  duration: 'number',
+} as const satisfies Record<keyof z.infer<typeof JobOptions>, 'list' | 'text' | 'int' | 'number' | 'bool'>;
+export type OptionName = keyof typeof OPTION_TEXT;
+export const OPTION_NAMES = Object.keys(OPTION_TEXT) as OptionName[];
+
 /** Job options as text fields (a multipart form, command-line flags): each set one converted, unchecked. */
-export type OptionFields = { stems?: string | string[]; two_stems?: string; format?: string; shifts?: string; overlap?: string; clip?: string };
+export type OptionFields = { [K in OptionName]?: string | string[] };
 export function optionsFromFields(f: OptionFields): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  if (f.stems !== undefined) raw.stems = (Array.isArray(f.stems) ? f.stems : [f.stems]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
-  if (f.two_stems !== undefined) raw.two_stems = f.two_stems;
-  if (f.format !== undefined) raw.format = f.format;
-  if (f.shifts !== undefined) raw.shifts = Number(f.shifts);
-  if (f.overlap !== undefined) raw.overlap = Number(f.overlap);
-  if (f.clip !== undefined) raw.clip = f.clip;
+  for (const k of OPTION_NAMES) {
+    const v = f[k];
+    if (v === undefined) continue;
+    const one = Array.isArray(v) ? v[v.length - 1]! : v;
+    switch (OPTION_TEXT[k]) {
+      case 'list':
+        raw[k] = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+        break;
+      case 'int':
+      case 'number':
+        raw[k] = one.trim() === '' ? Number.NaN : Number(one);
+        break;
+      case 'bool':
+        raw[k] = /^(true|1|yes|on)$/i.test(one) ? true : /^(false|0|no|off)$/i.test(one) ? false : one;
+        break;
+      default:
+        raw[k] = one;
+    }
+  }
   return raw;
 }
 
 /** The inverse: job options as the text fields a form sends (every field, defaults included). */
 export function fieldsFromOptions(o: JobOptions): Record<string, string> {
-  return {
-    stems: o.stems.join(','),
-    ...(o.two_stems ? { two_stems: o.two_stems } : {}),
-    format: o.format,
-    shifts: String(o.shifts),
-    overlap: String(o.overlap),
-    clip: o.clip,
-  };
+  const out: Record<string, string> = {};
+  for (const k of OPTION_NAMES) {
+    const v = o[k];
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.join(',') : String(v);
+  }
+  return out;
 }
+
+/** The stems a job writes, in order. */
+export const outputStemNames = (o: Pick<JobOptions, 'stems' | 'two_stems'>): OutputStemName[] => (o.two_stems ? ['vocals', 'accompaniment'] : [...o.stems]);
+
+/** Whether a job's stems can be heard while it runs: their samples are final as they are made. */
+export const streamsWhileRunning = (o: Pick<JobOptions, 'clip' | 'format'>) => o.clip === 'clamp' && o.format !== 'mp3';
 
 export const JobId = z.uuid().describe('Job id (UUID v7).');
 
@@ -102,6 +156,21 @@ export const WebhookState = z.object({
 });
 export type WebhookState = z.infer<typeof WebhookState>;
 
+export const StemReport = z.object({
+  name: OutputStemName,
+  peak: z.number().nonnegative().describe('Largest absolute sample before clipping was handled (1 = full scale).'),
+  peak_db: z.number().describe('peak in dBFS (−300 for silence).'),
+  gain: z.number().positive().max(1).describe('The gain clip=rescale applied to this stem (1: none).'),
+});
+/** What the stems are, measured as they were written. */
+export const QualityReport = z.object({
+  sample_rate: z.int().positive().describe('Sample rate of every stem (Hz).'),
+  frames: z.int().nonnegative().describe('Length of every stem, in samples per channel.'),
+  residual_db: z.number().describe('Energy of (mix − Σ stems) relative to the mix, in dB (−300: they add up exactly). Without the residual option this is what the model left out.'),
+  stems: z.array(StemReport),
+});
+export type QualityReport = z.infer<typeof QualityReport>;
+
 /** The read model: one document per job, written by the status service only. */
 export const Job = z.object({
   id: JobId,
@@ -117,6 +186,13 @@ export const Job = z.object({
   input: InputInfo,
   options: JobOptions,
   stems: z.array(StemObject).default([]),
+  output: z
+    .object({ sample_rate: z.int().positive(), frames: z.int().positive(), format: AudioFormat })
+    .nullable()
+    .default(null)
+    .describe('What the stems will be, once the input is decoded.'),
+  ready_sec: z.number().nonnegative().default(0).describe('Seconds of every stem already final while the job runs (stems streamed while separating: clip=clamp).'),
+  report: QualityReport.nullable().default(null).describe('Set when the job completes.'),
   webhook: WebhookState.nullable().default(null),
   /** Ids of the events already applied (idempotency). */
   applied_events: z.array(z.string()).default([]),

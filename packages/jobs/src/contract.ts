@@ -13,7 +13,7 @@ const ev = <T extends AnyEvent['type']>(type: T, jobId: string, payload: Extract
 export const created = (jobId: string, at = t(0), sha = 'c'.repeat(64), owner: string | null = null) =>
   ev('job.created', jobId, {
     input: { key: `jobs/${jobId}/input/song.mp3`, filename: 'song.mp3', size: 1000, content_type: 'audio/mpeg', sha256: sha },
-    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner,
   }, at);
 export const progress = (jobId: string, stage: JobStage, p: number, at: string) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10 }, at);

@@ -34,6 +34,9 @@ export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): J
     input: e.payload.input,
     options: e.payload.options,
     stems: [],
+    output: null,
+    ready_sec: 0,
+    report: null,
     webhook: e.payload.webhook ? { url: e.payload.webhook.url, status: 'pending', attempts: 0, last_error: null } : null,
     applied_events: [e.id],
   };
@@ -62,6 +65,10 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
         next.input.duration_sec = e.payload.durationSec;
         changed = true;
       }
+      if (e.payload.output && !next.output) {
+        const o = e.payload.output;
+        set('output', { sample_rate: o.sampleRate, frames: o.frames, format: o.format });
+      }
       if (live && (rank(job) < RANK.separating || (rank(job) === RANK.separating && job.progress < DECODE_SHARE))) {
         set('status', 'processing');
         set('stage', 'separating');
@@ -69,6 +76,8 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       }
       break;
     case 'job.progress': {
+      // How much of the stems is final: a fact that only grows, whatever the status.
+      if (e.payload.readySec !== undefined && e.payload.readySec > next.ready_sec) set('ready_sec', e.payload.readySec);
       const r = RANK[e.payload.stage];
       if (live && (rank(job) < r || (rank(job) === r && job.progress < e.payload.progress))) {
         set('status', 'processing');
@@ -90,6 +99,7 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
         set('progress', 1);
         set('eta_sec', null);
         set('stems', e.payload.stems);
+        if (e.payload.report) set('report', e.payload.report);
       }
       break;
     case 'job.failed':
@@ -121,7 +131,7 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
   }
   if (!changed) return { outcome: 'stale' };
   if (e.occurredAt > next.updated_at) next.updated_at = e.occurredAt;
-  // Progress is monotone, so a repeated progress event is already a no-op: only the ids of the
+  // Progress and ready_sec are monotone, so a repeated progress event is already a no-op: only the ids of the
   // other events are remembered, which keeps a long job's document small.
   if (e.type !== 'job.progress') next.applied_events = [...job.applied_events, e.id].slice(-MAX_REMEMBERED_EVENTS);
   return { outcome: 'applied', job: next };

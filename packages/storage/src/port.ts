@@ -40,6 +40,15 @@ export const keys = {
    */
   input: (id: string) => `jobs/${id}/input/source`,
   pcm: (id: string) => `jobs/${id}/pcm/mix.f32`,
+  /** The input (or its window) at the stems' rate, when that is not 44.1 kHz: the mix the residual is taken from. */
+  nativePcm: (id: string) => `jobs/${id}/pcm/native.f32`,
+  /**
+   * A stem being made, while the job runs: its bytes in pieces named by their offset in the file,
+   * with a manifest (format, content type, final length when known). Removed when the job ends.
+   */
+  liveStem: (id: string, stem: string) => `jobs/${id}/work/live/${stem}/`,
+  livePart: (id: string, stem: string, offset: number) => `jobs/${id}/work/live/${stem}/${String(offset).padStart(13, '0')}`,
+  liveManifest: (id: string, stem: string) => `jobs/${id}/work/live/${stem}.json`,
   /** Left by the gateway when a job is canceled: workers that missed the event still see it. */
   canceled: (id: string) => `jobs/${id}/canceled`,
   /** Left by the separator once job.completed is published: a redelivery does not separate again. */
@@ -50,7 +59,6 @@ export const keys = {
   peaks: (id: string, stem: string, samplesPerPixel: number) => `jobs/${id}/peaks/${stem}.${samplesPerPixel}.json`,
   /** A mixdown of some stems with gains, rendered on first request; `name` is the request's hash. */
   mix: (id: string, name: string, ext: string) => `jobs/${id}/mixes/${name}.${ext}`,
-  checkpoint: (id: string, chunk: number) => `jobs/${id}/work/chunk-${String(chunk).padStart(5, '0')}.f32`,
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };
 

@@ -9,7 +9,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { JobOptions, optionsFromFields, type OptionFields } from '@stemflow/contracts';
+import { JobOptions, OPTION_NAMES, OPTION_TEXT, optionsFromFields, type OptionFields } from '@stemflow/contracts';
+
+/** Every job option is a flag: its name with dashes; yes/no options take no value. */
+const flagOf = (option: string) => option.replace(/_/g, '-');
+const OPTION_FLAGS = Object.fromEntries(OPTION_NAMES.map((k) => [flagOf(k), { type: OPTION_TEXT[k] === 'bool' ? ('boolean' as const) : ('string' as const) }]));
 import { separateCommand } from './separate.js';
 import { submitCommand } from './submit.js';
 
@@ -27,7 +31,14 @@ Options:
   --format <f>         wav16 (default), wav24, f32, flac or mp3
   --shifts <n>         random time shifts averaged, 1..10 (default 1: none; slower, slightly better)
   --overlap <x>        overlap between model segments, 0..0.9 (default 0.25)
+  --format wav         WAV at the input's bit depth (16, 24 or 32-bit float)
   --clip <mode>        rescale (default) or clamp, for peaks above full scale
+                       (with clamp the stems can be heard while the job runs)
+  --sample-rate <r>    input (default: the input's own rate) or 44100
+  --residual           put what the model left out into other (accompaniment), so the
+                       stems add up to the mix
+  --start <sec>        separate from this second only (a preview window)
+  --duration <sec>     separate only this many seconds
   --out <dir>          where to write the stems (default: ./separated/<file name>/)
   --api <url>          submit: the gateway (default: $STEMFLOW_API or http://localhost:8000)
   --key <key>          submit: an API key (default: $STEMFLOW_API_KEY)
@@ -52,12 +63,7 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
       args: argv,
       allowPositionals: true,
       options: {
-        stems: { type: 'string' },
-        'two-stems': { type: 'string' },
-        format: { type: 'string' },
-        shifts: { type: 'string' },
-        overlap: { type: 'string' },
-        clip: { type: 'string' },
+        ...OPTION_FLAGS,
         out: { type: 'string', short: 'o' },
         api: { type: 'string' },
         key: { type: 'string' },
@@ -115,13 +121,13 @@ const integer = (flag: string, v: string | undefined, dflt: number) => {
 export function jobOptions(v: Record<string, string | boolean | undefined>): JobOptions {
   const text = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
   const fields: OptionFields = {};
-  for (const [flag, field] of [['stems', 'stems'], ['two-stems', 'two_stems'], ['format', 'format'], ['shifts', 'shifts'], ['overlap', 'overlap'], ['clip', 'clip']] as const) {
-    const t = text(flag);
+  for (const field of OPTION_NAMES) {
+    const t = v[flagOf(field)] === true ? 'true' : text(flagOf(field));
     if (t !== undefined) fields[field] = t;
   }
   const r = JobOptions.safeParse(optionsFromFields(fields));
   if (!r.success) {
-    const flag = (p: PropertyKey | undefined) => `--${String(p ?? 'options').replace('two_stems', 'two-stems')}`;
+    const flag = (p: PropertyKey | undefined) => `--${flagOf(String(p ?? 'options'))}`;
     throw new UsageError(r.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join('; '));
   }
   return r.data;

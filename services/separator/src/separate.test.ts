@@ -51,7 +51,7 @@ function setup() {
 
 async function job(env: ReturnType<typeof setup>, frames: number, options: Partial<JobOptions> = {}) {
   const id = uuidv7();
-  const opts: JobOptions = { stems: [...NAMES], format: 'f32', shifts: 1, overlap: 0.25, clip: 'clamp', ...options };
+  const opts: JobOptions = { stems: [...NAMES], format: 'f32', shifts: 1, overlap: 0.25, clip: 'clamp', sample_rate: 'input', residual: false, start: 0, ...options };
   const mix = mixture(frames);
   await env.blobs.put(keys.pcm(id), Buffer.from(mix.buffer));
   // The options come with the event: the separator reads no database.

@@ -5,7 +5,7 @@
  */
 import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, StemflowError, type EventOf } from '@stemflow/contracts';
+import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions } from '@stemflow/contracts';
 import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 
@@ -21,7 +21,8 @@ export type DecodeConfig = {
 };
 export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
-type Manifest = { frames: number; durationSec: number };
+/** What the decode produced: the model's PCM, and the stems' shape (absent in manifests of older decoders). */
+type Manifest = { frames: number; durationSec: number; output?: { sampleRate: number; frames: number; format: AudioFormat; nativeKey?: string } };
 const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
 
 export const clock = (sec: number) => {
@@ -44,7 +45,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
 
   const pcmKey = keys.pcm(id);
   const done = await readManifest(d.blobs, id);
-  if (done && (await d.blobs.head(pcmKey))?.size === done.frames * BYTES_PER_FRAME) {
+  if (done && (await d.blobs.head(pcmKey))?.size === done.frames * BYTES_PER_FRAME && (!done.output?.nativeKey || (await d.blobs.head(done.output.nativeKey))?.size === done.output.frames * BYTES_PER_FRAME)) {
     log.info('PCM already complete, announcing it again');
     await announce(d, e, pcmKey, done);
     return;
@@ -54,29 +55,42 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const src = { location: await d.blobs.sourceUrl(e.payload.input.key), media };
   const info = await probe(src);
   if (!info.audio) throw fail('NO_AUDIO_STREAM', info.hasVideo ? 'The video has no audio track.' : 'The file has no audio track.');
-  if (info.durationSec !== undefined && info.durationSec > cfg.maxDurationSec) {
-    throw fail('TOO_LONG', `The audio is ${clock(info.durationSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
+  const opts = e.payload.options;
+  const out = outputOf(opts, info.audio);
+  // A preview window: only that part is decoded, separated and counted (limits, quota).
+  const whole = info.durationSec ?? info.audio.durationSec;
+  if (opts.start > 0 && whole !== undefined && opts.start >= whole) {
+    throw fail('WINDOW_OUTSIDE', `The preview starts at ${clock(opts.start)}, after the end of the ${clock(whole)} of audio in the file.`);
+  }
+  const windowSec = whole === undefined ? undefined : Math.min(whole - opts.start, opts.duration ?? Number.POSITIVE_INFINITY);
+  const inRate = info.audio.sampleRate || SAMPLE_RATE;
+  const window = opts.start > 0 || opts.duration !== undefined ? { startSample: Math.round(opts.start * inRate), endSample: opts.duration !== undefined ? Math.round((opts.start + opts.duration) * inRate) : undefined } : undefined;
+  if (windowSec !== undefined && windowSec > cfg.maxDurationSec) {
+    throw fail('TOO_LONG', `The audio is ${clock(windowSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
   }
   // The API key's audio minutes left today, when it has a daily quota (checked, then enforced while reading).
   const quota = e.payload.quota;
   const quotaSec = quota?.audioSecLeft ?? Number.POSITIVE_INFINITY;
   const overQuota = (what: string) =>
     fail('QUOTA_EXCEEDED', `${what}; this API key had ${clock(quotaSec)} of its ${quota?.minutesPerDay} audio minutes left for today (UTC) when the job was submitted.`);
-  if (info.durationSec !== undefined && info.durationSec > quotaSec) throw overQuota(`The audio is ${clock(info.durationSec)} long`);
+  if (windowSec !== undefined && windowSec > quotaSec) throw overQuota(`The audio is ${clock(windowSec)} long`);
   // What the job may cost, checked before any work: and, since a header can lie about the
   // duration, enforced again while decoding (decoding stops where the cost would be exceeded).
   const maxRuns = cfg.maxModelRuns ?? DECODE_DEFAULTS.maxModelRuns;
   const { shifts, overlap } = e.payload.options;
   const costText = (sec: number) =>
     `separating ${clock(sec)} of audio with shifts ${shifts} and overlap ${overlap} would take ${modelRuns(Math.round(sec * SAMPLE_RATE), e.payload.options).toLocaleString('en')} model runs; this server allows at most ${maxRuns.toLocaleString('en')} per job (use fewer shifts, less overlap or a shorter file)`;
-  if (info.durationSec !== undefined && modelRuns(Math.round(info.durationSec * SAMPLE_RATE), e.payload.options) > maxRuns) {
-    throw fail('COST_LIMIT', `The job is too costly: ${costText(info.durationSec)}.`);
+  if (windowSec !== undefined && modelRuns(Math.round(windowSec * SAMPLE_RATE), e.payload.options) > maxRuns) {
+    throw fail('COST_LIMIT', `The job is too costly: ${costText(windowSec)}.`);
   }
   const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
   const limitSec = Math.min(cfg.maxDurationSec, costSec, quotaSec);
 
   let lastSent = 0;
+  const nativeKey = out.sampleRate !== SAMPLE_RATE ? keys.nativePcm(id) : undefined;
   const run = decodeToPcm(src, {
+    window,
+    nativeRate: nativeKey ? out.sampleRate : undefined,
     maxSec: limitSec,
     tooLong: () =>
       limitSec === quotaSec && quotaSec < Math.min(cfg.maxDurationSec, costSec)
@@ -87,9 +101,9 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
     stallMs: (cfg.stallSec ?? DECODE_DEFAULTS.stallSec) * 1000,
     onProgress: (sec) => {
-      if (!info.durationSec || Date.now() - lastSent < 1000) return;
+      if (!windowSec || Date.now() - lastSent < 1000) return;
       lastSent = Date.now();
-      const p = Math.min(1, sec / info.durationSec) * DECODE_SHARE;
+      const p = Math.min(1, sec / windowSec) * DECODE_SHARE;
       d.bus.publish(newEvent('job.progress', id, { stage: 'decoding', progress: p })).catch(() => {});
     },
   });
@@ -103,15 +117,22 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   }, 500);
   let failure: unknown;
   try {
-    await d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' });
+    await Promise.all([
+      d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' }),
+      ...(nativeKey && run.native ? [d.blobs.put(nativeKey, run.native.pcm, { contentType: 'application/octet-stream' })] : []),
+    ]);
   } catch (err) {
     run.kill();
     failure = err;
   } finally {
     clearInterval(watch);
   }
-  if (failure !== undefined || canceled) {
+  const removePcm = async () => {
     await d.blobs.delete(pcmKey).catch(() => {});
+    if (nativeKey) await d.blobs.delete(nativeKey).catch(() => {});
+  };
+  if (failure !== undefined || canceled) {
+    await removePcm();
     if (canceled) return void log.info('canceled while decoding, stopped');
     throw failure;
   }
@@ -119,7 +140,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const frames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
   const decodedSec = frames / SAMPLE_RATE;
   const rejectPcm = async (err: StemflowError) => {
-    await d.blobs.delete(pcmKey).catch(() => {});
+    await removePcm();
     throw err;
   };
 
@@ -131,13 +152,15 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   }
   if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${clock(decodedSec)} long`));
   // A cut-off file: accept what decodes only if it covers most of what the file says it holds.
-  const stated = info.durationSec ?? info.audio.durationSec;
+  const stated = windowSec;
   if (stated !== undefined && decodedSec < stated * 0.9 && stated - decodedSec > 1) {
     return rejectPcm(fail('TRUNCATED', `The file is cut off or damaged: only ${clock(decodedSec)} of its ${clock(stated)} could be decoded.`));
   }
   if (code !== 0) log.warn({ code, ffmpeg: lastLine(stderr) }, 'ffmpeg reported errors, but decoded what the file states');
 
-  const manifest: Manifest = { frames, durationSec: decodedSec };
+  // The stems' exact length: the window's samples at their rate, as ffmpeg decoded them.
+  const outFrames = nativeKey ? Math.floor((run.native?.bytes() ?? 0) / BYTES_PER_FRAME) : frames;
+  const manifest: Manifest = { frames, durationSec: decodedSec, output: { sampleRate: out.sampleRate, frames: outFrames, format: out.format, ...(nativeKey ? { nativeKey } : {}) } };
   await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
   await announce(d, e, pcmKey, manifest);
@@ -160,7 +183,23 @@ async function sniffStored(blobs: BlobStore, key: string): Promise<MediaType> {
 
 async function announce(d: DecodeDeps, e: EventOf<'job.created'>, pcmKey: string, m: Manifest) {
   // The options travel on: the separator reads no database.
-  await d.bus.publish(newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec }));
+  await d.bus.publish(
+    newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec, ...(m.output ? { output: m.output } : {}) }),
+  );
+}
+
+/** The rates MP3 can be written at (MPEG-1, 2 and 2.5 layer III). */
+const MP3_RATES = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/**
+ * The stems' rate and format, from the options and the input: its own rate unless 44100 was asked
+ * (MP3 takes the nearest rate it has at or above, at most 48 kHz); `wav` follows its bit depth.
+ */
+export function outputOf(opts: Pick<JobOptions, 'sample_rate' | 'format'>, audio: { sampleRate: number; bits: number; float: boolean }): { sampleRate: number; format: AudioFormat } {
+  const format: AudioFormat = opts.format !== 'wav' ? opts.format : audio.float ? 'f32' : audio.bits >= 24 ? 'wav24' : 'wav16';
+  let sampleRate = opts.sample_rate === '44100' || !audio.sampleRate ? SAMPLE_RATE : audio.sampleRate;
+  if (format === 'mp3' && !MP3_RATES.includes(sampleRate)) sampleRate = MP3_RATES.find((r) => r >= sampleRate) ?? 48000;
+  return { sampleRate, format };
 }
 
 async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {

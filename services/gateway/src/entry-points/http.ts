@@ -474,7 +474,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     const job = await ownedJob(req, res);
     if (job.status !== 'completed') throw new StemflowError('JOB_NOT_COMPLETED', `the job is ${job.status}; a mix needs its stems`, { status: 404 });
     const picks = parseMix(job, q.data.stems, q.data.gains);
-    const format = q.data.format ?? job.options.format;
+    const format = q.data.format ?? job.stems[0]!.format;
     const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id));
     const e = ext[format];
     const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ');

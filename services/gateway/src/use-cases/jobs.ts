@@ -1,6 +1,6 @@
 /** The gateway's use cases: plain functions over the ports, no express in sight. */
 import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, TERMINAL_STATUSES, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
+import { StemflowError, TERMINAL_STATUSES, outputStemNames, streamsWhileRunning, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
 import { keys, markCanceled, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
@@ -85,6 +85,12 @@ export function toView(job: Job, base = '/api'): JobView {
     eta_sec: job.eta_sec,
     filename: job.input.filename,
     stems: job.stems.map((s) => ({ name: s.name, format: s.format, bytes: s.bytes, url: `${base}/jobs/${job.id}/stems/${s.name}` })),
+    ready_sec: job.ready_sec ?? 0,
+    live_stems:
+      job.status === 'processing' && job.output && streamsWhileRunning(job.options)
+        ? outputStemNames(job.options).map((name) => ({ name, format: job.output!.format, url: `${base}/jobs/${job.id}/stems/${name}` }))
+        : [],
+    report: job.report ?? null,
     webhook: job.webhook ?? null,
   };
 }

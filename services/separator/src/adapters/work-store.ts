@@ -87,9 +87,11 @@ export class WorkStore {
     await this.blobs.put(chunkKey(this.jobId, pass, k), encodeCheckpoint(k, region, carry));
   }
 
-  /** Reads the checkpointed regions of every pass in order, as [plane][n] blocks of the track. */
-  async *regions(pass: number): AsyncGenerator<Float32Array> {
-    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).sort((a, b) => a.key.localeCompare(b.key));
+  /** Reads the checkpointed regions of a pass in order (up to chunk `through`), as [plane][n] blocks of the track. */
+  async *regions(pass: number, through = Number.POSITIVE_INFINITY): AsyncGenerator<Float32Array> {
+    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`)))
+      .filter((b) => Number(/chunk-(\d+)\.bin$/.exec(b.key)?.[1] ?? -1) <= through)
+      .sort((a, b) => a.key.localeCompare(b.key));
   // One read buffer per pass, reused: a block is consumed before the next one is read, and a
   // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
   let buf = Buffer.alloc(0);
@@ -109,4 +111,37 @@ export class WorkStore {
   clear(): Promise<number> {
     return this.blobs.deletePrefix(workKey(this.jobId, ''));
   }
+}
+
+/** Reads interleaved stereo f32 PCM from the start, `n` frames at a time (silence past its end). */
+export function sequentialPcm(blobs: BlobStore, key: string): { read(n: number): Promise<Float32Array>; close(): void } {
+  let it: AsyncIterator<Buffer> | undefined;
+  let have: Buffer[] = [];
+  let haveBytes = 0;
+  let ended = false;
+  return {
+    async read(n: number) {
+      const want = n * BYTES_PER_FRAME;
+      it ??= ((await blobs.get(key)) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      while (haveBytes < want && !ended) {
+        const r = await it.next();
+        if (r.done) ended = true;
+        else {
+          have.push(r.value);
+          haveBytes += r.value.length;
+        }
+      }
+      const all = have.length === 1 ? have[0]! : Buffer.concat(have, haveBytes);
+      const take = Math.min(want, haveBytes - (haveBytes % 4));
+      const out = new Float32Array(2 * n);
+      out.set(new Float32Array(all.buffer.slice(all.byteOffset, all.byteOffset + take)));
+      const rest = all.subarray(take);
+      have = rest.length ? [rest] : [];
+      haveBytes = rest.length;
+      return out;
+    },
+    close() {
+      void it?.return?.();
+    },
+  };
 }

@@ -3,7 +3,7 @@
  * (de-normalized), each output stem mixed from the model's stems, peaks and the gain that
  * `clip=rescale` applies, and a block rendered as the interleaved stereo an encoder takes.
  */
-import { StemflowError, type JobOptions, type OutputStemName } from '@stemflow/contracts';
+import { StemflowError, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
 import { CH } from './engine.js';
 import { PLANES } from './pass.js';
@@ -85,3 +85,89 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
 }
 
 /** Encodes the stems from the checkpoints; undefined if the job was canceled meanwhile. */
+
+/** What a reader of the file gets back for a sample written as `v` (the residual is measured on it). */
+export function readBack(format: AudioFormat, v: number): number {
+  switch (format) {
+    case 'wav16':
+      return Math.max(-32768, Math.min(32767, Math.round(v * 32768))) / 32768;
+    case 'wav24':
+    case 'flac':
+      return Math.max(-8388608, Math.min(8388607, Math.round(v * 8388608))) / 8388608;
+    case 'f32':
+      return Math.fround(v);
+    default:
+      return v; // MP3: lossy; measured before encoding
+  }
+}
+
+/** dB of an energy ratio, −300 for nothing. */
+export const dB = (ratio: number) => (ratio > 0 ? Math.max(-300, 10 * Math.log10(ratio)) : -300);
+
+/**
+ * The output stems of each block at the stems' rate: mixed from the model's stems, the residual
+ * (mix − the other model stems) in place of `other` or `accompaniment` when asked, then the gain
+ * and clamp. Measures as it goes: each output's peak before its gain, and the energy of
+ * mix − Σ outputs as a reader of the files gets them back.
+ */
+export class StemMixer {
+  readonly peaks: number[];
+  private errSq = 0;
+  private mixSq = 0;
+  private bufs: Float32Array[];
+  private readonly residualAt: number;
+  private readonly rest: number[];
+
+  constructor(
+    private readonly outs: Output[],
+    residual: boolean,
+    private readonly format: AudioFormat,
+    private readonly clip: JobOptions['clip'],
+    private readonly gains: number[],
+  ) {
+    this.peaks = outs.map(() => 0);
+    this.bufs = outs.map(() => new Float32Array(0));
+    this.residualAt = residual ? outs.findIndex((o) => o.name === 'other' || o.name === 'accompaniment') : -1;
+    const target = this.residualAt >= 0 ? outs[this.residualAt]!.from : [];
+    this.rest = HTDEMUCS.stems.map((_, s) => s).filter((s) => !target.includes(s));
+  }
+
+  /** One block: `data` planar [stem][ch][n], `mix` interleaved stereo; returns each output interleaved (reused buffers). */
+  block(data: Float32Array, n: number, mix: Float32Array): Float32Array[] {
+    for (let k = 0; k < this.outs.length; k++) if (this.bufs[k]!.length < CH * n) this.bufs[k] = new Float32Array(CH * n);
+    for (let k = 0; k < this.outs.length; k++) {
+      const o = this.outs[k]!;
+      const buf = this.bufs[k]!;
+      const g = this.gains[k]!;
+      let peak = this.peaks[k]!;
+      for (let c = 0; c < CH; c++) {
+        for (let i = 0; i < n; i++) {
+          let v: number;
+          if (k === this.residualAt) {
+            v = mix[CH * i + c]!;
+            for (const s of this.rest) v -= data[(s * CH + c) * n + i]!;
+          } else v = mixOf(o, data, n, c, i);
+          const a = Math.abs(v);
+          if (a > peak) peak = a;
+          let w = v * g;
+          if (this.clip === 'clamp') w = Math.max(-0.99, Math.min(0.99, w));
+          buf[CH * i + c] = w;
+        }
+      }
+      this.peaks[k] = peak;
+    }
+    for (let j = 0; j < CH * n; j++) {
+      let sum = 0;
+      for (let k = 0; k < this.outs.length; k++) sum += readBack(this.format, this.bufs[k]![j]!);
+      const m = mix[j]!;
+      this.errSq += (m - sum) ** 2;
+      this.mixSq += m * m;
+    }
+    return this.bufs;
+  }
+
+  /** mix − Σ outputs relative to the mix, in dB. */
+  residualDb(): number {
+    return this.mixSq > 0 ? dB(this.errSq / this.mixSq) : -300;
+  }
+}

@@ -3,22 +3,22 @@
  * 1. Track statistics (mean/std of the mono mix) for Demucs's input normalization: one streaming read.
  * 2. One pass per shift: chunks run through the model; each finished region is checkpointed in
  *    the store with the carry needed to continue, so a redelivered job resumes after its last chunk.
- * 3. Assembly: checkpointed regions → de-normalized, averaged over shifts, clipped as asked,
- *    encoded by ffmpeg per stem, uploaded.
+ * 3. The stems (use-cases/write-stems): at the stems' rate and exact length, the residual where
+ *    asked, clipped as asked, encoded, uploaded. A job whose samples are final as they are made
+ *    (clip=clamp, one pass) writes them while it separates and stores them in pieces the gateway
+ *    streams; otherwise they are written from the checkpoints at the end (rescale: peaks first).
  * Cancel is honoured between chunks; progress and ETA are published per chunk.
  */
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { FORMAT_CONTENT_TYPE, SAMPLE_RATE, startEncoder } from '@stemflow/audio';
+import { SAMPLE_RATE } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, FORMAT_EXT, SEPARATE_SHARE, StemflowError, type EventOf, type JobOptions, type StemObject } from '@stemflow/contracts';
+import { DECODE_SHARE, SEPARATE_SHARE, StemflowError, streamsWhileRunning, type EventOf } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
-import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
+import { keys, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
 import { mixReader, trackStats, WorkStore } from '../adapters/work-store.js';
-import { averagePasses, outputs, renderBlock, rescaleGain, updatePeaks } from '../core/assemble.js';
+import { averagePasses, outputs, rescaleGain } from '../core/assemble.js';
+import { BlockQueue } from '../core/block-queue.js';
+import { measurePeaks, writeStems, type StemsSpec } from './write-stems.js';
 import { runPass, type Carry, type HtdemucsEngine } from '../core/index.js';
 import { makePlan, type Plan } from '../core/plan.js';
 
@@ -67,6 +67,26 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     await work.savePlan(plan);
   }
   const read = mixReader(d.blobs, e.payload.pcmKey, plan.length, plan.mean, plan.std);
+  // The stems' shape (from a decoder older than 2026-12: the model's rate and the PCM's length).
+  const output = e.payload.output ?? { sampleRate: SAMPLE_RATE, frames: plan.length, format: opts.format === 'wav' ? 'wav16' : opts.format };
+  const spec: StemsSpec = {
+    jobId: id,
+    outs: outputs(opts),
+    format: output.format,
+    sampleRate: output.sampleRate,
+    frames: output.frames,
+    clip: opts.clip,
+    residual: opts.residual ?? false,
+    mixKey: output.sampleRate === SAMPLE_RATE ? e.payload.pcmKey : (e.payload.output?.nativeKey ?? e.payload.pcmKey),
+    live: streamsWhileRunning(opts) && plan.passes.length === 1,
+  };
+  let progress = DECODE_SHARE;
+  let stage: 'separating' | 'encoding' = 'separating';
+  // Stems that stream: written while the pass runs, from the checkpoints already made, then from each region as it is final.
+  let writer: ReturnType<typeof startWriter> | undefined;
+  const onReady = async (readySec: number) => {
+    await d.bus.publish(newEvent('job.progress', id, { stage, progress, readySec: Math.floor(readySec * 10) / 10 }));
+  };
   const total = plan.passes.reduce((n, p) => n + p.chunks.length, 0);
   let done = 0;
   let chunkMs = 0;
@@ -80,6 +100,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     const last = await work.last(pi);
     const resume: { after: number; carry: Carry } | undefined = last ? { after: last.k, carry: last.carry } : undefined;
     if (resume) log.info({ pass: pi, resumeAfter: resume.after }, 'resuming from checkpoint');
+    if (spec.live) writer = startWriter(d, spec, plan, work, resume?.after ?? -1, onReady);
     done += resume ? resume.after + 1 : 0;
     let tChunk = performance.now();
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
@@ -95,10 +116,17 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
         computed++;
         chunkMs += performance.now() - tChunk;
         tChunk = performance.now();
+        if (writer && region.length > 0) await writer.push(region.data);
         const etaSec = ((chunkMs / computed) * (total - done)) / 1000 + 2;
-        await d.bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: DECODE_SHARE + (SEPARATE_SHARE * done) / total, chunk: { index: done - 1, count: total }, etaSec }));
+        progress = DECODE_SHARE + (SEPARATE_SHARE * done) / total;
+        await d.bus.publish(newEvent('job.progress', id, { stage: 'separating', progress, chunk: { index: done - 1, count: total }, etaSec }));
       },
-    }, resume);
+    }, resume).catch(async (err: unknown) => {
+      // The writer's encoders and files are given back whatever stopped the pass.
+      await writer?.stop();
+      throw err;
+    });
+    if (r === 'stopped') await writer?.stop();
     if (r === 'stopped' && yielded) {
       log.info({ done, total, heldSec: Math.round((performance.now() - t0) / 1000) }, 'held the job as long as allowed: handing it back to the queue to continue');
       await d.bus.publish(newEvent('job.decoded', id, e.payload));
@@ -112,15 +140,18 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   }
 
   const tSep = performance.now();
-  await d.bus.publish(newEvent('job.progress', id, { stage: 'encoding', progress: DECODE_SHARE + SEPARATE_SHARE, etaSec: Math.max(1, plan.length / SAMPLE_RATE / 20) }));
-  const stems = await assemble(d, work, plan, opts, isCanceled);
-  if (!stems) {
+  stage = 'encoding';
+  progress = DECODE_SHARE + SEPARATE_SHARE;
+  await d.bus.publish(newEvent('job.progress', id, { stage, progress, etaSec: writer ? 1 : Math.max(1, spec.frames / spec.sampleRate / 20) }));
+  const written = writer ? await writer.end() : await assemble(d, work, plan, spec, isCanceled);
+  if (!written) {
     log.info('canceled while encoding, cleaning up');
     await work.clear();
     return;
   }
+  const { stems, report } = written;
   const tEnd = performance.now();
-  const audioSec = plan.length / SAMPLE_RATE;
+  const audioSec = spec.frames / spec.sampleRate;
   // This delivery's work (a resumed job counts from where it resumed).
   const timings = {
     separateSec: (tSep - t0) / 1000,
@@ -131,56 +162,46 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     chunks: total,
   };
   // What a consumer needs without any other event: the audio's duration and shape with the stems.
-  await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings, durationSec: audioSec, sampleRate: SAMPLE_RATE, channels: 2 }));
-  await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings })), { contentType: 'application/json' });
+  await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings, durationSec: audioSec, sampleRate: spec.sampleRate, channels: 2, report }));
+  await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings, report })), { contentType: 'application/json' });
   await work.clear();
   separationRealtimeFactor.observe({ device: d.engine.device }, timings.realtimeFactor);
   log.info({ ...timings, audioSec }, 'separated');
 }
 
-/** Encodes the stems from the checkpoints; undefined if the job was canceled meanwhile. */
-async function assemble(d: SeparateDeps, work: WorkStore, plan: Plan, opts: JobOptions, isCanceled: () => Promise<boolean>): Promise<StemObject[] | undefined> {
+/** Writes the stems from the checkpoints (every pass averaged); undefined if the job was canceled meanwhile. */
+async function assemble(d: SeparateDeps, work: WorkStore, plan: Plan, spec: StemsSpec, isCanceled: () => Promise<boolean>) {
   const track = () => averagePasses(plan, plan.passes.map((_, p) => work.regions(p)));
-  const outs = outputs(opts);
-  // Peaks first (rescale needs them before anything is written).
-  const peaks = outs.map(() => 0);
-  if (opts.clip === 'rescale') for await (const { data, n } of track()) updatePeaks(outs, peaks, data, n);
-  const gain = peaks.map((p) => (opts.clip === 'rescale' ? rescaleGain(p) : 1));
-  const id = work.jobId;
-  const dir = await mkdtemp(join(tmpdir(), `stemflow-${id}-`));
-  const ext = FORMAT_EXT[opts.format];
-  const encoders = outs.map((o) => ({ o, file: join(dir, `${o.name}.${ext}`), enc: startEncoder(opts.format, SAMPLE_RATE, join(dir, `${o.name}.${ext}`), o.name) }));
-  try {
-    // One scratch buffer per encoder, reused: each write is fully taken by the pipe before the
-    // next block (fresh buffers per block piled up ~850 MB of garbage on a 10-minute track).
-    const scratch: Float32Array[] = encoders.map(() => new Float32Array(0));
-    let lastCancelCheck = performance.now();
-    for await (const { data, n } of track()) {
-      if (performance.now() - lastCancelCheck > 1000) {
-        lastCancelCheck = performance.now();
-        if (await isCanceled()) return undefined;
-      }
-      await Promise.all(
-        encoders.map(({ o, enc }, k) => {
-          const buf = (scratch[k] = renderBlock(o, data, n, gain[k]!, opts.clip, scratch[k]!));
-          return enc.write(Buffer.from(buf.buffer, 0, 8 * n));
-        }),
-      );
-    }
-    await Promise.all(encoders.map((x) => x.enc.finish()));
-    const stems: StemObject[] = [];
-    for (const { o, file } of encoders) {
-      const key = keys.stem(id, o.name, ext);
-      const bytes = (await stat(file)).size;
-      // Hashed on the way to the store: consumers check what they download.
-      const hashed = sha256Passing(createReadStream(file));
-      await d.blobs.put(key, hashed.stream, { size: bytes, contentType: FORMAT_CONTENT_TYPE[opts.format] });
-      stems.push({ name: o.name, format: opts.format, key, bytes, sha256: hashed.digest() });
-    }
-    return stems;
-  } finally {
-    // Every path (done, canceled, deleted under it, a store or encoder failure) ends every encoder.
-    for (const { enc } of encoders) enc.kill();
-    await rm(dir, { recursive: true, force: true });
-  }
+  // Rescale needs each stem's peak before anything is written.
+  const gains = spec.clip === 'rescale' ? (await measurePeaks(d, spec, track())).map(rescaleGain) : spec.outs.map(() => 1);
+  return writeStems(d, spec, track(), gains, { isCanceled });
+}
+
+/** The stem writer of a streaming job, running beside the separation loop. */
+function startWriter(d: SeparateDeps, spec: StemsSpec, plan: Plan, work: WorkStore, checkpointed: number, onReady: (sec: number) => Promise<void>) {
+  const queue = new BlockQueue<Float32Array>();
+  // What earlier deliveries checkpointed goes first (their pieces are not stored twice), then what the pass makes.
+  const replayed = (async () => {
+    if (checkpointed >= 0) for await (const r of work.regions(0, checkpointed)) await queue.push(r.slice());
+  })();
+  replayed.catch((err: unknown) => queue.fail(err));
+  const done = writeStems(d, spec, averagePasses(plan, [queue[Symbol.asyncIterator]()]), spec.outs.map(() => 1), { onReady });
+  done.catch((err: unknown) => queue.fail(err));
+  return {
+    done,
+    push: async (region: Float32Array) => {
+      await replayed;
+      await queue.push(region);
+    },
+    end: async () => {
+      await replayed;
+      queue.end();
+      return done;
+    },
+    /** The pass stopped (canceled, or handed back): the writer ends without finishing the stems. */
+    stop: async () => {
+      queue.fail(new StemflowError('STOPPED', 'the separation stopped'));
+      await done.catch(() => {});
+    },
+  };
 }

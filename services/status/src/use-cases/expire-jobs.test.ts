@@ -14,7 +14,7 @@ it('deletes jobs older than the TTL with their objects, and keeps the rest', asy
   const blobs = new FsBlobStore(join(root, 'objects'));
   const make = async (at: Date) => {
     const id = uuidv7();
-    await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, owner: null }, at));
+    await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null }, at));
     await blobs.put(keys.input(id), Buffer.from('x'));
     await blobs.put(keys.stem(id, 'vocals', 'wav'), Buffer.from('y'));
     return id;
