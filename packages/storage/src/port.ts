@@ -62,6 +62,9 @@ export const keys = {
   stem: (id: string, stem: string, ext: string) => `jobs/${id}/stems/${stem}.${ext}`,
 };
 
+/** What the gateway needs to serve a stem while it is made (written by the separator before the first piece). */
+export type LiveManifest = { format: 'wav16' | 'wav24' | 'f32' | 'flac' | 'mp3'; contentType: string; sampleRate: number; frames: number; bytes: number | null };
+
 /** Longest file name kept, in UTF-8 bytes (what file systems and zip tools allow). */
 export const MAX_NAME_BYTES = 255;
 

@@ -8,7 +8,7 @@ import multer from 'multer';
 import { parse as parseRange } from 'range-parser';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { AudioFormat, FORMAT_EXT, JOB_STATUSES, StemflowError, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
+import { AudioFormat, FORMAT_EXT, JOB_STATUSES, StemflowError, outputStemNames, streamsWhileRunning, asyncApiDocument, describeError, invalid, openApiDocument, type AnyEvent, type Job } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
 import { httpRequestDuration, limitRefusals, readModelReads, renderMetrics, sseStreams, uploadedBytes } from '@stemflow/telemetry';
@@ -18,6 +18,7 @@ import { addressPolicy, webhookSecret, type AddressPolicy } from '@stemflow/net'
 import { fromForm, fromJson, Submitter, zodMessage, type Submission } from './submit.js';
 import { rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
 import { parseMix, stemMix, stemPeaks } from '../use-cases/renders.js';
+import { pipeLiveStem, waitForLiveStem, type LiveDeps } from '../use-cases/live-stem.js';
 import { PEAK_LEVELS, type PeakLevel } from '@stemflow/audio';
 import { BlobUploadEngine, guardUpload, type StoredUpload, type UploadGuard } from './upload-engine.js';
 import type { EventsHub } from './events-hub.js';
@@ -448,10 +449,74 @@ export function createApp(d: Deps, o: GatewayOptions) {
 
   app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
     const job = await ownedJob(req, res);
+    if (!isFinished(job) && streamsWhileRunning(job.options) && outputStemNames(job.options).includes(req.params.stem as never)) return sendLiveStem(req, res, job, req.params.stem!);
     const s = stemOf(job, req.params.stem);
     const e = ext[s.format];
     await sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(job)} - ${s.name}.${e}`, ext: e });
   });
+
+  /**
+   * A stem of a running job whose stems stream (clip=clamp): what is final now, then the rest as it
+   * is made, in one response that ends when the stem is complete. The headers wait for the first
+   * bytes; a WAV's length is known from the start (Content-Length, and one Range for seeking).
+   */
+  const sendLiveStem = async (req: Request, res: Response, job: Job, stem: string) => {
+    const deps: LiveDeps = {
+      blobs: d.blobs,
+      job: async () => {
+        const doc = await jobsView.get(job.id);
+        return o.hub ? o.hub.latest(job.id, doc) : doc;
+      },
+      nextEvent: (ms) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(done, ms);
+          const stop = o.hub?.watch(job.id, { event: done, resync: done });
+          req.once('close', done);
+          function done() {
+            clearTimeout(t);
+            stop?.();
+            req.off('close', done);
+            resolve();
+          }
+        }),
+    };
+    const m = await waitForLiveStem(deps, job.id, stem, () => req.destroyed);
+    if (req.destroyed) return;
+    if (!m) {
+      // The job ended before the stem was started: what it is now decides (a stem, or why not).
+      const now = await ownedJob(req, res);
+      const s = stemOf(now, stem);
+      const e = ext[s.format];
+      return sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(now)} - ${s.name}.${e}`, ext: e });
+    }
+    const e = ext[m.format];
+    res.set({ 'content-type': m.contentType, 'content-disposition': contentDisposition(`${songName(job)} - ${stem}.${e}`), 'cache-control': 'no-store', 'x-stemflow-live': 'true' });
+    let from = 0;
+    let to: number | undefined;
+    if (m.bytes !== null) {
+      res.set('accept-ranges', 'bytes');
+      const parsed = req.get('range') ? parseRange(m.bytes, req.get('range')!) : undefined;
+      if (parsed && parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1) {
+        const r = parsed.ranges[0]!;
+        from = r.start;
+        to = r.end + 1;
+        res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${m.bytes}`, 'content-length': String(to - from) });
+      } else {
+        to = m.bytes;
+        res.status(200).set('content-length', String(m.bytes));
+      }
+    } else res.status(200);
+    if (req.method === 'HEAD') return void res.end();
+    res.flushHeaders();
+    try {
+      await pipeLiveStem(deps, job.id, stem, res, from, to);
+      res.end();
+    } catch (err) {
+      // Cut, not ended: the client sees an incomplete file, not a complete wrong one.
+      if ((err as { code?: string }).code !== 'CLIENT_GONE') d.log.warn({ jobId: job.id, stem, err: (err as Error).message }, 'live stem stream cut');
+      res.destroy();
+    }
+  };
 
   /**
    * A stem's waveform: min/max per block of `samples_per_pixel` frames, in the JSON format of

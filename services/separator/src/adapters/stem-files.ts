@@ -9,10 +9,8 @@ import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { CHANNELS, FORMAT_CONTENT_TYPE, isWav, quantize, startEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
 import { StemflowError, type AudioFormat } from '@stemflow/contracts';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { keys, type BlobStore, type LiveManifest } from '@stemflow/storage';
 
-/** What the gateway needs to serve a stem while it is made (written before its first piece). */
-export type LiveManifest = { format: AudioFormat; contentType: string; sampleRate: number; frames: number; bytes: number | null };
 
 /** A stem's bytes: appended to its file; with `live`, also stored in pieces as they come. */
 export class StemBytes {
