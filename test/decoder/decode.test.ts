@@ -173,3 +173,61 @@ describe('bad inputs fail the job with a reason a user understands', () => {
     expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
   });
 });
+
+describe('the stems\' shape: their rate, exact length and format, and a preview window', () => {
+  /** Stereo noise at `rate` as 24-bit WAV: every sample different, so a window off by one shows. */
+  const noise = (sec: number, rate: number, codec = 'pcm_s24le') => ffmpegFile(['-f', 'lavfi', '-i', `anoisesrc=sample_rate=${rate}:duration=${sec}:amplitude=0.5:seed=3`, '-ac', '2', '-c:a', codec, '-f', 'wav'], 'wav');
+  const f32 = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  const withOptions = async (data: Buffer, o: Partial<EventOf<'job.created'>['payload']['options']>) => {
+    const e = await upload('song.wav', data);
+    e.payload.options = { ...e.payload.options, ...o };
+    return e;
+  };
+
+  it('a 48 kHz 24-bit input: the stems are 48 kHz, exactly its length, and `wav` means 24-bit; its own-rate audio is kept for the residual', async () => {
+    const input = await noise(3, 48_000);
+    const e = await withOptions(input, { format: 'wav' });
+    const { ev } = await decodedPcm(e);
+    expect(ev.payload.output).toEqual({ sampleRate: 48_000, frames: 144_000, format: 'wav24', nativeKey: keys.nativePcm(e.jobId) });
+    const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
+    const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
+    expect(native).toEqual(original);
+  });
+
+  it('44100 asked: no second copy, the model\'s PCM is the stems\' mix', async () => {
+    const e = await withOptions(await noise(2, 22_050, 'pcm_s16le'), { sample_rate: '44100' });
+    const { ev } = await decodedPcm(e);
+    expect(ev.payload.output).toEqual({ sampleRate: 44_100, frames: ev.payload.frames, format: 'wav16' });
+    expect(await blobs.head(keys.nativePcm(e.jobId))).toBeUndefined();
+  });
+
+  it('a 22.05 kHz input keeps its rate; MP3 stems of a 96 kHz input are 48 kHz (the most MP3 has)', async () => {
+    const { ev } = await decodedPcm(await withOptions(await noise(2, 22_050, 'pcm_s16le'), { format: 'wav' }));
+    expect(ev.payload.output).toMatchObject({ sampleRate: 22_050, frames: 44_100, format: 'wav16' });
+    const { ev: ev96 } = await decodedPcm(await withOptions(await noise(1, 96_000), { format: 'mp3' }));
+    expect(ev96.payload.output).toMatchObject({ sampleRate: 48_000, frames: 48_000, format: 'mp3' });
+  });
+
+  it('a preview window: exactly those samples of the input, and only they are counted', async () => {
+    const input = await noise(10, 48_000);
+    const e = await withOptions(input, { start: 2.5, duration: 3 });
+    const { ev, pcm } = await decodedPcm(e);
+    expect(ev.payload.output).toMatchObject({ sampleRate: 48_000, frames: 144_000 });
+    expect(Math.abs(ev.payload.frames - 3 * 44_100)).toBeLessThanOrEqual(1);
+    expect(pcm.length).toBe(2 * ev.payload.frames);
+    expect(ev.payload.durationSec).toBeCloseTo(3, 2);
+    const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
+    const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
+    expect(native).toEqual(original.subarray(2 * 120_000, 2 * 264_000));
+    // A window that runs past the end ends with the input.
+    const { ev: tail } = await decodedPcm(await withOptions(input, { start: 8, duration: 30 }));
+    expect(tail.payload.output).toMatchObject({ frames: 96_000 });
+  });
+
+  it('a window that starts after the end fails the job with the reason', async () => {
+    const e = await withOptions(await noise(3, 44_100), { start: 300 });
+    const err = await decodeJob(deps(), e, { maxDurationSec: 60 }).then(() => undefined, (x: unknown) => x);
+    expect(err).toMatchObject({ code: 'WINDOW_OUTSIDE', retryable: false });
+    expect((err as Error).message).toBe('The preview starts at 5:00, after the end of the 0:03 of audio in the file.');
+  });
+});

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AnyEvent, EVENTS, EVENT_NAMES } from './events.js';
 import { base, invalid, valid } from './samples.js';
-import { JobOptions } from './job.js';
+import { JobOptions, fieldsFromOptions, optionsFromFields } from './job.js';
 
 describe('event schemas', () => {
   it.each(EVENT_NAMES)('%s accepts a valid sample and rejects an invalid one', (name) => {
@@ -31,7 +31,22 @@ describe('job options', () => {
       shifts: 1,
       overlap: 0.25,
       clip: 'rescale',
+      sample_rate: 'input',
+      residual: false,
+      start: 0,
     });
+  });
+
+  it('the residual needs a stem to go into', () => {
+    expect(JobOptions.safeParse({ residual: true, stems: ['vocals', 'drums'] }).success).toBe(false);
+    expect(JobOptions.safeParse({ residual: true, stems: ['vocals', 'other'] }).success).toBe(true);
+    expect(JobOptions.safeParse({ residual: true, stems: ['drums'], two_stems: 'vocals' }).success).toBe(true);
+  });
+
+  it('options survive the trip through text fields (a form, flags) and back', () => {
+    const o = JobOptions.parse({ stems: ['vocals', 'other'], format: 'wav', shifts: 2, overlap: 0.5, clip: 'clamp', sample_rate: '44100', residual: true, start: 60, duration: 30 });
+    expect(JobOptions.parse(optionsFromFields(fieldsFromOptions(o)))).toEqual(o);
+    expect(optionsFromFields({ residual: 'yes', start: '' })).toEqual({ residual: true, start: Number.NaN });
   });
   it.each([
     [{ shifts: -1 }],

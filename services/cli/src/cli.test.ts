@@ -82,7 +82,13 @@ describe('stemflow command line', () => {
       shifts: 2,
       overlap: 0.5,
       clip: 'clamp',
+      sample_rate: 'input',
+      residual: false,
+      start: 0,
     });
+    expect(jobOptions({ 'sample-rate': '44100', residual: true, start: '60', duration: '30', stems: 'other,vocals' })).toMatchObject({ sample_rate: '44100', residual: true, start: 60, duration: 30 });
+    expect(() => jobOptions({ start: 'soon' })).toThrow(/--start/);
+    expect(() => jobOptions({ residual: true, stems: 'vocals' })).toThrow(/--residual: .*include other/);
     expect(jobOptions({ 'two-stems': 'vocals' })).toMatchObject({ two_stems: 'vocals', stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16' });
   });
 });
