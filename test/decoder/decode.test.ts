@@ -213,9 +213,16 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
     const e = await withOptions(input, { start: 2.5, duration: 3 });
     const { ev, pcm } = await decodedPcm(e);
     expect(ev.payload.output).toMatchObject({ sampleRate: 48_000, frames: 144_000 });
-    expect(Math.abs(ev.payload.frames - 3 * 44_100)).toBeLessThanOrEqual(1);
+    // The model's PCM: the window and a model segment (343,980 frames) either side, within the track,
+    // with the whole track's length and normalization.
+    expect(ev.payload.window).toMatchObject({ trackFrames: 441_000, storedFrom: 0, from: 110_250, to: 242_550 });
+    expect(ev.payload.window!.std).toBeGreaterThan(0.1);
+    expect(ev.payload.frames).toBe(441_000);
     expect(pcm.length).toBe(2 * ev.payload.frames);
     expect(ev.payload.durationSec).toBeCloseTo(3, 2);
+    const late = await decodedPcm(await withOptions(await noise(20, 44_100), { start: 15, duration: 2 }));
+    expect(late.ev.payload.window).toMatchObject({ trackFrames: 882_000, storedFrom: 15 * 44_100 - 343_980, from: 15 * 44_100, to: 17 * 44_100 });
+    expect(late.ev.payload.frames).toBe(882_000 - (15 * 44_100 - 343_980));
     const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
     const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
     expect(native).toEqual(original.subarray(2 * 120_000, 2 * 264_000));

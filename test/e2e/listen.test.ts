@@ -129,4 +129,48 @@ describe('listening while it separates', () => {
       expect(s.peak_db).toBeCloseTo(20 * Math.log10(s.peak), 1);
     }
   }, 400_000);
+
+  it('a 22.05 kHz song as FLAC: streamed from the start, the same samples as the finished stem, at 22.05 kHz and exact length', async () => {
+    const frames = 22_050 * 12 + 77;
+    const input = await songAt(22_050, 'pcm_s16le', frames);
+    const id = await uploadJob(api, { name: 'song 22k.wav', data: input }, { clip: 'clamp', format: 'flac', stems: 'vocals,other' });
+    const live = await eventually(async () => ((await getJob(id)).live_stems.length ? (await getJob(id)).live_stems : undefined), { timeoutMs: 60_000, what: 'live stems' });
+    const streamed = await fetchStem(live[0]!.url, id);
+    expect(streamed.live).toBe(true);
+    expect(streamed.length).toBeNull(); // FLAC's length in bytes is not known before the end
+    await eventually(async () => (await getJob(id)).status === 'completed' || undefined, { timeoutMs: 120_000, what: 'completed' });
+    const job = await getJob(id);
+    const finished = await fetchStem(job.stems[0]!.url, id);
+    const a = decodedF32(streamed.bytes);
+    const b = decodedF32(finished.bytes);
+    expect(a.length / 2).toBe(frames);
+    expect(b).toEqual(a);
+    expect(finished.bytes.equals(streamed.bytes)).toBe(true);
+    expect(job.report).toMatchObject({ sample_rate: 22_050, frames });
+  }, 300_000);
+
+  it('a preview of 30 s from 1:00 is the full separation\'s 1:00–1:30, sample for sample, for the runs that touch it', async () => {
+    const long = await mixtureWav(95);
+    const opts = { clip: 'clamp', format: 'f32' };
+    const full = await uploadJob(api, { name: 'long.wav', data: long.wav }, opts);
+    const preview = await uploadJob(api, { name: 'long.wav', data: long.wav }, { ...opts, start: '60', duration: '30' });
+    const done = async (id: string) => {
+      const events = await followSse(api, id);
+      expect(events.at(-1)!.event, JSON.stringify(events.at(-1)!.data)).toBe('completed');
+      const job = await getJob(id);
+      return Promise.all(job.stems.map(async (s) => decodedF32((await fetchStem(s.url, id)).bytes)));
+    };
+    const [whole, part] = [await done(full), await done(preview)];
+    const SR = 44_100;
+    for (const [k, name] of ['drums', 'bass', 'other', 'vocals'].entries()) {
+      expect(part[k]!.length, name).toBe(2 * 30 * SR);
+      const ref = whole[k]!.subarray(2 * 60 * SR, 2 * 90 * SR);
+      // The same chunks on the same samples with the same normalization: equal but for float rounding.
+      expect(stereoSnrDb(ref, part[k]!), name).toBeGreaterThan(100);
+    }
+    const runs = (id: string) => app.log.split('\n').filter((l) => l.includes(id) && l.includes('"msg":"separated"')).map((l) => (JSON.parse(l) as { chunks: number }).chunks)[0];
+    // (Logged just after job.completed is published.)
+    expect(await eventually(() => runs(full), { what: 'the full job logged' })).toBe(16);
+    expect(await eventually(() => runs(preview), { what: 'the preview logged' })).toBeLessThanOrEqual(7);
+  }, 400_000);
 });

@@ -13,6 +13,8 @@ export function ffmpeg(args: string[], input?: Buffer): Promise<Buffer> {
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
     p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`ffmpeg ${args.join(' ')}: ${err}`))));
+    // ffmpeg may stop reading before the end (a trim): that is not an error here.
+    p.stdin.on('error', () => {});
     if (input) p.stdin.end(input);
     else p.stdin.end();
   });

@@ -96,7 +96,7 @@ export type DecodeLimits = {
   /** ffmpeg producing nothing this long, while its output is being taken, counts as stalled. */
   stallMs: number;
   onProgress?: (sec: number) => void;
-  /** Decode only this part of the input. */
+  /** The native output holds only this part of the input (the 44.1 kHz output is always whole). */
   window?: DecodeWindow | undefined;
   /** Also produce the audio at this rate (stereo f32le) on `native`: the stems' rate, when it is not 44.1 kHz. */
   nativeRate?: number | undefined;
@@ -115,8 +115,8 @@ export function decodeToPcm(src: MediaSource, o: DecodeLimits): DecodeRun {
   const resample = `aresample=${SAMPLE_RATE}:resampler=soxr:precision=28`;
   const native = o.nativeRate !== undefined;
   const graph = native
-    ? `[0:a:0]${[...trim, 'asplit=2[m][n0]'].join(',')};[m]${resample}[r];[n0]aresample=${o.nativeRate}:resampler=soxr:precision=28[n]`
-    : `[0:a:0]${[...trim, resample].join(',')}[r]`;
+    ? `[0:a:0]asplit=2[m][n0];[m]${resample}[r];[n0]${[...trim, `aresample=${o.nativeRate}:resampler=soxr:precision=28`].join(',')}[n]`
+    : `[0:a:0]${resample}[r]`;
   const pcmOut = ['-ac', String(CHANNELS), '-f', 'f32le', '-c:a', 'pcm_f32le'];
   const args = [
     '-nostdin', '-v', 'error', '-progress', 'pipe:3', '-nostats',

@@ -44,3 +44,34 @@ export function maxFramesForRuns(maxRuns: number, o: CostOptions): number {
   const pad = o.shifts > 1 ? MAX_SHIFT_FRAMES : 0;
   return Math.max(0, SEGMENT + (perPass - 1) * strideOf(o.overlap, SEGMENT) - pad);
 }
+
+/**
+ * Mean and (unbiased) std of the mono mix, fed interleaved stereo f32 bytes in any pieces:
+ * Demucs's per-track normalization. The decoder (for a preview window) and the separator (for a
+ * whole track) compute it with this one code, so both get the same numbers to the last bit.
+ */
+export class MonoStats {
+  private n = 0;
+  private sum = 0;
+  private sumSq = 0;
+  private carry = Buffer.alloc(0);
+
+  add(chunk: Buffer): void {
+    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const whole = buf.length - (buf.length % 8);
+    for (let i = 0; i < whole; i += 8) {
+      const m = (buf.readFloatLE(i) + buf.readFloatLE(i + 4)) / 2;
+      this.sum += m;
+      this.sumSq += m * m;
+      this.n++;
+    }
+    this.carry = Buffer.from(buf.subarray(whole));
+  }
+
+  result(): { mean: number; std: number } {
+    const n = this.n;
+    const mean = n ? this.sum / n : 0;
+    const variance = n > 1 ? (this.sumSq - n * mean * mean) / (n - 1) : 0;
+    return { mean, std: Math.sqrt(Math.max(variance, 0)) || 1 };
+  }
+}

@@ -45,6 +45,21 @@ export const JobDecodedPayload = z.object({
       nativeKey: z.string().min(1).optional().describe('The input at sampleRate (stereo f32le), when that is not 44100: the mix the residual is taken from.'),
     })
     .optional(),
+  /**
+   * A preview (options start/duration), in 44.1 kHz frames of the whole track: the PCM at pcmKey
+   * holds [storedFrom, storedFrom + frames) — the window with a model segment either side — and
+   * the track's own normalization, so the window is separated exactly as the whole song would be.
+   */
+  window: z
+    .object({
+      trackFrames: z.int().positive(),
+      storedFrom: z.int().nonnegative(),
+      from: z.int().nonnegative(),
+      to: z.int().positive(),
+      mean: z.number(),
+      std: z.number().positive(),
+    })
+    .optional(),
 });
 export const JobProgressPayload = z.object({
   stage: JobStage,

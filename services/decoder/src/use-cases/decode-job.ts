@@ -3,11 +3,12 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { BYTES_PER_FRAME, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
+import { BYTES_PER_FRAME, MonoStats, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions } from '@stemflow/contracts';
+import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions, type PayloadOf } from '@stemflow/contracts';
 import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
+import { Transform, type Readable } from 'node:stream';
 
 /** Everything the decoder needs comes with its events or from the store: no database. */
 export type DecodeDeps = { bus: EventBus; blobs: BlobStore; log: Logger; cancels: Cancellations };
@@ -22,7 +23,7 @@ export type DecodeConfig = {
 export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
 /** What the decode produced: the model's PCM, and the stems' shape (absent in manifests of older decoders). */
-type Manifest = { frames: number; durationSec: number; output?: { sampleRate: number; frames: number; format: AudioFormat; nativeKey?: string } };
+type Manifest = Pick<PayloadOf<'job.decoded'>, 'frames' | 'durationSec' | 'output' | 'window'>;
 const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
 
 export const clock = (sec: number) => {
@@ -57,16 +58,17 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   if (!info.audio) throw fail('NO_AUDIO_STREAM', info.hasVideo ? 'The video has no audio track.' : 'The file has no audio track.');
   const opts = e.payload.options;
   const out = outputOf(opts, info.audio);
-  // A preview window: only that part is decoded, separated and counted (limits, quota).
+  // A preview window: only that part is separated and counted (quota, cost). The whole file is
+  // decoded (its length and normalization are the full song's), the part around the window kept.
   const whole = info.durationSec ?? info.audio.durationSec;
   if (opts.start > 0 && whole !== undefined && opts.start >= whole) {
     throw fail('WINDOW_OUTSIDE', `The preview starts at ${clock(opts.start)}, after the end of the ${clock(whole)} of audio in the file.`);
   }
-  const windowSec = whole === undefined ? undefined : Math.min(whole - opts.start, opts.duration ?? Number.POSITIVE_INFINITY);
+  const windowSec = whole === undefined ? undefined : Math.max(0, Math.min(whole - opts.start, opts.duration ?? Number.POSITIVE_INFINITY));
   const inRate = info.audio.sampleRate || SAMPLE_RATE;
   const window = opts.start > 0 || opts.duration !== undefined ? { startSample: Math.round(opts.start * inRate), endSample: opts.duration !== undefined ? Math.round((opts.start + opts.duration) * inRate) : undefined } : undefined;
-  if (windowSec !== undefined && windowSec > cfg.maxDurationSec) {
-    throw fail('TOO_LONG', `The audio is ${clock(windowSec)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
+  if (whole !== undefined && whole > cfg.maxDurationSec) {
+    throw fail('TOO_LONG', `The audio is ${clock(whole)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
   }
   // The API key's audio minutes left today, when it has a daily quota (checked, then enforced while reading).
   const quota = e.payload.quota;
@@ -84,7 +86,11 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     throw fail('COST_LIMIT', `The job is too costly: ${costText(windowSec)}.`);
   }
   const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
-  const limitSec = Math.min(cfg.maxDurationSec, costSec, quotaSec);
+  // A window's cost and quota are checked once decoded: what the file holds beyond it costs nothing.
+  const limitSec = window ? cfg.maxDurationSec : Math.min(cfg.maxDurationSec, costSec, quotaSec);
+  const win44 = window ? { from: Math.round(opts.start * SAMPLE_RATE), to: opts.duration !== undefined ? Math.round((opts.start + opts.duration) * SAMPLE_RATE) : Number.POSITIVE_INFINITY } : undefined;
+  const keep = win44 ? { from: Math.max(0, win44.from - SEGMENT), to: win44.to + SEGMENT } : undefined;
+  const stats = new MonoStats();
 
   let lastSent = 0;
   const nativeKey = out.sampleRate !== SAMPLE_RATE ? keys.nativePcm(id) : undefined;
@@ -101,9 +107,9 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
     stallMs: (cfg.stallSec ?? DECODE_DEFAULTS.stallSec) * 1000,
     onProgress: (sec) => {
-      if (!windowSec || Date.now() - lastSent < 1000) return;
+      if (!whole || Date.now() - lastSent < 1000) return;
       lastSent = Date.now();
-      const p = Math.min(1, sec / windowSec) * DECODE_SHARE;
+      const p = Math.min(1, sec / whole) * DECODE_SHARE;
       d.bus.publish(newEvent('job.progress', id, { stage: 'decoding', progress: p })).catch(() => {});
     },
   });
@@ -118,7 +124,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   let failure: unknown;
   try {
     await Promise.all([
-      d.blobs.put(pcmKey, run.pcm, { contentType: 'application/octet-stream' }),
+      d.blobs.put(pcmKey, keep ? kept(run.pcm, keepFrames(keep, stats)) : run.pcm, { contentType: 'application/octet-stream' }),
       ...(nativeKey && run.native ? [d.blobs.put(nativeKey, run.native.pcm, { contentType: 'application/octet-stream' })] : []),
     ]);
   } catch (err) {
@@ -137,30 +143,43 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     throw failure;
   }
   const { code, stderr } = await run.done;
-  const frames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
-  const decodedSec = frames / SAMPLE_RATE;
+  const trackFrames = Math.floor(run.outputBytes() / BYTES_PER_FRAME);
+  const trackSec = trackFrames / SAMPLE_RATE;
+  // What is separated: the window (within the track), or the track.
+  const from = win44 ? Math.min(win44.from, trackFrames) : 0;
+  const to = win44 ? Math.min(win44.to, trackFrames) : trackFrames;
+  const decodedSec = (to - from) / SAMPLE_RATE;
+  const frames = keep ? Math.max(0, Math.min(keep.to, trackFrames) - keep.from) : trackFrames;
   const rejectPcm = async (err: StemflowError) => {
     await removePcm();
     throw err;
   };
 
-  if (frames === 0) {
+  if (win44 && trackFrames > 0 && to <= from) {
+    return rejectPcm(fail('WINDOW_OUTSIDE', `The preview starts at ${clock(opts.start)}, after the end of the ${clock(trackSec)} of audio in the file.`));
+  }
+  if (trackFrames === 0) {
     return rejectPcm(code === 0 ? fail('EMPTY_AUDIO', 'The file contains no audio samples.') : fail('NOT_AUDIO', `The file could not be decoded as audio (${lastLine(stderr)}).`));
   }
-  if (decodedSec > cfg.maxDurationSec) {
+  if (trackSec > cfg.maxDurationSec) {
     return rejectPcm(fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}).`));
   }
   if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${clock(decodedSec)} long`));
+  if (win44 && modelRuns(to - from + SEGMENT, opts) > maxRuns) return rejectPcm(fail('COST_LIMIT', `The job is too costly: ${costText(decodedSec)}.`));
   // A cut-off file: accept what decodes only if it covers most of what the file says it holds.
-  const stated = windowSec;
-  if (stated !== undefined && decodedSec < stated * 0.9 && stated - decodedSec > 1) {
-    return rejectPcm(fail('TRUNCATED', `The file is cut off or damaged: only ${clock(decodedSec)} of its ${clock(stated)} could be decoded.`));
+  if (whole !== undefined && trackSec < whole * 0.9 && whole - trackSec > 1) {
+    return rejectPcm(fail('TRUNCATED', `The file is cut off or damaged: only ${clock(trackSec)} of its ${clock(whole)} could be decoded.`));
   }
   if (code !== 0) log.warn({ code, ffmpeg: lastLine(stderr) }, 'ffmpeg reported errors, but decoded what the file states');
 
   // The stems' exact length: the window's samples at their rate, as ffmpeg decoded them.
-  const outFrames = nativeKey ? Math.floor((run.native?.bytes() ?? 0) / BYTES_PER_FRAME) : frames;
-  const manifest: Manifest = { frames, durationSec: decodedSec, output: { sampleRate: out.sampleRate, frames: outFrames, format: out.format, ...(nativeKey ? { nativeKey } : {}) } };
+  const outFrames = nativeKey ? Math.floor((run.native?.bytes() ?? 0) / BYTES_PER_FRAME) : to - from;
+  const manifest: Manifest = {
+    frames,
+    durationSec: decodedSec,
+    output: { sampleRate: out.sampleRate, frames: outFrames, format: out.format, ...(nativeKey ? { nativeKey } : {}) },
+    ...(keep ? { window: { trackFrames, storedFrom: keep.from, from, to, ...stats.result() } } : {}),
+  };
   await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
   await announce(d, e, pcmKey, manifest);
@@ -184,8 +203,30 @@ async function sniffStored(blobs: BlobStore, key: string): Promise<MediaType> {
 async function announce(d: DecodeDeps, e: EventOf<'job.created'>, pcmKey: string, m: Manifest) {
   // The options travel on: the separator reads no database.
   await d.bus.publish(
-    newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, frames: m.frames, durationSec: m.durationSec, ...(m.output ? { output: m.output } : {}) }),
+    newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, ...m }),
   );
+}
+
+/** `src` through `t`, which ends with the error that ends `src` (a limit, a kill). */
+const kept = (src: Readable, t: Transform) => {
+  src.on('error', (err) => t.destroy(err));
+  return src.pipe(t);
+};
+
+/** Passes on only the frames in [from, to) of interleaved stereo f32, measuring every frame on the way. */
+function keepFrames(keep: { from: number; to: number }, stats: MonoStats): Transform {
+  let at = 0; // bytes seen
+  const lo = keep.from * BYTES_PER_FRAME;
+  const hi = keep.to * BYTES_PER_FRAME;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      stats.add(chunk);
+      const a = Math.max(lo, at);
+      const b = Math.min(hi, at + chunk.length);
+      at += chunk.length;
+      cb(null, b > a ? chunk.subarray(a - (at - chunk.length), b - (at - chunk.length)) : undefined);
+    },
+  });
 }
 
 /** The rates MP3 can be written at (MPEG-1, 2 and 2.5 layer III). */

@@ -2,7 +2,7 @@
  * The separator's side of the object store: the decoded PCM read by ranges (normalized, planar),
  * its statistics, and a job's work area (the plan and the checkpoints of every pass).
  */
-import { BYTES_PER_FRAME } from '@stemflow/audio';
+import { BYTES_PER_FRAME, MonoStats } from '@stemflow/audio';
 import { StemflowError } from '@stemflow/contracts';
 import { readObject, type BlobStore } from '@stemflow/storage';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../core/checkpoint.js';
@@ -12,14 +12,18 @@ import type { Plan } from '../core/plan.js';
 const workKey = (id: string, name: string) => `jobs/${id}/work/${name}`;
 const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
 
-/** Reads planar stereo [start, start+len) of the interleaved f32 PCM, normalized, zeros outside. */
-export function mixReader(blobs: BlobStore, pcmKey: string, frames: number, mean: number, std: number): MixReader {
+/**
+ * Reads planar stereo [start, start+len) of the track from interleaved f32 PCM that holds `frames`
+ * frames from track position `from` (a preview's PCM is only the part around its window),
+ * normalized, zeros outside.
+ */
+export function mixReader(blobs: BlobStore, pcmKey: string, frames: number, mean: number, std: number, from = 0): MixReader {
   return async (start: number, len: number): Promise<Float32Array> => {
     const out = new Float32Array(2 * len);
-    const a = Math.max(0, start);
-    const b = Math.min(frames, start + len);
+    const a = Math.max(from, start);
+    const b = Math.min(from + frames, start + len);
     if (b <= a) return out;
-    const raw = await readRange(blobs, pcmKey, a * BYTES_PER_FRAME, (b - a) * BYTES_PER_FRAME);
+    const raw = await readRange(blobs, pcmKey, (a - from) * BYTES_PER_FRAME, (b - a) * BYTES_PER_FRAME);
     const f = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
     const inv = 1 / std;
     for (let i = 0; i < b - a; i++) {
@@ -43,22 +47,9 @@ async function readRange(blobs: BlobStore, key: string, start: number, bytes: nu
 
 /** Mean and (unbiased) std of the mono mix, streaming: Demucs's per-track normalization. */
 export async function trackStats(blobs: BlobStore, key: string): Promise<{ mean: number; std: number }> {
-  let n = 0, sum = 0, sumSq = 0;
-  let carry = Buffer.alloc(0);
-  for await (const c of await blobs.get(key)) {
-    const buf = carry.length ? Buffer.concat([carry, c as Buffer]) : (c as Buffer);
-    const whole = buf.length - (buf.length % BYTES_PER_FRAME);
-    for (let i = 0; i < whole; i += BYTES_PER_FRAME) {
-      const m = (buf.readFloatLE(i) + buf.readFloatLE(i + 4)) / 2;
-      sum += m;
-      sumSq += m * m;
-      n++;
-    }
-    carry = Buffer.from(buf.subarray(whole));
-  }
-  const mean = sum / n;
-  const variance = n > 1 ? (sumSq - n * mean * mean) / (n - 1) : 0;
-  return { mean, std: Math.sqrt(Math.max(variance, 0)) || 1 };
+  const stats = new MonoStats();
+  for await (const c of await blobs.get(key)) stats.add(c as Buffer);
+  return stats.result();
 }
 
 /** One job's work area: its plan and checkpoints, removed when the job ends. */

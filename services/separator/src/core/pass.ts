@@ -13,8 +13,11 @@ export const PLANES = STEMS * CH; // 8 planar output channels
 /** Normalized planar stereo of track samples [start, start+len), zeros outside the track. */
 export type MixReader = (start: number, len: number) => Promise<Float32Array>;
 
-/** A pass separates a view of the track: view position v is track position v + viewOffset. */
-export type PassView = { viewOffset: number; viewLength: number; trackLength: number };
+/**
+ * A pass separates a view of the track: view position v is track position v + viewOffset. What
+ * it hands on is clipped to track positions [trackStart (default 0), trackLength).
+ */
+export type PassView = { viewOffset: number; viewLength: number; trackLength: number; trackStart?: number };
 
 /** State after chunk k: what is still being summed, from view position `base`. */
 export type Carry = { base: number; rem: Float32Array; wsum: Float32Array };
@@ -73,7 +76,7 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     const n = end - base;
     const remLen = Math.max(0, c.offset + c.length - end);
     // Clip the finished view region to the track.
-    const t0 = Math.max(0, base + view.viewOffset);
+    const t0 = Math.max(view.trackStart ?? 0, base + view.viewOffset);
     const t1 = Math.min(view.trackLength, end + view.viewOffset);
     const len = Math.max(0, t1 - t0);
     const skip = t0 - (base + view.viewOffset);

@@ -44,3 +44,27 @@ export function makePlan(frames: number, opts: JobOptions, jobId: string, stats:
   return { length: frames, ...stats, passes };
 }
 
+
+/**
+ * The part of a whole track's plan that makes track positions [from, to): in each pass, the
+ * chunks that touch the window, with a view that starts at the first of them and hands on only
+ * the window. Every chunk the whole separation would add into the window is run, with the same
+ * input and the same normalization, so the window comes out as the whole separation's does.
+ */
+export function windowPlan(plan: Plan, from: number, to: number): Plan {
+  return {
+    ...plan,
+    length: to - from,
+    passes: plan.passes.map(({ view, chunks }) => {
+      const a = from - view.viewOffset;
+      const b = to - view.viewOffset;
+      const touch = chunks.filter((c) => c.offset < b && c.offset + c.length > a);
+      const first = touch[0]!.offset;
+      const last = touch[touch.length - 1]!;
+      return {
+        view: { viewOffset: view.viewOffset + first, viewLength: last.offset + last.length - first, trackLength: to, trackStart: from },
+        chunks: touch.map((c, index) => ({ index, offset: c.offset - first, length: c.length })),
+      };
+    }),
+  };
+}

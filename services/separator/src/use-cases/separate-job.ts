@@ -20,7 +20,7 @@ import { averagePasses, outputs, rescaleGain } from '../core/assemble.js';
 import { BlockQueue } from '../core/block-queue.js';
 import { measurePeaks, writeStems, type StemsSpec } from './write-stems.js';
 import { runPass, type Carry, type HtdemucsEngine } from '../core/index.js';
-import { makePlan, type Plan } from '../core/plan.js';
+import { makePlan, windowPlan, type Plan } from '../core/plan.js';
 
 /** Everything the separator needs comes with its events or from the store: no database. */
 export type SeparateDeps = {
@@ -61,12 +61,16 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   const runMs0 = d.engine.runMs;
 
   // The plan is stored once, so a resumed job continues with the same chunks and shifts.
+  // A preview: the whole track's plan (its length and normalization come with the event), cut to the window.
+  const win = e.payload.window;
   let plan = await work.plan();
   if (!plan) {
-    plan = makePlan(e.payload.frames, opts, id, await trackStats(d.blobs, e.payload.pcmKey));
+    plan = win
+      ? windowPlan(makePlan(win.trackFrames, opts, id, { mean: win.mean, std: win.std }), win.from, win.to)
+      : makePlan(e.payload.frames, opts, id, await trackStats(d.blobs, e.payload.pcmKey));
     await work.savePlan(plan);
   }
-  const read = mixReader(d.blobs, e.payload.pcmKey, plan.length, plan.mean, plan.std);
+  const read = mixReader(d.blobs, e.payload.pcmKey, e.payload.frames, plan.mean, plan.std, win?.storedFrom ?? 0);
   // The stems' shape (from a decoder older than 2026-12: the model's rate and the PCM's length).
   const output = e.payload.output ?? { sampleRate: SAMPLE_RATE, frames: plan.length, format: opts.format === 'wav' ? 'wav16' : opts.format };
   const spec: StemsSpec = {
@@ -77,7 +81,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     frames: output.frames,
     clip: opts.clip,
     residual: opts.residual ?? false,
-    mixKey: output.sampleRate === SAMPLE_RATE ? e.payload.pcmKey : (e.payload.output?.nativeKey ?? e.payload.pcmKey),
+    mix: output.sampleRate === SAMPLE_RATE || !e.payload.output?.nativeKey ? { key: e.payload.pcmKey, skip: win ? win.from - win.storedFrom : 0 } : { key: e.payload.output.nativeKey, skip: 0 },
     live: streamsWhileRunning(opts) && plan.passes.length === 1,
   };
   let progress = DECODE_SHARE;

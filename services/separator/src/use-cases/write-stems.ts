@@ -27,8 +27,8 @@ export type StemsSpec = {
   frames: number;
   clip: JobOptions['clip'];
   residual: boolean;
-  /** The mix at the stems' rate (interleaved stereo f32): the residual's source, and the reference it is measured against. */
-  mixKey: string;
+  /** The mix at the stems' rate (interleaved stereo f32), from frame `skip`: the residual's source, and the reference it is measured against. */
+  mix: { key: string; skip: number };
   /** Store pieces while writing, for the gateway to stream. */
   live: boolean;
 };
@@ -44,8 +44,9 @@ type Deps = { blobs: BlobStore; log: Logger };
 /** The chain up to the mixer: the blocks at the stems' rate, exactly `frames` long, with the mix beside them. */
 async function* atRate(d: Deps, spec: StemsSpec, source: AsyncIterable<Block>): AsyncGenerator<{ data: Float32Array; n: number; mix: Float32Array }> {
   const blocks = exactLength(spec.sampleRate === SAMPLE_RATE ? source : resampleBlocks(source, SAMPLE_RATE, spec.sampleRate, PLANES), spec.frames, PLANES);
-  const mix = sequentialPcm(d.blobs, spec.mixKey);
+  const mix = sequentialPcm(d.blobs, spec.mix.key);
   try {
+    if (spec.mix.skip) await mix.read(spec.mix.skip);
     for await (const b of blocks) yield { ...b, mix: await mix.read(b.n) };
   } finally {
     mix.close();
