@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +140,40 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(engine.runs - mid).toBe(2); // chunks 3 and 4 only (2 was checkpointed before the crash)
     const vocals = await stem(env.blobs, keys.stem(j.id, 'vocals', 'wav'));
     expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(90);
+  });
+
+  it('a streaming job (clamp) stores its stems in pieces while it runs; across a crash and resume they are the finished file, none stored twice', async () => {
+    const env = setup();
+    const j = await job(env, 30 * SR, { format: 'wav16' });
+    const pieces: { key: string; bytes: Buffer }[] = [];
+    const recording = Object.create(env.blobs, {
+      put: { value: async (key: string, body: Buffer, o?: object) => {
+        if (key.includes('/work/live/') && !key.endsWith('.json')) pieces.push({ key, bytes: Buffer.from(body) });
+        return env.blobs.put(key, body, o as never);
+      } },
+    }) as FsBlobStore;
+    const failing = { ...env.bus, publish: async (e: AnyEvent) => { if (e.type === 'job.progress' && e.payload.chunk?.index === 2) throw new Error('killed'); return env.bus.publish(e); } } as unknown as InMemoryBus;
+    await expect(separateJob({ ...env, blobs: recording, bus: failing, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded)).rejects.toThrow('killed');
+    const beforeResume = pieces.length;
+    expect(beforeResume).toBeGreaterThan(0); // heard before the crash
+    await separateJob({ ...env, blobs: recording, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    for (const name of NAMES) {
+      const mine = pieces.filter((p) => p.key.includes(`/live/${name}/`)).map((p) => ({ offset: Number(p.key.split('/').pop()), bytes: p.bytes }));
+      expect(new Set(mine.map((p) => p.offset)).size, name).toBe(mine.length);
+      mine.sort((a, b) => a.offset - b.offset);
+      let at = 0;
+      for (const p of mine) {
+        expect(p.offset, name).toBe(at);
+        at += p.bytes.length;
+      }
+      const file = await readFile(join(env.blobs.root, keys.stem(j.id, name, 'wav')));
+      expect(Buffer.concat(mine.map((p) => p.bytes)).equals(file), name).toBe(true);
+    }
+    // Ready seconds grow to the whole track; the pieces are gone with the work area.
+    const ready = env.events.filter((e) => e.type === 'job.progress' && e.payload.readySec !== undefined).map((e) => (e.payload as { readySec: number }).readySec);
+    expect(ready).toEqual([...ready].sort((a, b) => a - b));
+    expect(ready.at(-1)).toBe(30);
+    expect(await env.blobs.list(`jobs/${j.id}/work/`)).toEqual([]);
   });
 
   it('a store that fails while the next chunk is being read fails the attempt, not the process', async () => {

@@ -18,11 +18,15 @@ export class StemBytes {
   private pendingBytes = 0;
   /** Bytes made so far. */
   made = 0;
+  /** Bytes an earlier attempt had stored when this one started. */
+  readonly storedBefore: number;
 
   private constructor(
     private readonly fh: FileHandle,
     private readonly live: { blobs: BlobStore; jobId: string; stem: string; stored: number } | undefined,
-  ) {}
+  ) {
+    this.storedBefore = live?.stored ?? 0;
+  }
 
   /** Opens the file; for a live stem, finds what an earlier attempt stored (contiguous pieces). */
   static async open(file: string, live?: { blobs: BlobStore; jobId: string; stem: string; manifest: LiveManifest }): Promise<StemBytes> {

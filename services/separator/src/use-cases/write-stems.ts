@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FORMAT_CONTENT_TYPE, SAMPLE_RATE } from '@stemflow/audio';
+import { CHANNELS, FORMAT_CONTENT_TYPE, SAMPLE_RATE, WAV_BYTES, isWav, wavHeader } from '@stemflow/audio';
 import { FORMAT_EXT, type AudioFormat, type JobOptions, type QualityReport, type StemObject } from '@stemflow/contracts';
 import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
@@ -79,15 +79,17 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     const mixer = new StemMixer(outs, spec.residual, format, spec.clip, gains);
 
     // Pieces are stored as the bytes come, and at least every 300 ms: the next block may be a model run away.
-    let readySent = -1;
+    let readySent = 0;
     let lastSent = 0;
     let flushError: unknown;
     let flushing: Promise<void> = Promise.resolve();
+    // What an earlier attempt stored counts as ready from the start (a WAV's bytes say how many frames).
+    const before = files.map((f) => (isWav(format) ? Math.max(0, Math.floor((f.storedBefore - wavHeader(format, 1, 0).length) / (CHANNELS * WAV_BYTES[format]))) : 0));
     const flush = (final = false) =>
       (flushing = flushing.then(async () => {
-        const ready = Math.min(...sinks.map((s) => s.framesOut())) / spec.sampleRate;
+        const ready = Math.min(...sinks.map((s, k) => Math.max(s.framesOut(), before[k] ?? 0))) / spec.sampleRate;
         await Promise.all(files.map((f) => f.flush()));
-        if (hooks.onReady && ready > readySent && (final || readySent < 0 || performance.now() - lastSent > 1000)) {
+        if (hooks.onReady && ready > readySent && (final || lastSent === 0 || performance.now() - lastSent > 1000)) {
           readySent = ready;
           lastSent = performance.now();
           await hooks.onReady(ready);
