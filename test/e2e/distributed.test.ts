@@ -158,19 +158,29 @@ describe('one job through five processes on the real engines', () => {
     console.info(`trace ${trace.traceID}: ${spans.length} spans (${s3.length} S3, ${mongo.length} MongoDB), ${new Set(ops).size} operations`);
   });
 
-  it('resumes from the last checkpoint when the separator is SIGKILLed mid-job', async () => {
-    // Other options than the first job: the same bytes and options would reuse its stems.
-    const second = await upload(`resume-${uuidv7()}.wav`, 'wav24');
+  it('resumes from the last checkpoint when the separator is SIGKILLed mid-job; a client listening from the start gets the finished stem', async () => {
+    // Other options than the first job: the same bytes and options would reuse its stems. clamp:
+    // the stems stream while the job runs.
+    const second = await uploadJob(api, { name: `resume-${uuidv7()}.wav`, data: wav }, { format: 'wav24', clip: 'clamp' });
     let killed = false;
-    const events = await follow(second, (e) => {
+    const events = follow(second, (e) => {
       // After the first chunk is checkpointed, kill the separator and start a new one.
       if (!killed && e.data.stage === 'separating' && e.data.progress > 0.1) {
         killed = true;
         void services.separator.kill('SIGKILL').then(() => services.separator.start());
       }
     });
+    const job = async () => (await (await fetch(`${api}/api/jobs/${second}`)).json()) as { live_stems: { url: string }[]; stems: { url: string }[] };
+    const liveUrl = await eventually(async () => (await job()).live_stems[0]?.url, { timeoutMs: 60_000, what: 'a live stem' });
+    const listening = fetch(`${api}${liveUrl}`).then(async (r) => ({ live: r.headers.get('x-stemflow-live'), bytes: Buffer.from(await r.arrayBuffer()) }));
+    const done = await events;
     expect(killed).toBe(true);
-    expect(events.at(-1)!.event).toBe('completed');
+    expect(done.at(-1)!.event).toBe('completed');
     expect(services.separator.log).toMatch(/resuming from checkpoint/);
+    const heard = await listening;
+    expect(heard.live).toBe('true');
+    const finished = Buffer.from(await (await fetch(`${api}${(await job()).stems[0]!.url}`)).arrayBuffer());
+    expect(heard.bytes.length).toBe(finished.length);
+    expect(heard.bytes.equals(finished)).toBe(true);
   });
 });
