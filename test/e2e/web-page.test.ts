@@ -176,6 +176,46 @@ describe('the web page, with API keys on the server', () => {
     await page.close();
   });
 
+  it('listens while it separates: every stem plays on one clock while the job runs, the mixer carries on, and the report shows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'page-'));
+    const file = join(dir, 'live song.wav');
+    writeFileSync(file, (await mixtureWav(30)).wav);
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(api);
+    await page.evaluate((k) => localStorage.setItem('stemflow.apiKey', k), KEY);
+    await page.reload();
+    expect(await page.locator('#listen').isChecked()).toBe(true); // the default: stems stream (clip=clamp)
+    await page.check('#residual');
+    await page.setInputFiles('#file', file);
+    await page.waitForFunction(() => !document.getElementById('live')!.hidden, undefined, { timeout: 120_000, polling: 100 });
+    await page.click('#liveplay');
+    // Heard while the job still runs: the clock moves and every stem's source sounds.
+    await page.waitForFunction(() => (window as any).stemflowLive.time() > 1, undefined, { timeout: 120_000, polling: 100 });
+    expect(await page.locator('#state').textContent()).toContain('processing');
+    const heard = await page.evaluate(() =>
+      (window as any).stemflowLive.stems.map((s: any) => {
+        const buf = new Float32Array(s.meter.fftSize);
+        s.meter.getFloatTimeDomainData(buf);
+        return { name: s.name, rms: Math.sqrt(buf.reduce((a, v) => a + v * v, 0) / buf.length), sources: s.sources.length };
+      }),
+    );
+    expect(heard.map((h: { name: string }) => h.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
+    for (const h of heard) expect(h.rms, `${h.name} is sounding`).toBeGreaterThan(1e-4);
+    // Muting a stem while listening: its gain goes to 0.
+    await page.click('#livestems [data-stem=vocals]');
+    expect(await page.evaluate(() => (window as any).stemflowLive.stems.find((s: any) => s.name === 'vocals').gain.gain.value)).toBe(0);
+    const before = await page.evaluate(() => (window as any).stemflowLive.time() as number);
+    // Done: the mixer takes over where listening was, still playing; the report says what the stems are.
+    await page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 240_000, polling: 250 });
+    await page.waitForFunction(() => (window as any).stemflowMixer.playing === true, undefined, { timeout: 10_000 });
+    expect(await clock(page)).toBeGreaterThanOrEqual(before);
+    expect(await page.locator('#report').textContent()).toMatch(/^44\.1 kHz · 0:30 · the stems add up to the song within -\d+\.\d dB · peaks: drums -?\d+\.\d dBFS/);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('shows a failed job with its reason, and a rejected file with why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'page-'));
     // A video without an audio track: accepted (a container this server reads), then the job fails.
