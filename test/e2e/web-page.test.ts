@@ -211,7 +211,8 @@ describe('the web page, with API keys on the server', () => {
     await page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 240_000, polling: 250 });
     await page.waitForFunction(() => (window as any).stemflowMixer.playing === true, undefined, { timeout: 10_000 });
     expect(await clock(page)).toBeGreaterThanOrEqual(before);
-    expect(await page.locator('#report').textContent()).toMatch(/^44\.1 kHz · 0:30 · the stems add up to the song within -\d+\.\d dB · peaks: drums -?\d+\.\d dBFS/);
+    expect(await page.locator('#report').textContent()).toMatch(/^44\.1 kHz · 0:30 · song − Σ stems: -\d+\.\d dB \(they add up to the song\) · peaks: drums -?\d+\.\d dBFS/);
+    expect(await page.locator('#live').isHidden()).toBe(true);
     expect(problems).toEqual([]);
     await page.close();
   });
