@@ -64,3 +64,9 @@ export function startEncoder(format: AudioFormat, sampleRate: number, file: stri
   };
 }
 
+
+/** The rates MP3 can be written at (MPEG-1, 2 and 2.5 layer III). */
+const MP3_RATES = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/** The rate a file of `format` is written at for audio at `rate`: MP3 takes the nearest it has at or above, at most 48 kHz. */
+export const rateFor = (format: AudioFormat, rate: number) => (format === 'mp3' && !MP3_RATES.includes(rate) ? (MP3_RATES.find((r) => r >= rate) ?? 48000) : rate);

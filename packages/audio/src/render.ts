@@ -10,7 +10,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AudioFormat } from '@stemflow/contracts';
 import { StemflowError } from '@stemflow/contracts';
-import { CODEC_ARGS } from './encode.js';
+import { CODEC_ARGS, rateFor } from './encode.js';
 import { BYTES_PER_FRAME, SAMPLE_RATE, decodeToPcm } from './ffmpeg.js';
 import { inputArgs, type MediaSource } from './media.js';
 
@@ -130,7 +130,8 @@ export type MixInput = { src: MediaSource; gain: number };
  * separator does with stems) and `clamp` clips it. Returns the peak of the sum and the gain
  * applied. Rejects, with ffmpeg killed, on any failure or after `timeoutMs`.
  */
-export async function renderMix(inputs: MixInput[], format: AudioFormat, file: string, o: { clip?: 'rescale' | 'clamp'; timeoutMs?: number } = {}): Promise<{ peak: number; gain: number }> {
+export async function renderMix(inputs: MixInput[], format: AudioFormat, file: string, o: { clip?: 'rescale' | 'clamp'; timeoutMs?: number; sampleRate?: number | undefined } = {}): Promise<{ peak: number; gain: number }> {
+  const rate = String(rateFor(format, o.sampleRate ?? SAMPLE_RATE));
   if (!inputs.length) throw new StemflowError('EMPTY_MIX', 'a mix needs at least one stem', { status: 400 });
   const timeoutMs = o.timeoutMs ?? 300_000;
   const n = inputs.length;
@@ -141,10 +142,10 @@ export async function renderMix(inputs: MixInput[], format: AudioFormat, file: s
   // Pass 1: the float sum, raw, beside the target; its peak is measured as it streams out.
   const raw = `${file}.f32`;
   try {
-    const peak = await ffmpegRun(['-nostdin', '-v', 'error', ...inputs.flatMap((x) => inputArgs(x.src)), '-filter_complex', filter, '-map', '[out]', '-ar', String(SAMPLE_RATE), '-f', 'f32le', '-c:a', 'pcm_f32le', 'pipe:1'], timeoutMs, raw);
+    const peak = await ffmpegRun(['-nostdin', '-v', 'error', ...inputs.flatMap((x) => inputArgs(x.src)), '-filter_complex', filter, '-map', '[out]', '-ar', rate, '-f', 'f32le', '-c:a', 'pcm_f32le', 'pipe:1'], timeoutMs, raw);
     const gain = peak > 1 && (o.clip ?? 'rescale') === 'rescale' && format !== 'f32' ? 1 / peak : 1;
     // Pass 2: the target format (the gain, if any, applied in float before it).
-    await ffmpegRun(['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(SAMPLE_RATE), '-ac', '2', '-i', `file:${raw}`, ...(gain !== 1 ? ['-af', `volume=${gain.toFixed(9)}`] : []), ...CODEC_ARGS[format], '-y', file], timeoutMs);
+    await ffmpegRun(['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', rate, '-ac', '2', '-i', `file:${raw}`, ...(gain !== 1 ? ['-af', `volume=${gain.toFixed(9)}`] : []), ...CODEC_ARGS[format], '-y', file], timeoutMs);
     return { peak, gain };
   } finally {
     await unlink(raw).catch(() => {});

@@ -160,12 +160,17 @@ export function openApiDocument(version = '0.1.0') {
       '/api/jobs/{id}/stems/{stem}': {
         parameters: [idParam, stemParam],
         get: {
-          summary: 'Download one stem (Range supported), or a redirect to a presigned object-store URL',
+          summary: 'Download one stem (Range supported), or a redirect to a presigned object-store URL; while a job whose stems stream runs, the stem as it is made',
+          description:
+            'A completed job: the stem file. A running job with `clip=clamp` (its `live_stems`): the response starts with what is final now and stays open, ' +
+            'each new piece sent as the separator stores it, until the stem is complete — the same bytes as the finished file (`X-Stemflow-Live: true`, `Cache-Control: no-store`). ' +
+            'A WAV states its final length from the first byte (`Content-Length`, and one `Range` for seeking: bytes not yet made are sent when they are); FLAC has no length. ' +
+            'The response waits for the separator to start the stem; it is cut (not ended) if the job fails, is canceled or deleted, so a client never takes a partial file for a whole one.',
           responses: {
-            '200': { description: 'The audio.', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } },
+            '200': { description: 'The audio (growing, for a running job).', headers: { 'X-Stemflow-Live': { description: '`true` when the stem is still being made.', schema: { type: 'string' } } }, content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } },
             '206': { description: 'A byte range of it.' },
-            '302': { description: 'Redirect to a presigned URL (S3 store).' },
-            '404': error('No such job or stem, or the job is not completed.'),
+            '302': { description: 'Redirect to a presigned URL (S3 store; completed jobs).' },
+            '404': error('No such job or stem, or the job is running with clip=rescale (its stems are written when it completes), or it failed.'),
             '416': error('Range not satisfiable.'),
           },
         },

@@ -3,7 +3,7 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { BYTES_PER_FRAME, MonoStats, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
+import { BYTES_PER_FRAME, MonoStats, rateFor, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
 import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions, type PayloadOf } from '@stemflow/contracts';
 import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
@@ -229,18 +229,13 @@ function keepFrames(keep: { from: number; to: number }, stats: MonoStats): Trans
   });
 }
 
-/** The rates MP3 can be written at (MPEG-1, 2 and 2.5 layer III). */
-const MP3_RATES = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
-
 /**
  * The stems' rate and format, from the options and the input: its own rate unless 44100 was asked
  * (MP3 takes the nearest rate it has at or above, at most 48 kHz); `wav` follows its bit depth.
  */
 export function outputOf(opts: Pick<JobOptions, 'sample_rate' | 'format'>, audio: { sampleRate: number; bits: number; float: boolean }): { sampleRate: number; format: AudioFormat } {
   const format: AudioFormat = opts.format !== 'wav' ? opts.format : audio.float ? 'f32' : audio.bits >= 24 ? 'wav24' : 'wav16';
-  let sampleRate = opts.sample_rate === '44100' || !audio.sampleRate ? SAMPLE_RATE : audio.sampleRate;
-  if (format === 'mp3' && !MP3_RATES.includes(sampleRate)) sampleRate = MP3_RATES.find((r) => r >= sampleRate) ?? 48000;
-  return { sampleRate, format };
+  return { sampleRate: rateFor(format, opts.sample_rate === '44100' || !audio.sampleRate ? SAMPLE_RATE : audio.sampleRate), format };
 }
 
 async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {
@@ -270,6 +265,6 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   }
   const durationSec = info.durationSec ?? info.audio?.durationSec;
   await d.bus.publish(
-    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, sampleRate: SAMPLE_RATE, channels: 2, ...(durationSec ? { durationSec } : {}) }),
+    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, channels: 2, ...(durationSec ? { durationSec } : {}) }),
   );
 }

@@ -98,7 +98,8 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
     const file = join(tmpdir(), `stemflow-mix-${randomUUID()}.${FORMAT_EXT[format]}`);
     try {
       const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
-      await renderMix(inputs, format, file, { clip: job.options.clip });
+      // At the stems' own rate (the input's, unless 44.1 kHz was asked; jobs before 2026-12: 44.1 kHz).
+      await renderMix(inputs, format, file, { clip: job.options.clip, sampleRate: job.report?.sample_rate ?? job.output?.sample_rate });
       const kept = (await blobs.list(`${keys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
       for (const old of kept.slice(0, Math.max(0, kept.length - MAX_MIXES_PER_JOB + 1))) await blobs.delete(old.key).catch(() => {});
       const { bytes } = await blobs.put(key, createReadStream(file), { contentType: 'application/octet-stream' });
