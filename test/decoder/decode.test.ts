@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
 import { EVENT_NAMES, QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
 import { decodeJob, startDecoder } from '@stemflow/decoder';
+import { MonoStats } from '@stemflow/audio';
 import { S3BlobStore, keys } from '@stemflow/storage';
 import { readAll } from '@stemflow/storage/contract';
 import { createLogger } from '@stemflow/telemetry';
@@ -187,8 +188,12 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
   it('a 48 kHz 24-bit input: the stems are 48 kHz, exactly its length, and `wav` means 24-bit; its own-rate audio is kept for the residual', async () => {
     const input = await noise(3, 48_000);
     const e = await withOptions(input, { format: 'wav' });
-    const { ev } = await decodedPcm(e);
+    const { ev, pcm } = await decodedPcm(e);
     expect(ev.payload.output).toEqual({ sampleRate: 48_000, frames: 144_000, format: 'wav24', nativeKey: keys.nativePcm(e.jobId) });
+    // The normalization measured while decoding: what the separator would measure from the PCM, to the bit.
+    const stats = new MonoStats();
+    stats.add(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    expect(ev.payload.stats).toEqual(stats.result());
     const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
     const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
     expect(native).toEqual(original);
@@ -216,7 +221,7 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
     // The model's PCM: the window and a model segment (343,980 frames) either side, within the track,
     // with the whole track's length and normalization.
     expect(ev.payload.window).toMatchObject({ trackFrames: 441_000, storedFrom: 0, from: 110_250, to: 242_550 });
-    expect(ev.payload.window!.std).toBeGreaterThan(0.1);
+    expect(ev.payload.stats!.std).toBeGreaterThan(0.1);
     expect(ev.payload.frames).toBe(441_000);
     expect(pcm.length).toBe(2 * ev.payload.frames);
     expect(ev.payload.durationSec).toBeCloseTo(3, 2);

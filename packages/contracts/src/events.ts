@@ -47,8 +47,8 @@ export const JobDecodedPayload = z.object({
     .optional(),
   /**
    * A preview (options start/duration), in 44.1 kHz frames of the whole track: the PCM at pcmKey
-   * holds [storedFrom, storedFrom + frames) — the window with a model segment either side — and
-   * the track's own normalization, so the window is separated exactly as the whole song would be.
+   * holds [storedFrom, storedFrom + frames) — the window with a model segment either side — so,
+   * with the whole track's stats, the window is separated exactly as the whole song would be.
    */
   window: z
     .object({
@@ -56,10 +56,10 @@ export const JobDecodedPayload = z.object({
       storedFrom: z.int().nonnegative(),
       from: z.int().nonnegative(),
       to: z.int().positive(),
-      mean: z.number(),
-      std: z.number().positive(),
     })
     .optional(),
+  /** Mean and std of the whole track's mono mix (Demucs's normalization), measured while decoding (since 2026-12; absent: the separator measures them). */
+  stats: z.object({ mean: z.number(), std: z.number().positive() }).optional(),
 });
 export const JobProgressPayload = z.object({
   stage: JobStage,

@@ -23,7 +23,7 @@ export type DecodeConfig = {
 export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
 /** What the decode produced: the model's PCM, and the stems' shape (absent in manifests of older decoders). */
-type Manifest = Pick<PayloadOf<'job.decoded'>, 'frames' | 'durationSec' | 'output' | 'window'>;
+type Manifest = Pick<PayloadOf<'job.decoded'>, 'frames' | 'durationSec' | 'output' | 'window' | 'stats'>;
 const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
 
 export const clock = (sec: number) => {
@@ -124,7 +124,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   let failure: unknown;
   try {
     await Promise.all([
-      d.blobs.put(pcmKey, keep ? kept(run.pcm, keepFrames(keep, stats)) : run.pcm, { contentType: 'application/octet-stream' }),
+      d.blobs.put(pcmKey, kept(run.pcm, keepFrames(keep ?? { from: 0, to: Number.POSITIVE_INFINITY }, stats)), { contentType: 'application/octet-stream' }),
       ...(nativeKey && run.native ? [d.blobs.put(nativeKey, run.native.pcm, { contentType: 'application/octet-stream' })] : []),
     ]);
   } catch (err) {
@@ -178,7 +178,8 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     frames,
     durationSec: decodedSec,
     output: { sampleRate: out.sampleRate, frames: outFrames, format: out.format, ...(nativeKey ? { nativeKey } : {}) },
-    ...(keep ? { window: { trackFrames, storedFrom: keep.from, from, to, ...stats.result() } } : {}),
+    ...(keep ? { window: { trackFrames, storedFrom: keep.from, from, to } } : {}),
+    stats: stats.result(),
   };
   await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');

@@ -65,9 +65,9 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   const win = e.payload.window;
   let plan = await work.plan();
   if (!plan) {
-    plan = win
-      ? windowPlan(makePlan(win.trackFrames, opts, id, { mean: win.mean, std: win.std }), win.from, win.to)
-      : makePlan(e.payload.frames, opts, id, await trackStats(d.blobs, e.payload.pcmKey));
+    // Measured while decoding (a decoder older than 2026-12: measured here, one read of the PCM).
+    const stats = e.payload.stats ?? (await trackStats(d.blobs, e.payload.pcmKey));
+    plan = win ? windowPlan(makePlan(win.trackFrames, opts, id, stats), win.from, win.to) : makePlan(e.payload.frames, opts, id, stats);
     await work.savePlan(plan);
   }
   const read = mixReader(d.blobs, e.payload.pcmKey, e.payload.frames, plan.mean, plan.std, win?.storedFrom ?? 0);
