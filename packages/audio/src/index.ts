@@ -5,3 +5,4 @@ export * from './encode.js';
 export * from './plan.js';
 export * from './render.js';
 export * from './wav.js';
+export * from './mp3.js';

@@ -6,8 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { open, type FileHandle } from 'node:fs/promises';
-import { CHANNELS, FORMAT_CONTENT_TYPE, isWav, quantize, startEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
+import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CHANNELS, CODEC_ARGS, FORMAT_CONTENT_TYPE, MP3_STREAM_RATES, id3Length, isWav, mp3InfoFrame, quantize, run, startEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
 import { StemflowError, type AudioFormat } from '@stemflow/contracts';
 import { keys, type BlobStore, type LiveManifest } from '@stemflow/storage';
 
@@ -89,10 +91,14 @@ export function liveManifest(format: AudioFormat, sampleRate: number, frames: nu
   return { format, contentType: FORMAT_CONTENT_TYPE[format], sampleRate, frames, bytes: isWav(format) ? wavBytes(format, sampleRate, frames) : null };
 }
 
+/** Whether a stem of this format and rate can be written as a stream (MP3 only at the MPEG-1 rates, where its gapless header can be made first). */
+export const streamable = (format: AudioFormat, sampleRate: number) => format !== 'mp3' || MP3_STREAM_RATES.includes(sampleRate);
+
 export async function openSink(format: AudioFormat, sampleRate: number, frames: number, bytes: StemBytes | undefined, file: string, label: string): Promise<StemSink> {
   if (isWav(format)) return wavSink(format, sampleRate, frames, bytes!);
-  if (format === 'flac') return flacSink(sampleRate, frames, bytes!, label);
-  // MP3 is written by ffmpeg into its own file (it goes back to the start to write the gapless header).
+  if (format === 'flac') return pipeSink(['-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-f', 'flac'], sampleRate, bytes!, label, 4608, patchFlacLength(frames));
+  if (bytes) return pipeSink([...CODEC_ARGS.mp3], sampleRate, bytes, label, 1152 + 1105, await mp3Header(sampleRate, frames));
+  // MP3 at other rates: written by ffmpeg into its own file (it goes back to the start to write the gapless header).
   const enc = startEncoder(format, sampleRate, file, label);
   let n = 0;
   return {
@@ -124,9 +130,64 @@ async function wavSink(format: WavFormat, sampleRate: number, frames: number, by
   };
 }
 
-/** FLAC through ffmpeg to a pipe; the stream header gets the total length, known before the first sample. */
-function flacSink(sampleRate: number, frames: number, bytes: StemBytes, label: string): StemSink {
-  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', '-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-flags', '+bitexact', '-fflags', '+bitexact', '-f', 'flac', 'pipe:1'], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** The first bytes of an encoder's output, changed before they go on; `need` bytes are held until it can say. */
+type HeadPatch = { need: (head: Buffer) => number | undefined; patch: (head: Buffer) => Buffer };
+
+/** FLAC's STREAMINFO gets the total length (36 bits from byte 18), known before the first sample. */
+const patchFlacLength = (frames: number): HeadPatch => ({
+  need: () => 26,
+  patch: (head) => {
+    const v = head.readBigUInt64BE(18);
+    head.writeBigUInt64BE((v & ~0xfffffffffn) | BigInt(frames), 18);
+    return head;
+  },
+});
+
+/** Each MP3 rate's Info frame as ffmpeg writes it (for any length): the template the stream's own is made from. */
+const mp3Templates = new Map<number, Promise<Buffer>>();
+function mp3Template(sampleRate: number): Promise<Buffer> {
+  let t = mp3Templates.get(sampleRate);
+  if (!t) {
+    t = (async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'stemflow-mp3-'));
+      try {
+        const file = join(dir, 'a.mp3');
+        const r = await run('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'lavfi', '-i', `anullsrc=r=${sampleRate}:cl=stereo`, '-t', '0.2', ...CODEC_ARGS.mp3, '-y', file], 30_000);
+        if (r.code !== 0) throw new StemflowError('ENCODE_FAILED', `ffmpeg could not write MP3 at ${sampleRate} Hz: ${r.stderr.trim().split('\n').pop() ?? ''}`, { retryable: true });
+        const b = await readFile(file);
+        const at = id3Length(b) ?? 0;
+        // MPEG-1 layer III at 320 kb/s: 144 × bitrate ÷ rate bytes, one more when the padding bit is set.
+        const len = Math.floor((144 * MP3_KBPS * 1000) / sampleRate) + ((b[at + 2]! >> 1) & 1);
+        return b.subarray(at, at + len);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
+    t.catch(() => mp3Templates.delete(sampleRate));
+    mp3Templates.set(sampleRate, t);
+  }
+  return t;
+}
+
+/** The Info frame goes right after the ID3 tag the encoder writes first. */
+async function mp3Header(sampleRate: number, frames: number): Promise<HeadPatch> {
+  const info = mp3InfoFrame(await mp3Template(sampleRate), sampleRate, MP3_KBPS, frames);
+  return {
+    need: (head) => id3Length(head),
+    patch: (head) => {
+      const id3 = id3Length(head)!;
+      return Buffer.concat([head.subarray(0, id3), info, head.subarray(id3)]);
+    },
+  };
+}
+const MP3_KBPS = Number(/^(\d+)k$/.exec(CODEC_ARGS.mp3[CODEC_ARGS.mp3.indexOf('-b:a') + 1]!)![1]);
+
+/**
+ * An encoder through ffmpeg to a pipe (deterministic: +bitexact), its output in order to the
+ * stem's bytes, the head patched first. `lag`: frames the encoder holds before it writes them.
+ */
+function pipeSink(codec: string[], sampleRate: number, bytes: StemBytes, label: string, lag: number, head: HeadPatch): StemSink {
+  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...codec, '-flags', '+bitexact', '-fflags', '+bitexact', 'pipe:1'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   p.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
   p.stdin.on('error', () => {});
@@ -136,21 +197,18 @@ function flacSink(sampleRate: number, frames: number, bytes: StemBytes, label: s
     p.on('error', () => ((exited = true), res(-1)));
   });
   let n = 0;
-  // Bytes out, in order; the first 26 are held until STREAMINFO's total-samples field can be set.
   const drained = (async () => {
-    let head: Buffer | undefined = Buffer.alloc(0);
+    let held: Buffer | undefined = Buffer.alloc(0);
     for await (const c of p.stdout as AsyncIterable<Buffer>) {
-      if (head) {
-        head = Buffer.concat([head, c]);
-        if (head.length < 26) continue;
-        // fLaC, a block header, then STREAMINFO: 20 bits rate, 3 channels, 5 depth, 36 samples from byte 18.
-        const v = head.readBigUInt64BE(18);
-        head.writeBigUInt64BE((v & ~0xfffffffffn) | BigInt(frames), 18);
-        await bytes.push(head);
-        head = undefined;
+      if (held) {
+        held = Buffer.concat([held, c]);
+        const need = head.need(held);
+        if (need === undefined || held.length < need) continue;
+        await bytes.push(head.patch(held));
+        held = undefined;
       } else await bytes.push(c);
     }
-    if (head) await bytes.push(head);
+    if (held?.length) await bytes.push(head.patch(held));
   })();
   drained.catch(() => {});
   return {
@@ -159,8 +217,7 @@ function flacSink(sampleRate: number, frames: number, bytes: StemBytes, label: s
       if (!p.stdin.write(Buffer.from(x.buffer, x.byteOffset, 8 * count))) await Promise.race([once(p.stdin, 'drain'), closed]);
       n += count;
     },
-    // FLAC holds up to one block (4,608 frames at most here) before it writes it.
-    framesOut: () => Math.max(0, n - 4608),
+    framesOut: () => Math.max(0, n - lag),
     finish: async () => {
       p.stdin.end();
       const code = await closed;

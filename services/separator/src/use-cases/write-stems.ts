@@ -13,7 +13,7 @@ import { FORMAT_EXT, type AudioFormat, type JobOptions, type QualityReport, type
 import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { exactLength, resampleBlocks, type Block } from '../adapters/resample.js';
-import { liveManifest, openSink, StemBytes, type StemSink } from '../adapters/stem-files.js';
+import { liveManifest, openSink, StemBytes, streamable, type StemSink } from '../adapters/stem-files.js';
 import { sequentialPcm } from '../adapters/work-store.js';
 import { dB, StemMixer, type Output } from '../core/assemble.js';
 import { PLANES } from '../core/pass.js';
@@ -72,7 +72,8 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     const manifest = liveManifest(format, spec.sampleRate, spec.frames);
     for (const o of outs) {
       const file = join(dir, `${o.name}.${ext}`);
-      const bytes = format === 'mp3' ? undefined : await StemBytes.open(file, spec.live ? { blobs: d.blobs, jobId: id, stem: o.name, manifest } : undefined);
+      const live = spec.live && streamable(format, spec.sampleRate);
+      const bytes = format === 'mp3' && !live ? undefined : await StemBytes.open(file, live ? { blobs: d.blobs, jobId: id, stem: o.name, manifest } : undefined);
       if (bytes) files.push(bytes);
       sinks.push(await openSink(format, spec.sampleRate, spec.frames, bytes, file, o.name));
     }
