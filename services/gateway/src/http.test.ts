@@ -269,3 +269,96 @@ describe('metrics and the events document', () => {
     expect(doc.channels.jobCompleted?.address).toBe('job.completed');
   });
 });
+
+describe('a stem while its job runs (clip=clamp): what is stored, then each new piece, until complete', () => {
+  /** What the separator does while it separates: a manifest, then pieces named by their offset. */
+  const header = (frames: number) => {
+    const h = Buffer.alloc(44);
+    h.write('RIFF', 0); h.writeUInt32LE(36 + 4 * frames, 4); h.write('WAVEfmt ', 8); h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(2, 22);
+    h.writeUInt32LE(44100, 24); h.writeUInt32LE(44100 * 4, 28); h.writeUInt16LE(4, 32); h.writeUInt16LE(16, 34); h.write('data', 36); h.writeUInt32LE(4 * frames, 40);
+    return h;
+  };
+  const file = Buffer.concat([header(50_000), Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff))]);
+  async function running(options: Record<string, string> = { clip: 'clamp' }) {
+    const id = await upload('key-a', { ...options, stems: `vocals,other,drums,bass`, shifts: String(1), overlap: String(0.25 + Math.random() / 10) });
+    await until(async () => !!(await jobs.get(id))?.output);
+    return id;
+  }
+  const piece = (id: string, from: number, to: number) => blobs.put(keys.livePart(id, 'vocals', from), file.subarray(from, to));
+  const manifest = (id: string) => blobs.put(keys.liveManifest(id, 'vocals'), Buffer.from(JSON.stringify({ format: 'wav16', contentType: 'audio/wav', sampleRate: 44100, frames: 50_000, bytes: file.length })));
+  const wake = (id: string) => bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: 0.5, readySec: 1 }));
+  /** Reads a response's body, calling `onBytes` with the count so far. */
+  async function read(res: Response, onBytes?: (n: number) => void) {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    try {
+      for await (const c of res.body as AsyncIterable<Uint8Array>) {
+        chunks.push(Buffer.from(c));
+        n += c.length;
+        onBytes?.(n);
+      }
+      return { bytes: Buffer.concat(chunks), cut: false };
+    } catch {
+      return { bytes: Buffer.concat(chunks), cut: true };
+    }
+  }
+
+  it('streams the pieces as they come, ends at the length the header states, and serves a range before its bytes exist', async () => {
+    const id = await running();
+    expect(((await (await fetch(`${url}/api/jobs/${id}`, { headers: auth('key-a') })).json()) as { live_stems: { name: string }[] }).live_stems.map((s) => s.name)).toEqual(['vocals', 'other', 'drums', 'bass']);
+    await manifest(id);
+    await piece(id, 0, 1000);
+    const res = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-stemflow-live')).toBe('true');
+    expect(res.headers.get('content-length')).toBe(String(file.length));
+    let seen = 0;
+    const whole = read(res, (n) => (seen = n));
+    const ranged = fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: { ...auth('key-a'), range: 'bytes=150000-' } });
+    await until(async () => seen === 1000);
+    await piece(id, 1000, 120_000);
+    await wake(id);
+    await until(async () => seen === 120_000);
+    await piece(id, 120_000, file.length);
+    await wake(id);
+    expect((await whole).bytes.equals(file)).toBe(true);
+    const r = await ranged;
+    expect(r.status).toBe(206);
+    expect(r.headers.get('content-range')).toBe(`bytes 150000-${file.length - 1}/${file.length}`);
+    expect((await read(r)).bytes.equals(file.subarray(150_000))).toBe(true);
+    const head = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { method: 'HEAD', headers: auth('key-a') });
+    expect([head.status, head.headers.get('content-length')]).toEqual([200, String(file.length)]);
+  });
+
+  it('a job that completes mid-stream: the rest comes from the finished file; a job that fails cuts the response', async () => {
+    const id = await running();
+    await manifest(id);
+    await piece(id, 0, 50_000);
+    let seen = 0;
+    const res = read(await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') }), (n) => (seen = n));
+    await until(async () => seen === 50_000);
+    // The separator's end: the stem stored whole, job.completed, the pieces removed.
+    await blobs.put(keys.stem(id, 'vocals', 'wav'), file);
+    await bus.publish(newEvent('job.completed', id, { stems: [{ name: 'vocals', format: 'wav16', key: keys.stem(id, 'vocals', 'wav'), bytes: file.length }], model: 'htdemucs', timings: {} }));
+    await blobs.deletePrefix(`jobs/${id}/work/`);
+    expect((await res).bytes.equals(file)).toBe(true);
+
+    const failing = await running();
+    await manifest(failing);
+    await piece(failing, 0, 1000);
+    let got = 0;
+    const cut = read(await fetch(`${url}/api/jobs/${failing}/stems/vocals`, { headers: auth('key-a') }), (n) => (got = n));
+    await until(async () => got === 1000);
+    await bus.publish(newEvent('job.failed', failing, { stage: 'separating', reason: 'the model failed', code: 'X', retryable: false }));
+    const r = await cut;
+    expect(r.cut).toBe(true); // not a complete file: a client cannot take it for one
+    expect(r.bytes.length).toBe(1000);
+  });
+
+  it('a running job with clip=rescale has no stem until it completes: 404 saying why', async () => {
+    const id = await running({ clip: 'rescale' });
+    const res = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the job is processing, it has no stems yet');
+  });
+});

@@ -42,6 +42,8 @@ export type GatewayOptions = {
   sseKeepAliveMs?: number;
   /** Presigned download links live this long. */
   presignSec?: number;
+  /** A live stem's client that takes nothing this long is cut (default 60 s). */
+  liveStallMs?: number;
   /** What /api/health reports (default: the adapters). */
   checks?: Check[];
   /** Job events pushed from the bus; without it (or while it is down) SSE polls the read model. */
@@ -461,8 +463,12 @@ export function createApp(d: Deps, o: GatewayOptions) {
    * bytes; a WAV's length is known from the start (Content-Length, and one Range for seeking).
    */
   const sendLiveStem = async (req: Request, res: Response, job: Job, stem: string) => {
+    // Quiet while the next piece is made (a model run, or a separator restarting): the connection's
+    // idle timeout would cut a client that is only waiting. One that stops reading is cut by stallMs.
+    req.socket.setTimeout(0);
     const deps: LiveDeps = {
       blobs: d.blobs,
+      stallMs: o.liveStallMs ?? 60_000,
       job: async () => {
         const doc = await jobsView.get(job.id);
         return o.hub ? o.hub.latest(job.id, doc) : doc;

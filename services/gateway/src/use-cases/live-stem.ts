@@ -16,6 +16,8 @@ export type LiveDeps = {
   job: () => Promise<Job | undefined>;
   /** Resolves at the job's next event, or after `ms`. */
   nextEvent: (ms: number) => Promise<void>;
+  /** A client that takes nothing for this long is gone (its connection is cut). */
+  stallMs: number;
 };
 
 /** The manifest once the separator started writing the stem; undefined if the job ended first. */
@@ -42,10 +44,14 @@ export async function pipeLiveStem(d: LiveDeps, jobId: string, stem: string, out
   const closed = () => out.destroyed || out.writableEnded;
   const write = async (chunk: Buffer) => {
     if (!out.write(chunk)) {
-      // Drained, or closed: either way the listeners go (a long stream waits thousands of times).
+      // Drained, closed, or stalled: either way the listeners go (a long stream waits thousands of times).
       const ac = new AbortController();
+      let stalled = false;
+      const timer = setTimeout(() => ((stalled = true), ac.abort()), d.stallMs);
       await Promise.race([once(out, 'drain', { signal: ac.signal }), once(out, 'close', { signal: ac.signal })]).catch(() => {});
+      clearTimeout(timer);
       ac.abort();
+      if (stalled) throw new StemflowError('CLIENT_GONE', `the client took nothing for ${Math.round(d.stallMs / 1000)} s`);
     }
     if (closed()) throw new StemflowError('CLIENT_GONE', 'the client went away');
   };
