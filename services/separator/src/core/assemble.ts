@@ -1,7 +1,7 @@
 /**
  * Assembly, pure: the passes' checkpointed regions averaged into blocks of the final track
- * (de-normalized), each output stem mixed from the model's stems, peaks and the gain that
- * `clip=rescale` applies, and a block rendered as the interleaved stereo an encoder takes.
+ * (de-normalized), and each output stem mixed from the model's stems (the residual where asked),
+ * its gain and clamp applied and measured, as the interleaved stereo an encoder takes.
  */
 import { StemflowError, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
@@ -25,28 +25,8 @@ export function mixOf(o: Output, data: Float32Array, n: number, c: number, i: nu
   return v;
 }
 
-/** Updates each output's peak (absolute) with one block. */
-export function updatePeaks(outs: Output[], peaks: number[], data: Float32Array, n: number): void {
-  outs.forEach((o, k) => {
-    for (let c = 0; c < CH; c++) for (let i = 0; i < n; i++) peaks[k] = Math.max(peaks[k]!, Math.abs(mixOf(o, data, n, c, i)));
-  });
-}
-
 /** Demucs's rescale: a stem whose peak is over full scale is scaled down to just under it. */
 export const rescaleGain = (peak: number) => 1 / Math.max(1.01 * peak, 1);
-
-/** One output stem of a block as interleaved stereo float32 in `out` (grown as needed; returned). */
-export function renderBlock(o: Output, data: Float32Array, n: number, gain: number, clip: JobOptions['clip'], out: Float32Array): Float32Array {
-  const buf = out.length >= 2 * n ? out : new Float32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < CH; c++) {
-      let v = mixOf(o, data, n, c, i) * gain;
-      if (clip === 'clamp') v = Math.max(-0.99, Math.min(0.99, v));
-      buf[2 * i + c] = v;
-    }
-  }
-  return buf;
-}
 
 /** Averages the passes into blocks of the final track: [plane][n], de-normalized. */
 export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32Array>[]): AsyncGenerator<{ data: Float32Array; n: number }> {
@@ -84,7 +64,6 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
   }
 }
 
-/** Encodes the stems from the checkpoints; undefined if the job was canceled meanwhile. */
 
 /** What a reader of the file gets back for a sample written as `v` (the residual is measured on it). */
 export function readBack(format: AudioFormat, v: number): number {
