@@ -16,10 +16,12 @@ export const created = (jobId: string, at = t(0), sha = 'c'.repeat(64), owner: s
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner,
   }, at);
-export const progress = (jobId: string, stage: JobStage, p: number, at: string) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10 }, at);
-export const decoded = (jobId: string, at: string) => ev('job.decoded', jobId, { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 882000, durationSec: 20 }, at);
+export const progress = (jobId: string, stage: JobStage, p: number, at: string, readySec?: number) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10, ...(readySec !== undefined ? { readySec } : {}) }, at);
+export const decoded = (jobId: string, at: string) =>
+  ev('job.decoded', jobId, { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 882000, durationSec: 20, output: { sampleRate: 48000, frames: 960000, format: 'wav24' } }, at);
+const report = { sample_rate: 48000, frames: 960000, residual_db: -140.5, stems: [{ name: 'vocals' as const, peak: 0.5, peak_db: -6.02, gain: 1 }] };
 const completed = (jobId: string, at: string) =>
-  ev('job.completed', jobId, { stems: [{ name: 'vocals', format: 'wav16', key: `jobs/${jobId}/stems/vocals.wav`, bytes: 42 }], model: 'htdemucs', timings: { total: 1 } }, at);
+  ev('job.completed', jobId, { stems: [{ name: 'vocals', format: 'wav16', key: `jobs/${jobId}/stems/vocals.wav`, bytes: 42 }], model: 'htdemucs', timings: { total: 1 }, report }, at);
 const failed = (jobId: string, at: string) => ev('job.failed', jobId, { stage: 'decoding', reason: 'The file is not audio.', code: 'NOT_AUDIO', retryable: false }, at);
 
 /** A whole job's life, in the order it happens. */
@@ -27,8 +29,8 @@ const lifecycle = (jobId: string): AnyEvent[] => [
   created(jobId, t(0)),
   progress(jobId, 'decoding', 0.02, t(1)),
   decoded(jobId, t(2)),
-  progress(jobId, 'separating', 0.3, t(3)),
-  progress(jobId, 'separating', 0.7, t(4)),
+  progress(jobId, 'separating', 0.3, t(3), 5),
+  progress(jobId, 'separating', 0.7, t(4), 12),
   progress(jobId, 'encoding', 0.95, t(5)),
   completed(jobId, t(6)),
 ];
@@ -85,14 +87,16 @@ export function jobStoreContract(name: string, make: () => Promise<JobStoreHarne
       expect((await store.apply(c)).outcome).toBe('applied');
       expect((await store.apply(c)).outcome).toBe('duplicate');
       expect((await store.apply(pDec)).job).toMatchObject({ status: 'processing', stage: 'decoding', progress: 0.02 });
-      expect((await store.apply(dec)).job).toMatchObject({ stage: 'separating', progress: 0.05, input: { duration_sec: 20 } });
-      expect((await store.apply(p70)).job).toMatchObject({ stage: 'separating', progress: 0.7, eta_sec: 10 });
+      expect((await store.apply(dec)).job).toMatchObject({ stage: 'separating', progress: 0.05, input: { duration_sec: 20 }, output: { sample_rate: 48000, frames: 960000, format: 'wav24' } });
+      expect((await store.apply(p70)).job).toMatchObject({ stage: 'separating', progress: 0.7, eta_sec: 10, ready_sec: 12 });
       expect((await store.apply(p30)).outcome).toBe('stale');
       expect((await store.apply(p70)).outcome).toBe('stale'); // progress is monotone: a repeat changes nothing
       expect((await store.apply(pEnc)).job).toMatchObject({ stage: 'encoding', progress: 0.95 });
       const fin = (await store.apply(done)).job!;
       expect(fin).toMatchObject({ status: 'completed', stage: null, progress: 1, eta_sec: null, updated_at: t(6) });
       expect(fin.stems).toEqual([{ name: 'vocals', format: 'wav16', key: `jobs/${id}/stems/vocals.wav`, bytes: 42 }]);
+      expect(fin.report).toEqual(report);
+      expect((await store.get(id))?.ready_sec).toBe(12);
       // Terminal is final.
       expect((await store.apply(failed(id, t(7)))).outcome).toBe('stale');
       expect((await store.apply(progress(id, 'encoding', 0.99, t(8)))).outcome).toBe('stale');

@@ -77,7 +77,8 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       break;
     case 'job.progress': {
       // How much of the stems is final: a fact that only grows, whatever the status.
-      if (e.payload.readySec !== undefined && e.payload.readySec > next.ready_sec) set('ready_sec', e.payload.readySec);
+      // (A document written before 2026-12 has no ready_sec.)
+      if (e.payload.readySec !== undefined && e.payload.readySec > (next.ready_sec ?? 0)) set('ready_sec', e.payload.readySec);
       const r = RANK[e.payload.stage];
       if (live && (rank(job) < r || (rank(job) === r && job.progress < e.payload.progress))) {
         set('status', 'processing');
