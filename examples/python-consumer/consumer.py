@@ -69,7 +69,7 @@ def check_stem(stem, event):
             if w.getnchannels() != event["payload"].get("channels"):
                 problems.append(f"{stem['name']}: {w.getnchannels()} channels, the event says {event['payload'].get('channels')}")
         duration = event["payload"].get("durationSec")
-        if duration is None or abs(seconds - duration) > 1 / 44100 + 1e-9:
+        if duration is None or abs(seconds - duration) > 1 / (event["payload"].get("sampleRate") or 44100) + 1e-9:
             problems.append(f"{stem['name']}: {seconds} s long, the event says {duration}")
     return {"name": stem["name"], "bytes": len(data), "seconds": seconds}, problems
 

@@ -3,7 +3,7 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { BYTES_PER_FRAME, MonoStats, rateFor, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
+import { BYTES_PER_FRAME, MonoStats, STEM_DEMUXER, rateFor, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
 import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions, type PayloadOf } from '@stemflow/contracts';
 import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
@@ -265,7 +265,10 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
     stems.push({ ...s, key, sha256 });
   }
   const durationSec = info.durationSec ?? info.audio?.durationSec;
+  // The stems' rate, as their own header says (the input's since 2026-12, 44.1 kHz before).
+  const first = stems[0]!;
+  const sampleRate = (await probe({ location: await d.blobs.sourceUrl(first.key), media: { demuxer: STEM_DEMUXER[first.format], demuxerOptions: [] } }).catch(() => undefined))?.audio?.sampleRate || undefined;
   await d.bus.publish(
-    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, channels: 2, ...(durationSec ? { durationSec } : {}) }),
+    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, channels: 2, ...(durationSec ? { durationSec } : {}), ...(sampleRate ? { sampleRate } : {}) }),
   );
 }
