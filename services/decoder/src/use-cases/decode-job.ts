@@ -264,10 +264,12 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
     }
     stems.push({ ...s, key, sha256 });
   }
-  const durationSec = info.durationSec ?? info.audio?.durationSec;
-  // The stems' rate, as their own header says (the input's since 2026-12, 44.1 kHz before).
+  // The stems' rate and length, as their own header says (the input's rate since 2026-12, 44.1 kHz
+  // before; a preview's stems are its window, not the file).
   const first = stems[0]!;
-  const sampleRate = (await probe({ location: await d.blobs.sourceUrl(first.key), media: { demuxer: STEM_DEMUXER[first.format], demuxerOptions: [] } }).catch(() => undefined))?.audio?.sampleRate || undefined;
+  const own = await probe({ location: await d.blobs.sourceUrl(first.key), media: { demuxer: STEM_DEMUXER[first.format], demuxerOptions: [] } }).catch(() => undefined);
+  const sampleRate = own?.audio?.sampleRate || undefined;
+  const durationSec = own?.durationSec ?? info.durationSec ?? info.audio?.durationSec;
   await d.bus.publish(
     newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, channels: 2, ...(durationSec ? { durationSec } : {}), ...(sampleRate ? { sampleRate } : {}) }),
   );
