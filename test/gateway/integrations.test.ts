@@ -342,8 +342,11 @@ describe('the API documents', () => {
     const doc: any = await (await fetch(`${gw1.url}/api/openapi.json`)).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/usage', '/api/webhooks/secret']));
     const post = doc.paths['/api/jobs'].post;
-    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['callback_url', 'clip', 'file', 'format', 'input_url', 'overlap', 'shifts', 'stems', 'two_stems']);
-    expect(post.requestBody.content['multipart/form-data'].schema.properties.format.enum).toEqual(['wav16', 'wav24', 'f32', 'flac', 'mp3']);
+    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['callback_url', 'clip', 'duration', 'file', 'format', 'input_url', 'overlap', 'residual', 'sample_rate', 'shifts', 'start', 'stems', 'two_stems']);
+    expect(post.requestBody.content['multipart/form-data'].schema.properties.format.enum).toEqual(['wav16', 'wav24', 'f32', 'flac', 'mp3', 'wav']);
+    expect(post.requestBody.content['multipart/form-data'].schema.properties.sample_rate.enum).toEqual(['input', '44100']);
+    expect(doc.components.schemas.Job.properties.report).toBeDefined();
+    expect(doc.paths['/api/jobs/{id}/stems/{stem}'].get.responses['200'].headers['X-Stemflow-Live']).toBeDefined();
     expect(post.requestBody.content['application/json'].schema.required).toEqual(['input_url']);
     expect(post.parameters.map((p: { name: string }) => p.name)).toEqual(['Idempotency-Key']);
     expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(['422', '429']));
