@@ -257,9 +257,23 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(await env.blobs.list(`jobs/${j.id}/work/`)).toEqual([]);
   });
 
+  it('a streaming job canceled as its stems are finished stores no stem, leaves no ffmpeg and no pieces', async () => {
+    const env = setup();
+    const j = await job(env, 20 * SR, { format: 'mp3' });
+    const cancels = cancelSet();
+    const cancelling = { ...env.bus, publish: async (e: AnyEvent) => { if (e.type === 'job.progress' && e.payload.stage === 'encoding') cancels.cancel(j.id); return env.bus.publish(e); } } as unknown as InMemoryBus;
+    await separateJob({ ...env, bus: cancelling, cancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    expect(env.events.some((e) => e.type === 'job.completed')).toBe(false);
+    expect(await env.blobs.list(`jobs/${j.id}/work/`)).toEqual([]);
+    expect(await env.blobs.list(`jobs/${j.id}/stems/`)).toEqual([]);
+    const out = execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+    expect(out.split('\n').filter((l) => l.includes('ffmpeg'))).toEqual([]);
+  });
+
   it('a job whose checkpoints vanish while its stems are encoded (deleted) fails, and leaves no ffmpeg running', async () => {
     const env = setup();
-    const j = await job(env, 30 * SR, { clip: 'clamp', format: 'mp3' });
+    // Two shifts: the stems are written from the checkpoints at the end (a one-pass clamp job writes them as it goes).
+    const j = await job(env, 30 * SR, { clip: 'clamp', format: 'mp3', shifts: 2 });
     const ffmpegChildren = () => {
       const out = execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
       return out.split('\n').filter((l) => l.includes('ffmpeg')).length;

@@ -18,7 +18,7 @@ import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stem
 import { mixReader, trackStats, WorkStore } from '../adapters/work-store.js';
 import { averagePasses, outputs, rescaleGain } from '../core/assemble.js';
 import { BlockQueue } from '../core/block-queue.js';
-import { measurePeaks, writeStems, type StemsSpec } from './write-stems.js';
+import { measurePeaks, writeStems, type StemsSpec, type WriteHooks } from './write-stems.js';
 import { runPass, type Carry, type HtdemucsEngine } from '../core/index.js';
 import { makePlan, windowPlan, type Plan } from '../core/plan.js';
 
@@ -104,7 +104,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
     const last = await work.last(pi);
     const resume: { after: number; carry: Carry } | undefined = last ? { after: last.k, carry: last.carry } : undefined;
     if (resume) log.info({ pass: pi, resumeAfter: resume.after }, 'resuming from checkpoint');
-    if (spec.live) writer = startWriter(d, spec, plan, work, resume?.after ?? -1, onReady);
+    if (spec.live) writer = startWriter(d, spec, plan, work, resume?.after ?? -1, { onReady, isCanceled });
     done += resume ? resume.after + 1 : 0;
     let tChunk = performance.now();
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
@@ -182,20 +182,31 @@ async function assemble(d: SeparateDeps, work: WorkStore, plan: Plan, spec: Stem
 }
 
 /** The stem writer of a streaming job, running beside the separation loop. */
-function startWriter(d: SeparateDeps, spec: StemsSpec, plan: Plan, work: WorkStore, checkpointed: number, onReady: (sec: number) => Promise<void>) {
+function startWriter(d: SeparateDeps, spec: StemsSpec, plan: Plan, work: WorkStore, checkpointed: number, hooks: WriteHooks) {
   const queue = new BlockQueue<Float32Array>();
   // What earlier deliveries checkpointed goes first (their pieces are not stored twice), then what the pass makes.
   const replayed = (async () => {
     if (checkpointed >= 0) for await (const r of work.regions(0, checkpointed)) await queue.push(r.slice());
-  })();
-  replayed.catch((err: unknown) => queue.fail(err));
-  const done = writeStems(d, spec, averagePasses(plan, [queue[Symbol.asyncIterator]()]), spec.outs.map(() => 1), { onReady });
-  done.catch((err: unknown) => queue.fail(err));
+  })().catch((err: unknown) => queue.fail(err));
+  const done = writeStems(d, spec, averagePasses(plan, [queue[Symbol.asyncIterator]()]), spec.outs.map(() => 1), hooks);
+  // The writer saw the job canceled: it takes nothing more, and the pass stops at its next chunk.
+  let canceled = false;
+  done.then(
+    (r) => {
+      if (r === undefined) {
+        canceled = true;
+        queue.fail(new StemflowError('STOPPED', 'the job was canceled'));
+      }
+    },
+    (err: unknown) => queue.fail(err),
+  );
   return {
-    done,
     push: async (region: Float32Array) => {
       await replayed;
-      await queue.push(region);
+      if (canceled) return;
+      await queue.push(region).catch((err: unknown) => {
+        if (!canceled) throw err;
+      });
     },
     end: async () => {
       await replayed;

@@ -68,6 +68,7 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
   const files: StemBytes[] = [];
   const sinks: StemSink[] = [];
   let flusher: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> = Promise.resolve();
   try {
     const manifest = liveManifest(format, spec.sampleRate, spec.frames);
     for (const o of outs) {
@@ -83,7 +84,6 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     let readySent = 0;
     let lastSent = 0;
     let flushError: unknown;
-    let flushing: Promise<void> = Promise.resolve();
     // What an earlier attempt stored counts as ready from the start (a WAV's bytes say how many frames).
     const before = files.map((f) => (isWav(format) ? Math.max(0, Math.floor((f.storedBefore - wavHeader(format, 1, 0).length) / (CHANNELS * WAV_BYTES[format]))) : 0));
     const flush = (final = false) =>
@@ -114,6 +114,8 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     await flushing;
     if (flushError !== undefined) throw flushError;
     for (const f of files) await f.close();
+    // Canceled or deleted meanwhile: nothing is stored under a job that is gone.
+    if (hooks.isCanceled && (await hooks.isCanceled())) return undefined;
 
     const stems: StemObject[] = [];
     for (const o of outs) {
@@ -135,6 +137,8 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
   } finally {
     // Every path (done, canceled, stopped, a store or encoder failure) ends every encoder and file.
     clearInterval(flusher);
+    // A piece being stored lands before the caller clears the work area, not after it.
+    await flushing.catch(() => {});
     for (const s of sinks) s.kill();
     for (const f of files) await f.close();
     await rm(dir, { recursive: true, force: true });
