@@ -270,6 +270,26 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(out.split('\n').filter((l) => l.includes('ffmpeg'))).toEqual([]);
   });
 
+  it('a job deleted as its stems are stored leaves nothing under its prefix (what came after the delete is removed)', async () => {
+    const env = setup();
+    const j = await job(env, 10 * SR);
+    let deleted = false;
+    const deleting = Object.create(env.blobs, {
+      put: { value: async (key: string, body: never, o?: object) => {
+        const r = await env.blobs.put(key, body, o as never);
+        // The gateway's DELETE lands right after the first stem is stored.
+        if (!deleted && key.includes('/stems/')) {
+          deleted = true;
+          await env.blobs.deletePrefix(`jobs/${j.id}/`);
+        }
+        return r;
+      } },
+    }) as FsBlobStore;
+    await separateJob({ ...env, blobs: deleting, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
+    expect(deleted).toBe(true);
+    expect(await env.blobs.list(`jobs/${j.id}/`)).toEqual([]);
+  });
+
   it('a job whose checkpoints vanish while its stems are encoded (deleted) fails, and leaves no ffmpeg running', async () => {
     const env = setup();
     // Two shifts: the stems are written from the checkpoints at the end (a one-pass clamp job writes them as it goes).

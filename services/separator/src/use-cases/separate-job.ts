@@ -169,6 +169,12 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings, durationSec: audioSec, sampleRate: spec.sampleRate, channels: 2, report }));
   await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings, report })), { contentType: 'application/json' });
   await work.clear();
+  // Deleted while its stems were being stored (its decoded audio is gone): what was written after
+  // the delete removed the job's objects would stay under a prefix no job owns.
+  if (!(await d.blobs.head(e.payload.pcmKey))) {
+    log.info('the job was deleted as it completed: removing what was written after the delete');
+    await d.blobs.deletePrefix(keys.job(id));
+  }
   separationRealtimeFactor.observe({ device: d.engine.device }, timings.realtimeFactor);
   log.info({ ...timings, audioSec }, 'separated');
 }
