@@ -96,9 +96,9 @@ export const streamable = (format: AudioFormat, sampleRate: number) => format !=
 
 export async function openSink(format: AudioFormat, sampleRate: number, frames: number, bytes: StemBytes | undefined, file: string, label: string): Promise<StemSink> {
   if (isWav(format)) return wavSink(format, sampleRate, frames, bytes!);
-  if (format === 'flac') return pipeSink(['-c:a', 'flac', '-sample_fmt', 's32', '-bits_per_raw_sample', '24', '-f', 'flac'], sampleRate, bytes!, label, 4608, patchFlacLength(frames));
+  if (bytes && format === 'flac') return pipeSink([...CODEC_ARGS.flac], sampleRate, bytes, label, 4608, patchFlacLength(frames));
   if (bytes) return pipeSink([...CODEC_ARGS.mp3], sampleRate, bytes, label, 1152 + 1105, await mp3Header(sampleRate, frames));
-  // MP3 at other rates: written by ffmpeg into its own file (it goes back to the start to write the gapless header).
+  // Not streamed: ffmpeg writes its own file (and goes back to its start for what it knows at the end).
   const enc = startEncoder(format, sampleRate, file, label);
   let n = 0;
   return {

@@ -74,7 +74,8 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     for (const o of outs) {
       const file = join(dir, `${o.name}.${ext}`);
       const live = spec.live && streamable(format, spec.sampleRate);
-      const bytes = format === 'mp3' && !live ? undefined : await StemBytes.open(file, live ? { blobs: d.blobs, jobId: id, stem: o.name, manifest } : undefined);
+      // Not streamed, an encoder writes its own file, seekable: FLAC gets its MD5 and seek table, MP3 its gapless header, at the end.
+      const bytes = !isWav(format) && !live ? undefined : await StemBytes.open(file, live ? { blobs: d.blobs, jobId: id, stem: o.name, manifest } : undefined);
       if (bytes) files.push(bytes);
       sinks.push(await openSink(format, spec.sampleRate, spec.frames, bytes, file, o.name));
     }
