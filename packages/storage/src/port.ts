@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
+import type { AudioFormat } from '@stemflow/contracts';
 
 export type BlobInfo = { key: string; size: number; contentType?: string; /** Last write (list only). */ modified?: Date };
 export type PutOptions = { contentType?: string; /** Known length, lets S3 skip multipart for small bodies. */ size?: number };
@@ -63,7 +64,7 @@ export const keys = {
 };
 
 /** What the gateway needs to serve a stem while it is made (written by the separator before the first piece). */
-export type LiveManifest = { format: 'wav16' | 'wav24' | 'f32' | 'flac' | 'mp3'; contentType: string; sampleRate: number; frames: number; bytes: number | null };
+export type LiveManifest = { format: AudioFormat; contentType: string; sampleRate: number; frames: number; bytes: number | null };
 
 /** Longest file name kept, in UTF-8 bytes (what file systems and zip tools allow). */
 export const MAX_NAME_BYTES = 255;
