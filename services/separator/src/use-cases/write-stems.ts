@@ -71,9 +71,10 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
   let flushing: Promise<void> = Promise.resolve();
   try {
     const manifest = liveManifest(format, spec.sampleRate, spec.frames);
+    // Stored in pieces while the job runs (MP3 below 32 kHz cannot be: its header comes last).
+    const live = spec.live && streamable(format, spec.sampleRate);
     for (const o of outs) {
       const file = join(dir, `${o.name}.${ext}`);
-      const live = spec.live && streamable(format, spec.sampleRate);
       // Not streamed, an encoder writes its own file, seekable: FLAC gets its MD5 and seek table, MP3 its gapless header, at the end.
       const bytes = !isWav(format) && !live ? undefined : await StemBytes.open(file, live ? { blobs: d.blobs, jobId: id, stem: o.name, manifest } : undefined);
       if (bytes) files.push(bytes);
@@ -97,7 +98,7 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
           await hooks.onReady(ready);
         }
       }));
-    if (spec.live) flusher = setInterval(() => void flush().catch((err: unknown) => (flushError ??= err)), 300);
+    if (live) flusher = setInterval(() => void flush().catch((err: unknown) => (flushError ??= err)), 300);
 
     let lastCancelCheck = performance.now();
     for await (const b of atRate(d, spec, source)) {
@@ -111,7 +112,7 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     }
     await Promise.all(sinks.map((s) => s.finish()));
     clearInterval(flusher);
-    if (spec.live) await flush(true);
+    if (live) await flush(true);
     await flushing;
     if (flushError !== undefined) throw flushError;
     for (const f of files) await f.close();
