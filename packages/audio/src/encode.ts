@@ -5,6 +5,7 @@
  * job that needed it.
  */
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import type { AudioFormat } from '@stemflow/contracts';
 import { CHANNELS } from './ffmpeg.js';
 
@@ -28,10 +29,22 @@ export type Encoder = {
 
 /** Starts one ffmpeg that encodes stereo float32 PCM at `sampleRate` into `file`. */
 export function startEncoder(format: AudioFormat, sampleRate: number, file: string, label = file): Encoder {
-  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...CODEC_ARGS[format], '-y', file], { stdio: ['pipe', 'ignore', 'pipe'] });
+  return spawnEncoder([...CODEC_ARGS[format], '-y', file], sampleRate, label, false);
+}
+
+/**
+ * The same, the encoded bytes coming out on `stdout` as they are made (a pipe: nothing can be
+ * rewritten at the end), deterministic (+bitexact): the same input gives the same bytes.
+ */
+export function startPipeEncoder(format: AudioFormat, sampleRate: number, label: string): Encoder & { stdout: Readable } {
+  return spawnEncoder([...CODEC_ARGS[format], '-flags', '+bitexact', '-fflags', '+bitexact', 'pipe:1'], sampleRate, label, true) as Encoder & { stdout: Readable };
+}
+
+function spawnEncoder(output: string[], sampleRate: number, label: string, stdout: boolean): Encoder & { stdout?: Readable } {
+  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...output], { stdio: ['pipe', stdout ? 'pipe' : 'ignore', 'pipe'] });
   let stderr = '';
-  p.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
-  p.stdin.on('error', () => {});
+  p.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  p.stdin!.on('error', () => {});
   let exitedFlag = false;
   const exited = new Promise<void>((res, rej) => {
     p.on('error', (err) => {
@@ -46,16 +59,17 @@ export function startEncoder(format: AudioFormat, sampleRate: number, file: stri
   });
   exited.catch(() => {}); // observed through write/finish
   return {
+    ...(stdout ? { stdout: p.stdout! } : {}),
     write: (bytes) =>
       // An encoder that died would never drain: its exit rejects the write instead.
       Promise.race([
-        new Promise<void>((res) => (p.stdin.write(bytes) ? res() : p.stdin.once('drain', () => res()))),
+        new Promise<void>((res) => (p.stdin!.write(bytes) ? res() : p.stdin!.once('drain', () => res()))),
         exited.then(() => {
           throw new Error(`ffmpeg for ${label} exited before its input ended`);
         }),
       ]),
     finish: async () => {
-      p.stdin.end();
+      p.stdin!.end();
       await exited;
     },
     kill: () => {
@@ -63,7 +77,6 @@ export function startEncoder(format: AudioFormat, sampleRate: number, file: stri
     },
   };
 }
-
 
 /** The rates MP3 can be written at (MPEG-1, 2 and 2.5 layer III). */
 const MP3_RATES = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];

@@ -49,6 +49,8 @@ export const keys = {
    */
   liveStem: (id: string, stem: string) => `jobs/${id}/work/live/${stem}/`,
   livePart: (id: string, stem: string, offset: number) => `jobs/${id}/work/live/${stem}/${String(offset).padStart(13, '0')}`,
+  /** The offset in the file of the piece stored under `key` (the inverse of livePart). */
+  livePartOffset: (key: string) => Number(key.slice(key.lastIndexOf('/') + 1)),
   liveManifest: (id: string, stem: string) => `jobs/${id}/work/live/${stem}.json`,
   /** Left by the gateway when a job is canceled: workers that missed the event still see it. */
   canceled: (id: string) => `jobs/${id}/canceled`,

@@ -32,8 +32,6 @@ export async function waitForLiveStem(d: LiveDeps, jobId: string, stem: string, 
   }
 }
 
-const offsetOf = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1));
-
 /**
  * Writes bytes [from, to) of the stem to `out` as they become available. Resolves when they are
  * all written; rejects (the response is cut, so the client sees an incomplete file) when the job
@@ -77,7 +75,7 @@ export async function pipeLiveStem(d: LiveDeps, jobId: string, stem: string, out
     let moved = false;
     const parts = (await d.blobs.list(keys.liveStem(jobId, stem))).sort((a, b) => a.key.localeCompare(b.key));
     for (const p of parts) {
-      const base = offsetOf(p.key);
+      const base = keys.livePartOffset(p.key);
       if (base > at) break; // not there yet
       if (base + p.size <= at) continue;
       const before = at;

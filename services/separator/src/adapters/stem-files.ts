@@ -4,12 +4,10 @@
  * from. A piece is named by its offset in the file, so the file is the pieces in order; a job
  * resumed elsewhere makes the same bytes again and stores only what is not there yet.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHANNELS, CODEC_ARGS, FORMAT_CONTENT_TYPE, MP3_STREAM_RATES, id3Length, isWav, mp3InfoFrame, quantize, run, startEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
+import { CHANNELS, CODEC_ARGS, FORMAT_CONTENT_TYPE, MP3_STREAM_RATES, WAV_BYTES, id3Length, isWav, mp3InfoFrame, quantize, run, startEncoder, startPipeEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
 import { StemflowError, type AudioFormat } from '@stemflow/contracts';
 import { keys, type BlobStore, type LiveManifest } from '@stemflow/storage';
 
@@ -35,10 +33,9 @@ export class StemBytes {
     const fh = await open(file, 'w');
     if (!live) return new StemBytes(fh, undefined);
     const parts = (await live.blobs.list(keys.liveStem(live.jobId, live.stem))).sort((a, b) => a.key.localeCompare(b.key));
-    const offsetOf = (key: string) => Number(key.slice(key.lastIndexOf('/') + 1));
     let stored = 0;
     for (const p of parts) {
-      if (offsetOf(p.key) !== stored) {
+      if (keys.livePartOffset(p.key) !== stored) {
         // A gap (never written so, pieces go in order): this stem's pieces start again.
         await live.blobs.deletePrefix(keys.liveStem(live.jobId, live.stem));
         stored = 0;
@@ -96,8 +93,8 @@ export const streamable = (format: AudioFormat, sampleRate: number) => format !=
 
 export async function openSink(format: AudioFormat, sampleRate: number, frames: number, bytes: StemBytes | undefined, file: string, label: string): Promise<StemSink> {
   if (isWav(format)) return wavSink(format, sampleRate, frames, bytes!);
-  if (bytes && format === 'flac') return pipeSink([...CODEC_ARGS.flac], sampleRate, bytes, label, 4608, patchFlacLength(frames));
-  if (bytes) return pipeSink([...CODEC_ARGS.mp3], sampleRate, bytes, label, 1152 + 1105, await mp3Header(sampleRate, frames));
+  if (bytes && format === 'flac') return pipeSink(format, sampleRate, bytes, label, 4608, patchFlacLength(frames));
+  if (bytes) return pipeSink('mp3', sampleRate, bytes, label, 1152 + 1105, await mp3Header(sampleRate, frames));
   // Not streamed: ffmpeg writes its own file (and goes back to its start for what it knows at the end).
   const enc = startEncoder(format, sampleRate, file, label);
   let n = 0;
@@ -121,7 +118,7 @@ async function wavSink(format: WavFormat, sampleRate: number, frames: number, by
     write: async (x, count) => {
       if (q.length < CHANNELS * count) q = new Float32Array(CHANNELS * count);
       scratch = quantize(format, x, CHANNELS * count, scratch, q);
-      await bytes.push(Buffer.from(scratch.subarray(0, CHANNELS * count * (format === 'wav16' ? 2 : format === 'wav24' ? 3 : 4))));
+      await bytes.push(Buffer.from(scratch.subarray(0, CHANNELS * count * WAV_BYTES[format])));
       n += count;
     },
     framesOut: () => n,
@@ -182,24 +179,13 @@ async function mp3Header(sampleRate: number, frames: number): Promise<HeadPatch>
 }
 const MP3_KBPS = Number(/^(\d+)k$/.exec(CODEC_ARGS.mp3[CODEC_ARGS.mp3.indexOf('-b:a') + 1]!)![1]);
 
-/**
- * An encoder through ffmpeg to a pipe (deterministic: +bitexact), its output in order to the
- * stem's bytes, the head patched first. `lag`: frames the encoder holds before it writes them.
- */
-function pipeSink(codec: string[], sampleRate: number, bytes: StemBytes, label: string, lag: number, head: HeadPatch): StemSink {
-  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...codec, '-flags', '+bitexact', '-fflags', '+bitexact', 'pipe:1'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  p.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
-  p.stdin.on('error', () => {});
-  let exited = false;
-  const closed = new Promise<number | null>((res) => {
-    p.on('close', (code) => ((exited = true), res(code)));
-    p.on('error', () => ((exited = true), res(-1)));
-  });
+/** An encoder writing to a pipe, its output in order to the stem's bytes, the head patched first. `lag`: frames the encoder holds before it writes them. */
+function pipeSink(format: 'flac' | 'mp3', sampleRate: number, bytes: StemBytes, label: string, lag: number, head: HeadPatch): StemSink {
+  const enc = startPipeEncoder(format, sampleRate, label);
   let n = 0;
   const drained = (async () => {
     let held: Buffer | undefined = Buffer.alloc(0);
-    for await (const c of p.stdout as AsyncIterable<Buffer>) {
+    for await (const c of enc.stdout as AsyncIterable<Buffer>) {
       if (held) {
         held = Buffer.concat([held, c]);
         const need = head.need(held);
@@ -213,19 +199,14 @@ function pipeSink(codec: string[], sampleRate: number, bytes: StemBytes, label: 
   drained.catch(() => {});
   return {
     write: async (x, count) => {
-      if (exited) throw new StemflowError('ENCODE_FAILED', `ffmpeg encoding ${label} exited early: ${stderr.trim().split('\n').pop() ?? ''}`, { retryable: true });
-      if (!p.stdin.write(Buffer.from(x.buffer, x.byteOffset, 8 * count))) await Promise.race([once(p.stdin, 'drain'), closed]);
+      await enc.write(Buffer.from(x.buffer, x.byteOffset, 8 * count));
       n += count;
     },
     framesOut: () => Math.max(0, n - lag),
     finish: async () => {
-      p.stdin.end();
-      const code = await closed;
+      await enc.finish();
       await drained;
-      if (code !== 0) throw new StemflowError('ENCODE_FAILED', `ffmpeg could not encode ${label}: ${stderr.trim().split('\n').pop() ?? `exit ${code}`}`, { retryable: true });
     },
-    kill: () => {
-      if (!exited) p.kill('SIGKILL');
-    },
+    kill: () => enc.kill(),
   };
 }

@@ -3,7 +3,7 @@
  * (de-normalized), and each output stem mixed from the model's stems (the residual where asked),
  * its gain and clamp applied and measured, as the interleaved stereo an encoder takes.
  */
-import { StemflowError, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
+import { StemflowError, outputStemNames, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
 import { CH } from './engine.js';
 import { PLANES } from './pass.js';
@@ -11,11 +11,10 @@ import type { Plan } from './plan.js';
 
 export type Output = { name: OutputStemName; from: number[] };
 
-/** Which stems to write, and how each is made from the four the model gives. */
+/** Which stems to write (the contract's names), and how each is made from the four the model gives. */
 export function outputs(opts: JobOptions): Output[] {
   const idx = (n: string) => HTDEMUCS.stems.indexOf(n as (typeof HTDEMUCS.stems)[number]);
-  if (opts.two_stems === 'vocals') return [{ name: 'vocals', from: [idx('vocals')] }, { name: 'accompaniment', from: [idx('drums'), idx('bass'), idx('other')] }];
-  return opts.stems.map((s) => ({ name: s, from: [idx(s)] }));
+  return outputStemNames(opts).map((name) => ({ name, from: name === 'accompaniment' ? [idx('drums'), idx('bass'), idx('other')] : [idx(name)] }));
 }
 
 /** Sample i of channel c of an output stem, from a block of the model's stems ([stem][ch][n]). */
