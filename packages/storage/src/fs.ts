@@ -93,11 +93,11 @@ export class FsBlobStore implements BlobStore {
     await rm(this.path(key), { force: true });
   }
 
-  async abortStaleWrites(prefix: string, startedBefore: Date): Promise<number> {
+  async abortStaleWrites(prefix: string, startedBefore: Date, abandoned: (key: string) => boolean | Promise<boolean> = () => true): Promise<number> {
     let removed = 0;
     for (const f of await this.files(prefix)) {
       const s = f.temp ? await stat(f.path).catch(() => undefined) : undefined;
-      if (s && s.mtime < startedBefore) {
+      if (s && s.mtime < startedBefore && (await abandoned(f.key))) {
         await rm(f.path, { force: true });
         removed++;
       }

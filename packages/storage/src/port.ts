@@ -26,9 +26,11 @@ export interface BlobStore {
   sourceUrl(key: string, expirySec?: number): Promise<string>;
   /**
    * Discards writes under prefix that were started before the date and never finished (S3
-   * multipart uploads of a process that died mid-upload, temp files): returns how many.
+   * multipart uploads of a process that died mid-upload, temp files), of those `abandoned` says
+   * nobody will finish (all, without it; it is given the key, or for a temp file a key in the
+   * same folder): returns how many.
    */
-  abortStaleWrites(prefix: string, startedBefore: Date): Promise<number>;
+  abortStaleWrites(prefix: string, startedBefore: Date, abandoned?: (key: string) => boolean | Promise<boolean>): Promise<number>;
   health(): Promise<{ ok: boolean; detail?: string }>;
 }
 

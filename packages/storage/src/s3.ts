@@ -137,7 +137,7 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
-  async abortStaleWrites(prefix: string, startedBefore: Date): Promise<number> {
+  async abortStaleWrites(prefix: string, startedBefore: Date, abandoned: (key: string) => boolean | Promise<boolean> = () => true): Promise<number> {
     await this.ensureBucket();
     let aborted = 0;
     let keyMarker = '';
@@ -146,7 +146,7 @@ export class S3BlobStore implements BlobStore {
       for (;;) {
         const page = await this.client.listIncompleteUploadsQuery(this.bucket, prefix, keyMarker, uploadIdMarker, '');
         for (const u of page.uploads as { key: string; uploadId: string; initiated?: Date }[]) {
-          if (u.initiated && u.initiated.getTime() < startedBefore.getTime()) {
+          if (u.initiated && u.initiated.getTime() < startedBefore.getTime() && (await abandoned(u.key))) {
             await this.client.abortMultipartUpload(this.bucket, u.key, u.uploadId);
             aborted++;
           }

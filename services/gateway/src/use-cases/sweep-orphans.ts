@@ -3,15 +3,30 @@
  * died between the store's confirm and the job's insert, an input object no job owns. This sweep
  * removes both once they are older than a grace period (longer than any upload still in flight on
  * a live gateway): at start and periodically, on every gateway replica (it is idempotent).
+ *
+ * A worker's unfinished write (PCM, a stem) is a different matter: it lasts as long as the work
+ * behind it, which no grace bounds (a long song, many shifts, a slow machine), so it is removed
+ * only once nobody can be making it: its job is gone or has ended. One left by a worker that died
+ * while its job runs stays until the job ends (the redelivered job writes its own).
  */
+import { TERMINAL_STATUSES } from '@stemflow/contracts';
 import type { Logger } from '@stemflow/telemetry';
 import type { Deps } from './jobs.js';
 
 const INPUT = /^jobs\/([^/]+)\/input\//;
+const JOB = /^jobs\/([^/]+)\//;
 
 export async function sweepOrphanUploads(d: Omit<Deps, 'bus'>, graceMs: number, now = Date.now()): Promise<{ aborted: number; removedJobs: number }> {
   const cutoff = new Date(now - graceMs);
-  const aborted = await d.blobs.abortStaleWrites('jobs/', cutoff);
+  const ended = new Map<string, Promise<boolean>>(); // job id → nobody is writing for it any more
+  const abandoned = (key: string): boolean | Promise<boolean> => {
+    if (INPUT.test(key)) return true;
+    const id = JOB.exec(key)?.[1];
+    if (!id) return false;
+    if (!ended.has(id)) ended.set(id, d.jobs.get(id).then((job) => !job || TERMINAL_STATUSES.includes(job.status)));
+    return ended.get(id)!;
+  };
+  const aborted = await d.blobs.abortStaleWrites('jobs/', cutoff, abandoned);
   const candidates = new Map<string, boolean>(); // job id → every input object older than the cutoff
   for (const b of await d.blobs.list('jobs/')) {
     const id = INPUT.exec(b.key)?.[1];
