@@ -6,7 +6,7 @@
  * `processing` forever).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { connect as tcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,14 @@ const ffmpegChildren = () => {
 const tempFiles = () => {
   const found: string[] = [];
   const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // a folder removed with its last file as we walk
+      throw err;
+    }
+    for (const e of entries) {
       if (e.isDirectory()) walk(join(dir, e.name));
       else if (e.name.startsWith('.tmp-')) found.push(e.name);
     }

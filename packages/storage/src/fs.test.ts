@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { blobStoreContract } from './contract.js';
 import { FsBlobStore } from './fs.js';
@@ -14,6 +15,34 @@ describe('filesystem store', () => {
     const s = new FsBlobStore(root);
     await expect(s.put('../escape', Buffer.from('x'))).rejects.toMatchObject({ code: 'INVALID_KEY' });
     await expect(s.get('jobs/../../etc/passwd')).rejects.toMatchObject({ code: 'INVALID_KEY' });
+  });
+  it('leaves no empty folder: a job prefix deleted, its late write deleted, a failed write', async () => {
+    const r = mkdtempSync(join(tmpdir(), 'stemflow-fs-'));
+    const s = new FsBlobStore(r);
+    await s.put('jobs/a/stems/vocals.wav', Buffer.from('x'));
+    await s.put('jobs/a/work/live/vocals/0000000000000', Buffer.from('x'));
+    await s.deletePrefix('jobs/a/');
+    expect(readdirSync(r)).toEqual([]);
+    // A writer that did not see the delete stores a piece, then clears its own work area only.
+    await s.put('jobs/b/work/live/vocals/0000000000000', Buffer.from('x'));
+    await s.deletePrefix('jobs/b/work/');
+    expect(readdirSync(r)).toEqual([]);
+    await s.put('jobs/c/pcm/mix.f32', Buffer.from('x'));
+    await s.delete('jobs/c/pcm/mix.f32');
+    expect(readdirSync(r)).toEqual([]);
+    const failing = new Readable({ read() { this.destroy(new Error('source broke')); } });
+    await expect(s.put('jobs/d/input/source', failing)).rejects.toThrow('source broke');
+    expect(readdirSync(r)).toEqual([]);
+  });
+  it('a write whose folder is removed by a concurrent delete still lands', async () => {
+    const r = mkdtempSync(join(tmpdir(), 'stemflow-fs-'));
+    const s = new FsBlobStore(r);
+    for (let i = 0; i < 1000; i++) {
+      await s.put(`jobs/e/work/${i}`, Buffer.from('x'));
+      const [, written] = await Promise.all([s.delete(`jobs/e/work/${i}`), s.put(`jobs/e/work/${i + 1}`, Buffer.from('y'))]);
+      expect(written.bytes).toBe(1);
+      expect((await s.head(`jobs/e/work/${i + 1}`))?.size).toBe(1);
+    }
   });
   it('leaves no temp files behind', () => {
     const all = readdirSync(root, { recursive: true }) as string[];

@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,7 +9,11 @@ import type { BlobInfo, BlobStore, ByteRange, PutOptions } from './port.js';
 
 const TMP = '.tmp-';
 
-/** Files under a root directory; writes go to a temp file renamed into place (atomic). */
+/**
+ * Files under a root directory; writes go to a temp file renamed into place (atomic). Folders are
+ * an artefact of keys, as in S3: made for a write, removed with the last file in them (a deleted
+ * job leaves no empty folder, whatever wrote to it after the delete).
+ */
 export class FsBlobStore implements BlobStore {
   readonly root: string;
   constructor(root: string) {
@@ -26,8 +30,8 @@ export class FsBlobStore implements BlobStore {
 
   async put(key: string, body: Readable | Buffer, _opts?: PutOptions): Promise<{ bytes: number }> {
     const target = this.path(key);
-    await mkdir(dirname(target), { recursive: true });
     const tmp = join(dirname(target), `${TMP}${randomUUID()}`);
+    const file = await this.create(tmp);
     let bytes = 0;
     const src = Buffer.isBuffer(body) ? Readable.from([body]) : body;
     try {
@@ -39,13 +43,38 @@ export class FsBlobStore implements BlobStore {
             yield c;
           }
         },
-        createWriteStream(tmp),
+        file.createWriteStream(),
       );
       await rename(tmp, target);
       return { bytes };
     } catch (err) {
+      await file.close().catch(() => {});
       await unlink(tmp).catch(() => {});
+      await this.prune(dirname(tmp));
       throw err;
+    }
+  }
+
+  /** Opens a new file, making its folder; again if a delete removed the folder in between. */
+  private async create(path: string): Promise<FileHandle> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        return await open(path, 'wx');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 4) throw err;
+      }
+    }
+  }
+
+  /** Removes dir and its parents up to the root while they are empty. */
+  private async prune(dir: string): Promise<void> {
+    for (let d = dir; d.startsWith(this.root + sep); d = dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return; // not empty (or not ours to remove)
+      }
     }
   }
 
@@ -83,14 +112,17 @@ export class FsBlobStore implements BlobStore {
     const out: BlobInfo[] = [];
     for (const f of await this.files(prefix)) {
       if (f.temp) continue;
-      const s = await stat(f.path);
+      const s = await stat(f.path).catch(() => undefined);
+      if (!s) continue; // deleted since the walk
       out.push({ key: f.key, size: s.size, modified: s.mtime });
     }
     return out.sort((a, b) => a.key.localeCompare(b.key));
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.path(key), { force: true });
+    const p = this.path(key);
+    await rm(p, { force: true });
+    await this.prune(dirname(p));
   }
 
   async abortStaleWrites(prefix: string, startedBefore: Date, abandoned: (key: string) => boolean | Promise<boolean> = () => true): Promise<number> {
@@ -99,6 +131,7 @@ export class FsBlobStore implements BlobStore {
       const s = f.temp ? await stat(f.path).catch(() => undefined) : undefined;
       if (s && s.mtime < startedBefore && (await abandoned(f.key))) {
         await rm(f.path, { force: true });
+        await this.prune(dirname(f.path));
         removed++;
       }
     }
@@ -108,7 +141,11 @@ export class FsBlobStore implements BlobStore {
   async deletePrefix(prefix: string): Promise<number> {
     const found = await this.list(prefix);
     for (const b of found) await this.delete(b.key);
-    if (prefix.endsWith('/')) await rm(this.path(prefix.slice(0, -1)), { recursive: true, force: true });
+    if (prefix.endsWith('/')) {
+      const dir = this.path(prefix.slice(0, -1));
+      await rm(dir, { recursive: true, force: true });
+      await this.prune(dirname(dir));
+    }
     return found.length;
   }
 
