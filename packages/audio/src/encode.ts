@@ -1,12 +1,12 @@
 /**
- * The stem encoder: interleaved stereo float PCM in, one file in an output format out, by an
- * ffmpeg child process that this module owns. Whoever starts one either finishes it or kills it;
- * `encodeStems` kills every encoder it started on any failure or abort, so no ffmpeg outlives the
- * job that needed it.
+ * Stem encoders: interleaved float PCM in, an output format out (a file, or a pipe), by an ffmpeg
+ * child process that this module owns. Whoever starts one either finishes it or kills it (the
+ * separator's stem writer kills every one it started on any failure or abort), so no ffmpeg
+ * outlives the job that needed it.
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import type { AudioFormat } from '@stemflow/contracts';
+import { StemflowError, type AudioFormat } from '@stemflow/contracts';
 import { CHANNELS } from './ffmpeg.js';
 
 export const CODEC_ARGS: Record<AudioFormat, string[]> = {
@@ -40,8 +40,17 @@ export function startPipeEncoder(format: AudioFormat, sampleRate: number, label:
   return spawnEncoder([...CODEC_ARGS[format], '-flags', '+bitexact', '-fflags', '+bitexact', 'pipe:1'], sampleRate, label, true) as Encoder & { stdout: Readable };
 }
 
-function spawnEncoder(output: string[], sampleRate: number, label: string, stdout: boolean): Encoder & { stdout?: Readable } {
-  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(CHANNELS), '-i', 'pipe:0', ...output], { stdio: ['pipe', stdout ? 'pipe' : 'ignore', 'pipe'] });
+/**
+ * A filter over raw PCM: `channels` planes of float32 at `sampleRate` in, the same layout out on
+ * `stdout` after `filter` (an ffmpeg audio filter), as it is made.
+ */
+export function startPcmFilter(filter: string, sampleRate: number, channels: number, label: string): Encoder & { stdout: Readable } {
+  return spawnEncoder(['-af', filter, '-f', 'f32le', '-c:a', 'pcm_f32le', '-ac', String(channels), 'pipe:1'], sampleRate, label, true, channels) as Encoder & { stdout: Readable };
+}
+
+/** One ffmpeg reading float32 PCM from stdin into `output`: the process handling every encoder shares. */
+function spawnEncoder(output: string[], sampleRate: number, label: string, stdout: boolean, channels = CHANNELS): Encoder & { stdout?: Readable } {
+  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(channels), '-i', 'pipe:0', ...output], { stdio: ['pipe', stdout ? 'pipe' : 'ignore', 'pipe'] });
   let stderr = '';
   p.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   p.stdin!.on('error', () => {});
@@ -49,7 +58,7 @@ function spawnEncoder(output: string[], sampleRate: number, label: string, stdou
   const exited = new Promise<void>((res, rej) => {
     p.on('error', (err) => {
       exitedFlag = true;
-      rej(err);
+      rej(new StemflowError('FFMPEG_MISSING', `ffmpeg could not run: ${err.message}`, { retryable: true }));
     });
     p.on('close', (code, signal) => {
       exitedFlag = true;

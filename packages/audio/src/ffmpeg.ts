@@ -12,6 +12,8 @@ import { inputArgs, type MediaSource } from './media.js';
 export const SAMPLE_RATE = 44100;
 export const CHANNELS = 2;
 export const BYTES_PER_FRAME = CHANNELS * 4;
+/** ffmpeg's SoX resampler at its highest precision: how stemflow changes any audio's rate. */
+export const resampleFilter = (rate: number) => `aresample=${rate}:resampler=soxr:precision=28`;
 
 export type Probe = {
   formatName: string;
@@ -112,10 +114,10 @@ export function decodeToPcm(src: MediaSource, o: DecodeLimits): DecodeRun {
   // One graph: the window cut from the input at its own rate (exact samples), then split into
   // the model's 44.1 kHz and, when asked, the input's own rate.
   const trim = o.window ? [`atrim=start_sample=${o.window.startSample}${o.window.endSample !== undefined ? `:end_sample=${o.window.endSample}` : ''}`, 'asetpts=PTS-STARTPTS'] : [];
-  const resample = `aresample=${SAMPLE_RATE}:resampler=soxr:precision=28`;
+  const resample = resampleFilter(SAMPLE_RATE);
   const native = o.nativeRate !== undefined;
   const graph = native
-    ? `[0:a:0]asplit=2[m][n0];[m]${resample}[r];[n0]${[...trim, `aresample=${o.nativeRate}:resampler=soxr:precision=28`].join(',')}[n]`
+    ? `[0:a:0]asplit=2[m][n0];[m]${resample}[r];[n0]${[...trim, resampleFilter(o.nativeRate!)].join(',')}[n]`
     : `[0:a:0]${resample}[r]`;
   const pcmOut = ['-ac', String(CHANNELS), '-f', 'f32le', '-c:a', 'pcm_f32le'];
   const args = [

@@ -11,6 +11,10 @@ export type WavFormat = Extract<AudioFormat, 'wav16' | 'wav24' | 'f32'>;
 export const isWav = (f: AudioFormat): f is WavFormat => f === 'wav16' || f === 'wav24' || f === 'f32';
 export const WAV_BYTES: Record<WavFormat, number> = { wav16: 2, wav24: 3, f32: 4 };
 
+const fmtBytes = (format: WavFormat) => (format === 'wav16' ? 16 : 40);
+/** Bytes of the header `wavHeader` writes: RIFF, fmt, fact (float only), data. */
+export const wavHeaderBytes = (format: WavFormat) => 12 + 8 + fmtBytes(format) + (format === 'f32' ? 12 : 0) + 8;
+
 /**
  * The header of a stereo WAV of `frames` frames: canonical 44 bytes for 16-bit, WAVE_FORMAT_EXTENSIBLE
  * for 24-bit and float (with a fact chunk for float). RF64 is not needed below 4 GiB of data.
@@ -19,9 +23,9 @@ export function wavHeader(format: WavFormat, sampleRate: number, frames: number)
   const bytes = WAV_BYTES[format];
   const data = frames * CHANNELS * bytes;
   const extensible = format !== 'wav16';
-  const fmtSize = extensible ? 40 : 16;
+  const fmtSize = fmtBytes(format);
   const fact = format === 'f32';
-  const h = Buffer.alloc(12 + 8 + fmtSize + (fact ? 12 : 0) + 8);
+  const h = Buffer.alloc(wavHeaderBytes(format));
   let at = 0;
   const tag = (t: string) => (at = h.write(t, at, 'ascii') + at);
   const u32 = (v: number) => (at = h.writeUInt32LE(v, at));
@@ -57,33 +61,35 @@ export function wavHeader(format: WavFormat, sampleRate: number, frames: number)
 }
 
 /** Bytes of a WAV file of `frames` stereo frames. */
-export const wavBytes = (format: WavFormat, sampleRate: number, frames: number) => wavHeader(format, sampleRate, 0).length + frames * CHANNELS * WAV_BYTES[format];
+export const wavBytes = (format: WavFormat, frames: number) => wavHeaderBytes(format) + frames * CHANNELS * WAV_BYTES[format];
+/** Whole frames in the first `bytes` bytes of such a file. */
+export const wavFramesIn = (format: WavFormat, bytes: number) => Math.max(0, Math.floor((bytes - wavHeaderBytes(format)) / (CHANNELS * WAV_BYTES[format])));
 
-/**
- * Interleaved float samples → the format's little-endian samples, into `out` (grown as needed).
- * Returns the bytes written and, in `q` (same length as `src`), the value each sample now has, as
- * a float: what a reader of the file gets back.
- */
-export function quantize(format: WavFormat, src: Float32Array, count: number, out: Buffer, q: Float32Array): Buffer {
+/** A sample as a whole number of the format (round to nearest, saturate, as ffmpeg converts). */
+const int16 = (v: number) => Math.max(-32768, Math.min(32767, Math.round(v * 32768)));
+const int24 = (v: number) => Math.max(-8388608, Math.min(8388607, Math.round(v * 8388608)));
+
+/** What a reader of a stem file gets back for a sample written as `v` (MP3, lossy: `v`). */
+export function readBack(format: AudioFormat, v: number): number {
+  switch (format) {
+    case 'wav16':
+      return int16(v) / 32768;
+    case 'wav24':
+    case 'flac':
+      return int24(v) / 8388608;
+    case 'f32':
+      return Math.fround(v);
+    default:
+      return v;
+  }
+}
+
+/** Interleaved float samples → the format's little-endian samples, into `out` (grown as needed). */
+export function quantize(format: WavFormat, src: Float32Array, count: number, out: Buffer): Buffer {
   const size = count * WAV_BYTES[format];
   const buf = out.length >= size ? out : Buffer.alloc(size);
-  if (format === 'f32') {
-    for (let i = 0; i < count; i++) {
-      buf.writeFloatLE(src[i]!, 4 * i);
-      q[i] = src[i]!;
-    }
-  } else if (format === 'wav16') {
-    for (let i = 0; i < count; i++) {
-      const v = Math.max(-32768, Math.min(32767, Math.round(src[i]! * 32768)));
-      buf.writeInt16LE(v, 2 * i);
-      q[i] = v / 32768;
-    }
-  } else {
-    for (let i = 0; i < count; i++) {
-      const v = Math.max(-8388608, Math.min(8388607, Math.round(src[i]! * 8388608)));
-      buf.writeIntLE(v, 3 * i, 3);
-      q[i] = v / 8388608;
-    }
-  }
+  if (format === 'f32') for (let i = 0; i < count; i++) buf.writeFloatLE(src[i]!, 4 * i);
+  else if (format === 'wav16') for (let i = 0; i < count; i++) buf.writeInt16LE(int16(src[i]!), 2 * i);
+  else for (let i = 0; i < count; i++) buf.writeIntLE(int24(src[i]!), 3 * i, 3);
   return buf;
 }

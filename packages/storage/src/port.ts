@@ -13,6 +13,7 @@ export interface BlobStore {
   /** Streams an object or a byte range of it; NOT_FOUND if absent. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   head(key: string): Promise<BlobInfo | undefined>;
+  /** In key order. */
   list(prefix: string): Promise<BlobInfo[]>;
   delete(key: string): Promise<void>;
   /** Deletes every object under prefix; returns how many. */

@@ -448,13 +448,17 @@ export function createApp(d: Deps, o: GatewayOptions) {
     const why = job.status === 'completed' ? `the job has no stem "${String(name).slice(0, 40)}"` : `the job is ${job.status}, it has no stems yet`;
     throw new StemflowError('STEM_NOT_FOUND', why, { status: 404 });
   };
+  /** A finished stem's file, named after the song. */
+  const sendStem = (req: Request, res: Response, job: Job, name: unknown) => {
+    const s = stemOf(job, name);
+    const e = ext[s.format];
+    return sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(job)} - ${s.name}.${e}`, ext: e });
+  };
 
   app.get('/api/jobs/:id/stems/:stem', async (req, res) => {
     const job = await ownedJob(req, res);
     if (!isFinished(job) && streamsWhileRunning(job.options) && outputStemNames(job.options).includes(req.params.stem as never)) return sendLiveStem(req, res, job, req.params.stem!);
-    const s = stemOf(job, req.params.stem);
-    const e = ext[s.format];
-    await sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(job)} - ${s.name}.${e}`, ext: e });
+    await sendStem(req, res, job, req.params.stem);
   });
 
   /**
@@ -490,10 +494,7 @@ export function createApp(d: Deps, o: GatewayOptions) {
     if (req.destroyed) return;
     if (!m) {
       // The job ended before the stem was started: what it is now decides (a stem, or why not).
-      const now = await ownedJob(req, res);
-      const s = stemOf(now, stem);
-      const e = ext[s.format];
-      return sendFile(req, res, { key: s.key, bytes: s.bytes, name: `${songName(now)} - ${s.name}.${e}`, ext: e });
+      return sendStem(req, res, await ownedJob(req, res), stem);
     }
     const e = ext[m.format];
     res.set({ 'content-type': m.contentType, 'content-disposition': contentDisposition(`${songName(job)} - ${stem}.${e}`), 'cache-control': 'no-store', 'x-stemflow-live': 'true' });

@@ -9,7 +9,6 @@ import type { Writable } from 'node:stream';
 import { StemflowError, type Job } from '@stemflow/contracts';
 import { keys, readObjectIfAny, type BlobStore, type LiveManifest } from '@stemflow/storage';
 
-
 export type LiveDeps = {
   blobs: BlobStore;
   /** The job now (read model with this gateway's newest events); undefined once deleted. */
@@ -73,7 +72,7 @@ export async function pipeLiveStem(d: LiveDeps, jobId: string, stem: string, out
   while (to === undefined || at < to) {
     if (closed()) throw new StemflowError('CLIENT_GONE', 'the client went away');
     let moved = false;
-    const parts = (await d.blobs.list(keys.liveStem(jobId, stem))).sort((a, b) => a.key.localeCompare(b.key));
+    const parts = await d.blobs.list(keys.liveStem(jobId, stem));
     for (const p of parts) {
       const base = keys.livePartOffset(p.key);
       if (base > at) break; // not there yet

@@ -3,43 +3,33 @@
  * resampler, as the decoder uses), streaming, so a block goes in as soon as it is final and comes
  * out a few milliseconds of filter delay later.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { resampleFilter, startPcmFilter } from '@stemflow/audio';
 import { StemflowError } from '@stemflow/contracts';
 
 /** Planar float samples: `planes` planes of `n` samples each. */
 export type Block = { data: Float32Array; n: number };
 
 export async function* resampleBlocks(src: AsyncIterable<Block>, from: number, to: number, planes: number): AsyncGenerator<Block> {
-  const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(from), '-ac', String(planes), '-i', 'pipe:0', '-af', `aresample=${to}:resampler=soxr:precision=28`, '-f', 'f32le', '-c:a', 'pcm_f32le', '-ac', String(planes), 'pipe:1'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  p.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
-  p.stdin.on('error', () => {});
-  let exited = false;
-  const closed = new Promise<number | null>((res) => p.on('close', (code) => ((exited = true), res(code))));
-  const spawnFailed = new Promise<never>((_, rej) => p.on('error', (err) => rej(new StemflowError('FFMPEG_MISSING', `ffmpeg could not run: ${err.message}`, { retryable: true }))));
-  spawnFailed.catch(() => {});
+  const ff = startPcmFilter(resampleFilter(to), from, planes, `the stems resampled to ${to} Hz`);
+  // ffmpeg's failure says what it was doing; what the blocks' source throws goes on as it is.
+  const failed = (err: unknown): never => {
+    throw err instanceof StemflowError ? err : new StemflowError('RESAMPLE_FAILED', (err as Error).message, { retryable: true });
+  };
   // Feeds the blocks while the output is read: a full pipe on either side never waits on the other.
-  let pumpError: unknown;
   const pump = (async () => {
     for await (const b of src) {
       const buf = Buffer.allocUnsafe(4 * planes * b.n);
       const f = new Float32Array(buf.buffer, buf.byteOffset, planes * b.n);
       for (let c = 0; c < planes; c++) for (let i = 0; i < b.n; i++) f[i * planes + c] = b.data[c * b.n + i]!;
-      if (!p.stdin.write(buf)) await Promise.race([once(p.stdin, 'drain'), closed]);
-      if (exited) break;
+      await ff.write(buf).catch(failed);
     }
-    p.stdin.end();
-  })().catch((err: unknown) => {
-    pumpError = err;
-    p.kill('SIGKILL');
-  });
+    await ff.finish().catch(failed);
+  })();
+  pump.catch(() => ff.kill());
   try {
     const frame = 4 * planes;
     let rest = Buffer.alloc(0);
-    for await (const chunk of p.stdout as AsyncIterable<Buffer>) {
+    for await (const chunk of ff.stdout as AsyncIterable<Buffer>) {
       const buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
       const n = Math.floor(buf.length / frame);
       rest = Buffer.from(buf.subarray(n * frame));
@@ -50,11 +40,8 @@ export async function* resampleBlocks(src: AsyncIterable<Block>, from: number, t
       yield { data, n };
     }
     await pump;
-    if (pumpError !== undefined) throw pumpError;
-    const code = await Promise.race([closed, spawnFailed]);
-    if (code !== 0) throw new StemflowError('RESAMPLE_FAILED', `resampling the stems to ${to} Hz failed: ${stderr.trim().split('\n').pop() ?? `ffmpeg exited with ${code}`}`, { retryable: true });
   } finally {
-    if (!exited) p.kill('SIGKILL');
+    ff.kill();
   }
 }
 

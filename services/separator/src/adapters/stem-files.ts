@@ -11,7 +11,6 @@ import { CHANNELS, CODEC_ARGS, FORMAT_CONTENT_TYPE, MP3_STREAM_RATES, WAV_BYTES,
 import { StemflowError, type AudioFormat } from '@stemflow/contracts';
 import { keys, type BlobStore, type LiveManifest } from '@stemflow/storage';
 
-
 /** A stem's bytes: appended to its file; with `live`, also stored in pieces as they come. */
 export class StemBytes {
   private pending: Buffer[] = [];
@@ -32,7 +31,7 @@ export class StemBytes {
   static async open(file: string, live?: { blobs: BlobStore; jobId: string; stem: string; manifest: LiveManifest }): Promise<StemBytes> {
     const fh = await open(file, 'w');
     if (!live) return new StemBytes(fh, undefined);
-    const parts = (await live.blobs.list(keys.liveStem(live.jobId, live.stem))).sort((a, b) => a.key.localeCompare(b.key));
+    const parts = await live.blobs.list(keys.liveStem(live.jobId, live.stem));
     let stored = 0;
     for (const p of parts) {
       if (keys.livePartOffset(p.key) !== stored) {
@@ -85,7 +84,7 @@ export type StemSink = {
 };
 
 export function liveManifest(format: AudioFormat, sampleRate: number, frames: number): LiveManifest {
-  return { format, contentType: FORMAT_CONTENT_TYPE[format], sampleRate, frames, bytes: isWav(format) ? wavBytes(format, sampleRate, frames) : null };
+  return { format, contentType: FORMAT_CONTENT_TYPE[format], sampleRate, frames, bytes: isWav(format) ? wavBytes(format, frames) : null };
 }
 
 /** Whether a stem of this format and rate can be written as a stream (MP3 only at the MPEG-1 rates, where its gapless header can be made first). */
@@ -112,12 +111,10 @@ export async function openSink(format: AudioFormat, sampleRate: number, frames: 
 async function wavSink(format: WavFormat, sampleRate: number, frames: number, bytes: StemBytes): Promise<StemSink> {
   await bytes.push(wavHeader(format, sampleRate, frames));
   let scratch: Buffer = Buffer.alloc(0);
-  let q = new Float32Array(0);
   let n = 0;
   return {
     write: async (x, count) => {
-      if (q.length < CHANNELS * count) q = new Float32Array(CHANNELS * count);
-      scratch = quantize(format, x, CHANNELS * count, scratch, q);
+      scratch = quantize(format, x, CHANNELS * count, scratch);
       await bytes.push(Buffer.from(scratch.subarray(0, CHANNELS * count * WAV_BYTES[format])));
       n += count;
     },

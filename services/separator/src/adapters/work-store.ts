@@ -80,9 +80,7 @@ export class WorkStore {
 
   /** Reads the checkpointed regions of a pass in order (up to chunk `through`), as [plane][n] blocks of the track. */
   async *regions(pass: number, through = Number.POSITIVE_INFINITY): AsyncGenerator<Float32Array> {
-    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`)))
-      .filter((b) => Number(/chunk-(\d+)\.bin$/.exec(b.key)?.[1] ?? -1) <= through)
-      .sort((a, b) => a.key.localeCompare(b.key));
+    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).filter((b) => Number(/chunk-(\d+)\.bin$/.exec(b.key)?.[1] ?? -1) <= through);
   // One read buffer per pass, reused: a block is consumed before the next one is read, and a
   // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
   let buf = Buffer.alloc(0);

@@ -1,6 +1,7 @@
 import { JobOptions } from '@stemflow/contracts';
 import { describe, expect, it } from 'vitest';
-import { StemMixer, outputs, readBack } from './assemble.js';
+import { readBack } from '@stemflow/audio';
+import { StemMixer, outputs } from './assemble.js';
 import { makePlan, windowPlan } from './plan.js';
 
 const rand = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;

@@ -4,6 +4,7 @@
  * its gain and clamp applied and measured, as the interleaved stereo an encoder takes.
  */
 import { StemflowError, outputStemNames, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
+import { readBack } from '@stemflow/audio';
 import { HTDEMUCS } from '@stemflow/models';
 import { CH } from './engine.js';
 import { PLANES } from './pass.js';
@@ -60,22 +61,6 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
     for (let i = 0; i < out.length; i++) out[i] = out[i]! * k + plan.mean;
     emitted += n;
     yield { data: out, n };
-  }
-}
-
-
-/** What a reader of the file gets back for a sample written as `v` (the residual is measured on it). */
-export function readBack(format: AudioFormat, v: number): number {
-  switch (format) {
-    case 'wav16':
-      return Math.max(-32768, Math.min(32767, Math.round(v * 32768))) / 32768;
-    case 'wav24':
-    case 'flac':
-      return Math.max(-8388608, Math.min(8388607, Math.round(v * 8388608))) / 8388608;
-    case 'f32':
-      return Math.fround(v);
-    default:
-      return v; // MP3: lossy; measured before encoding
   }
 }
 

@@ -44,7 +44,6 @@ export function makePlan(frames: number, opts: JobOptions, jobId: string, stats:
   return { length: frames, ...stats, passes };
 }
 
-
 /**
  * The part of a whole track's plan that makes track positions [from, to): in each pass, the
  * chunks that touch the window, with a view that starts at the first of them and hands on only

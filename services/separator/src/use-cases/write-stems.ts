@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHANNELS, FORMAT_CONTENT_TYPE, SAMPLE_RATE, WAV_BYTES, isWav, wavHeader } from '@stemflow/audio';
+import { FORMAT_CONTENT_TYPE, SAMPLE_RATE, isWav, wavFramesIn } from '@stemflow/audio';
 import { FORMAT_EXT, type AudioFormat, type JobOptions, type QualityReport, type StemObject } from '@stemflow/contracts';
 import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
@@ -87,7 +87,7 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     let lastSent = 0;
     let flushError: unknown;
     // What an earlier attempt stored counts as ready from the start (a WAV's bytes say how many frames).
-    const before = files.map((f) => (isWav(format) ? Math.max(0, Math.floor((f.storedBefore - wavHeader(format, 1, 0).length) / (CHANNELS * WAV_BYTES[format]))) : 0));
+    const before = files.map((f) => (isWav(format) ? wavFramesIn(format, f.storedBefore) : 0));
     const flush = (final = false) =>
       (flushing = flushing.then(async () => {
         const ready = Math.min(...sinks.map((s, k) => Math.max(s.framesOut(), before[k] ?? 0))) / spec.sampleRate;
