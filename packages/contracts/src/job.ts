@@ -125,7 +125,7 @@ export function fieldsFromOptions(o: JobOptions): Record<string, string> {
 export const outputStemNames = (o: Pick<JobOptions, 'stems' | 'two_stems'>): OutputStemName[] => (o.two_stems ? ['vocals', 'accompaniment'] : [...o.stems]);
 
 /** Whether a job's stems can be heard while it runs: their samples are final as they are made. */
-export const streamsWhileRunning = (o: Pick<JobOptions, 'clip' | 'format'>) => o.clip === 'clamp';
+export const streamsWhileRunning = (o: Pick<JobOptions, 'clip'>) => o.clip === 'clamp';
 
 export const JobId = z.uuid().describe('Job id (UUID v7).');
 

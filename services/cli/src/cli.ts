@@ -10,12 +10,12 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { JobOptions, OPTION_NAMES, OPTION_TEXT, optionsFromFields, type OptionFields } from '@stemflow/contracts';
+import { separateCommand } from './separate.js';
+import { submitCommand } from './submit.js';
 
 /** Every job option is a flag: its name with dashes; yes/no options take no value. */
 const flagOf = (option: string) => option.replace(/_/g, '-');
 const OPTION_FLAGS = Object.fromEntries(OPTION_NAMES.map((k) => [flagOf(k), { type: OPTION_TEXT[k] === 'bool' ? ('boolean' as const) : ('string' as const) }]));
-import { separateCommand } from './separate.js';
-import { submitCommand } from './submit.js';
 
 export const USAGE = `stemflow — separate a song into drums, bass, other and vocals (htdemucs)
 
