@@ -44,6 +44,13 @@ export const keys = {
    */
   input: (id: string) => `jobs/${id}/input/source`,
   pcm: (id: string) => `jobs/${id}/pcm/mix.f32`,
+  /** The separator's work area: the plan, the checkpoints of every pass, the pieces of stems being streamed. */
+  work: (id: string) => `jobs/${id}/work/`,
+  /**
+   * What a job makes on its way to its stems (the decoded PCM, the work area): of no use once the
+   * job failed or was canceled, so removed then rather than at its expiry.
+   */
+  intermediates: (id: string) => [`jobs/${id}/pcm/`, keys.work(id)],
   /** The input (or its window) at the stems' rate, when that is not 44.1 kHz: the mix the residual is taken from. */
   nativePcm: (id: string) => `jobs/${id}/pcm/native.f32`,
   /**

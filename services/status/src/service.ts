@@ -3,6 +3,7 @@ import type { Handlers } from '@stemflow/bus';
 import type { Adapters, Running } from '@stemflow/runtime';
 import type { Logger } from '@stemflow/telemetry';
 import { expireJobs } from './use-cases/expire-jobs.js';
+import { discardWork } from './use-cases/discard-work.js';
 import { projectEvent } from './use-cases/project-event.js';
 
 export type StatusOptions = { jobTtlHours?: number | undefined; sweepEveryMs?: number; /** Tests run isolated copies. */ queue?: QueueSpec };
@@ -12,8 +13,15 @@ export async function startStatus(a: Adapters, log: Logger, opts: StatusOptions 
   const handlers: Handlers = {};
   for (const name of EVENT_NAMES) {
     (handlers as Record<string, (e: AnyEvent) => Promise<void>>)[name] = async (e) => {
-      const outcome = await projectEvent(a.jobs, e);
+      const { outcome, job } = await projectEvent(a.jobs, e);
       log.debug({ jobId: e.jobId, event: e.type, outcome }, 'projected');
+      if (outcome === 'applied' && (job?.status === 'failed' || job?.status === 'canceled')) {
+        // Best effort: what is not removed now goes at the job's expiry.
+        await discardWork(a.blobs, e.jobId).then(
+          (n) => n && log.info({ jobId: e.jobId, status: job.status, objects: n }, 'removed the work of a job that ended without stems'),
+          (err: Error) => log.warn({ jobId: e.jobId, err: err.message }, 'could not remove the work of an ended job; it goes at its expiry'),
+        );
+      }
     };
   }
   const sub = await a.bus.subscribe(opts.queue ?? QUEUES.status, handlers);

@@ -4,12 +4,12 @@
  */
 import { BYTES_PER_FRAME, MonoStats } from '@stemflow/audio';
 import { StemflowError } from '@stemflow/contracts';
-import { readObject, type BlobStore } from '@stemflow/storage';
+import { keys, readObject, type BlobStore } from '@stemflow/storage';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../core/checkpoint.js';
 import type { Carry, MixReader } from '../core/pass.js';
 import type { Plan } from '../core/plan.js';
 
-const workKey = (id: string, name: string) => `jobs/${id}/work/${name}`;
+const workKey = (id: string, name: string) => `${keys.work(id)}${name}`;
 const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
 
 /**

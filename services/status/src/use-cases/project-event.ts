@@ -18,5 +18,5 @@ export async function projectEvent(jobs: JobStore, event: AnyEvent) {
     const sec = (Date.parse(event.occurredAt) - Date.parse(r.job.created_at)) / 1000;
     if (sec >= 0) stageDuration.observe({ stage: 'total', outcome: r.job.status }, sec);
   }
-  return r.outcome;
+  return r;
 }
