@@ -328,6 +328,10 @@ describe('a stem while its job runs (clip=clamp): what is stored, then each new 
     expect((await read(r)).bytes.equals(file.subarray(150_000))).toBe(true);
     const head = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { method: 'HEAD', headers: auth('key-a') });
     expect([head.status, head.headers.get('content-length')]).toEqual([200, String(file.length)]);
+    // A range past the final length is refused as for a finished file, not answered with the whole.
+    const past = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: { ...auth('key-a'), range: `bytes=${file.length + 10}-` } });
+    expect([past.status, past.headers.get('content-range')]).toEqual([416, `bytes */${file.length}`]);
+    expect(((await past.json()) as { error: { code: string } }).error.code).toBe('RANGE_NOT_SATISFIABLE');
   });
 
   it('a job that completes mid-stream: the rest comes from the finished file; a job that fails cuts the response', async () => {

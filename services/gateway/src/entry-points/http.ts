@@ -418,23 +418,29 @@ export function createApp(d: Deps, o: GatewayOptions) {
   });
 
   /** A stored file: a redirect to a presigned URL (S3), or streamed with Range support. */
+  /**
+   * The byte range a request asks for in a file of `total` bytes: one satisfiable range, or
+   * undefined for the whole file (none asked, a malformed header, several ranges); 416 when it
+   * asks only for bytes past the end.
+   */
+  const rangeOf = (req: Request, res: Response, total: number): { start: number; end: number } | undefined => {
+    const header = req.get('range');
+    if (!header) return undefined;
+    const parsed = parseRange(total, header);
+    if (parsed.type === 'bytes' && parsed.ranges.length === 0 && parsed.code & 2) {
+      res.set('content-range', `bytes */${total}`);
+      throw new StemflowError('RANGE_NOT_SATISFIABLE', `the file has ${total} bytes`, { status: 416 });
+    }
+    return parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1 ? parsed.ranges[0]! : undefined;
+  };
   const sendFile = async (req: Request, res: Response, f: { key: string; bytes: number; name: string; ext: keyof typeof mime }) => {
     const url = await d.blobs.presignGet(f.key, o.presignSec ?? 3600, f.name);
     if (url) return void res.redirect(302, url);
     res.set({ 'accept-ranges': 'bytes', 'content-type': mime[f.ext], 'content-disposition': contentDisposition(f.name) });
-    const rangeHeader = req.get('range');
-    if (rangeHeader) {
-      const parsed = parseRange(f.bytes, rangeHeader);
-      if (parsed.type === 'bytes' && parsed.ranges.length === 0 && parsed.code & 2) {
-        res.set('content-range', `bytes */${f.bytes}`);
-        throw new StemflowError('RANGE_NOT_SATISFIABLE', `the file has ${f.bytes} bytes`, { status: 416 });
-      }
-      // One satisfiable range → 206; a malformed header or several ranges → the whole file.
-      if (parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1) {
-        const r = parsed.ranges[0]!;
-        res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${f.bytes}`, 'content-length': String(r.end - r.start + 1) });
-        return void (await d.blobs.get(f.key, { start: r.start, end: r.end })).on('error', (err) => res.destroy(err)).pipe(res);
-      }
+    const r = rangeOf(req, res, f.bytes);
+    if (r) {
+      res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${f.bytes}`, 'content-length': String(r.end - r.start + 1) });
+      return void (await d.blobs.get(f.key, { start: r.start, end: r.end })).on('error', (err) => res.destroy(err)).pipe(res);
     }
     res.status(200).set('content-length', String(f.bytes));
     (await d.blobs.get(f.key)).on('error', (err) => res.destroy(err)).pipe(res);
@@ -502,9 +508,8 @@ export function createApp(d: Deps, o: GatewayOptions) {
     let to: number | undefined;
     if (m.bytes !== null) {
       res.set('accept-ranges', 'bytes');
-      const parsed = req.get('range') ? parseRange(m.bytes, req.get('range')!) : undefined;
-      if (parsed && parsed.type === 'bytes' && parsed.code === 0 && parsed.ranges.length === 1) {
-        const r = parsed.ranges[0]!;
+      const r = rangeOf(req, res, m.bytes);
+      if (r) {
         from = r.start;
         to = r.end + 1;
         res.status(206).set({ 'content-range': `bytes ${r.start}-${r.end}/${m.bytes}`, 'content-length': String(to - from) });
