@@ -78,10 +78,10 @@ const post = (body: FormData | string, headers: Record<string, string> = A, extr
 const audio = (name = 'song.wav', data: Buffer = wav): Part => ({ field: 'file', name, data, type: 'audio/wav' });
 async function expectError(res: Response, status: number, code: string | RegExp, message?: RegExp) {
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-  const body = (await res.json()) as { error: { code: string; message: string } };
-  expect({ status: res.status, code: body.error.code }).toEqual({ status, code: typeof code === 'string' ? code : expect.stringMatching(code) });
-  expect(body.error.message.length).toBeGreaterThan(5);
-  if (message) expect(body.error.message).toMatch(message);
+  const body = (await res.json()) as { code: string; detail: string };
+  expect({ status: res.status, code: body.code }).toEqual({ status, code: typeof code === 'string' ? code : expect.stringMatching(code) });
+  expect(body.detail.length).toBeGreaterThan(5);
+  if (message) expect(body.detail).toMatch(message);
 }
 async function accepted(res: Response): Promise<string> {
   expect(res.status, await res.clone().text()).toBe(201);
@@ -102,7 +102,7 @@ describe('uploads refused with a 4xx and a JSON reason, nothing kept', () => {
     ['no API key', () => post(form([audio()]), {}), 401, 'UNAUTHENTICATED'],
     ['an unknown API key', () => post(form([audio()]), { authorization: 'Bearer key-z' }), 401, 'UNAUTHENTICATED'],
     ['Basic instead of Bearer', () => post(form([audio()]), { authorization: 'Basic a2V5LWE6' }), 401, 'UNAUTHENTICATED'],
-    ['a JSON body', () => post('{"file":"song.wav"}', A, { 'content-type': 'application/json' }), 400, 'NOT_MULTIPART'],
+    ['a JSON body', () => post('{"file":"song.wav"}', A, { 'content-type': 'application/json' }), 400, 'MISSING_FILE'],
     ['no file, options only', () => post(form([{ field: 'format', data: 'flac' }])), 400, 'MISSING_FILE'],
     ['the file in the wrong field', () => post(form([{ ...audio(), field: 'audio' }])), 400, 'UNEXPECTED_FILE'],
     ['two files', () => post(form([audio('a.wav'), audio('b.wav')])), 400, 'UNEXPECTED_FILE'],

@@ -67,7 +67,7 @@ describe('POST /api/jobs: rejected uploads leave nothing behind', () => {
   ])('%s → %i %s', async (_what, body, status, code) => {
     const res = await post(body());
     expect(res.status).toBe(status);
-    expect(await res.json()).toEqual({ error: { code, message: expect.any(String) } });
+    expect(await res.json()).toMatchObject({ code, detail: expect.any(String) });
     await nothingLeft();
   });
 
@@ -76,7 +76,7 @@ describe('POST /api/jobs: rejected uploads leave nothing behind', () => {
     f.append('file', new Blob([new Uint8Array(wav)]), 'b.wav');
     const res = await post(f);
     expect(res.status).toBe(400);
-    expect(((await res.json()) as any).error.code).toBe('UNEXPECTED_FILE');
+    expect(((await res.json()) as any).code).toBe('UNEXPECTED_FILE');
     await nothingLeft();
   });
 
@@ -84,14 +84,14 @@ describe('POST /api/jobs: rejected uploads leave nothing behind', () => {
     const big = Buffer.concat([wav, Buffer.alloc(3 * 1024 * 1024)]);
     const res = await post(form({ name: 'big.wav', data: big }));
     expect(res.status).toBe(413);
-    expect(((await res.json()) as any).error).toEqual({ code: 'UPLOAD_TOO_LARGE', message: 'the file is larger than the 2097152 bytes this server accepts' });
+    expect(((await res.json()) as any)).toMatchObject({ code: 'UPLOAD_TOO_LARGE', detail: 'the file is larger than the 2097152 bytes this server accepts' });
     await nothingLeft();
   });
 
   it('not multipart → 400 with what to send', async () => {
     const res = await post(JSON.stringify({ file: 'x' }), { 'content-type': 'application/json' });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as any).error.message).toMatch(/multipart\/form-data/);
+    expect(((await res.json()) as any).detail).toMatch(/multipart\/form-data/);
   });
 });
 
@@ -120,10 +120,10 @@ describe('a job through the API', () => {
   });
 
   it('answers 400 for a bad id and 404 for an unknown one', async () => {
-    expect(((await (await fetch(`${gw.url}/api/jobs/not-a-uuid`)).json()) as any).error.code).toBe('INVALID_JOB_ID');
+    expect(((await (await fetch(`${gw.url}/api/jobs/not-a-uuid`)).json()) as any).code).toBe('INVALID_JOB_ID');
     const res = await fetch(`${gw.url}/api/jobs/${uuidv7()}`);
     expect(res.status).toBe(404);
-    expect(((await res.json()) as any).error.code).toBe('JOB_NOT_FOUND');
+    expect(((await res.json()) as any).code).toBe('JOB_NOT_FOUND');
   });
 
   it('streams progress over SSE until the job ends', async () => {
@@ -199,7 +199,7 @@ describe('health, docs and failures of dependencies', () => {
     try {
       const r = await fetch(`${g.url}/api/jobs`, { method: 'POST', body: form({ name: 'a.wav', data: wav }) });
       expect(r.status).toBe(503);
-      expect(((await r.json()) as any).error).toEqual({ code: 'DEPENDENCY_UNAVAILABLE', message: 'object store is unavailable, try again shortly' });
+      expect(((await r.json()) as any)).toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE', detail: 'object store is unavailable, try again shortly' });
       const h = await fetch(`${g.url}/api/health`);
       expect(h.status).toBe(503);
       await nothingLeft();
@@ -215,7 +215,7 @@ describe('health, docs and failures of dependencies', () => {
     try {
       const r = await fetch(`${g.url}/api/jobs`, { method: 'POST', body: form({ name: 'a.wav', data: wav }) });
       expect(r.status).toBe(503);
-      expect(((await r.json()) as any).error.code).toBe('DEPENDENCY_UNAVAILABLE');
+      expect(((await r.json()) as any).code).toBe('DEPENDENCY_UNAVAILABLE');
       await nothingLeft();
     } finally {
       await g.close();

@@ -94,7 +94,7 @@ describe('Idempotency-Key on POST /api/jobs', () => {
     expect((await json(again)).id).toBe(id);
     const other = await submit(gw1, KEYS.a, upload('song.wav', { format: 'flac' }), { 'idempotency-key': key });
     expect(other.status).toBe(422);
-    expect((await json(other)).error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect((await json(other)).code).toBe('IDEMPOTENCY_KEY_REUSED');
     expect(await objects()).toEqual(before); // the replay's and the refused upload's objects are gone
     expect(created.filter((e) => e.jobId === id)).toHaveLength(1);
     // Keys are per API key: another key's same Idempotency-Key is a new job.
@@ -117,7 +117,7 @@ describe('Idempotency-Key on POST /api/jobs', () => {
 
   it('refuses a key that is not 1-255 visible ASCII characters', async () => {
     const r = await submit(gw1, KEYS.a, upload(), { 'idempotency-key': 'x'.repeat(256) });
-    expect([r.status, (await json(r)).error.code]).toEqual([400, 'INVALID_IDEMPOTENCY_KEY']);
+    expect([r.status, (await json(r)).code]).toEqual([400, 'INVALID_IDEMPOTENCY_KEY']);
   });
 });
 
@@ -133,8 +133,8 @@ describe('callback_url and signing secrets', () => {
     const before = await objects();
     const r = await submit(gw1, KEYS.a, upload('song.wav', { callback_url: url }));
     const body = await json(r);
-    expect([r.status, body.error.code]).toEqual([400, code]);
-    expect(body.error.message).toMatch(why);
+    expect([r.status, body.code]).toEqual([400, code]);
+    expect(body.detail).toMatch(why);
     expect(await objects()).toEqual(before);
   });
 
@@ -167,7 +167,7 @@ describe('callback_url and signing secrets', () => {
     const g = await gateway({ webhookSecret: undefined });
     try {
       const r = await submit(g, KEYS.a, upload('song.wav', { callback_url: 'http://127.0.0.1:9/x' }));
-      expect([r.status, (await json(r)).error.code]).toEqual([400, 'WEBHOOKS_DISABLED']);
+      expect([r.status, (await json(r)).code]).toEqual([400, 'CALLBACK_UNSUPPORTED']);
       expect((await fetch(`${g.url}/api/webhooks/secret`, { headers: auth(KEYS.a) })).status).toBe(404);
     } finally {
       await g.close();
@@ -182,7 +182,7 @@ describe('limits per API key, held across two gateways', () => {
     expect([first.status, second.status]).toEqual([201, 201]);
     const over = await submit(gw1, KEYS.b, upload());
     expect(over.status).toBe(429);
-    expect((await json(over)).error.code).toBe('CONCURRENCY_LIMIT');
+    expect((await json(over)).code).toBe('CONCURRENCY_LIMIT');
     expect(over.headers.get('retry-after')).toBe('5');
     const usage = await fetch(`${gw2.url}/api/usage`, { headers: auth(KEYS.b) });
     expect((await json(usage)).usage.active_jobs).toBe(2);
@@ -218,7 +218,7 @@ describe('limits per API key, held across two gateways', () => {
     await gw1.jobs.apply(newEvent('job.decoded', b.id, { pcmKey: 'x', sampleRate: 44100, channels: 2, frames: 1, durationSec: 1 }));
     const over = await submit(gw1, KEYS.c, upload());
     expect(over.status).toBe(429);
-    expect((await json(over)).error.code).toBe('QUOTA_EXCEEDED');
+    expect((await json(over)).code).toBe('QUOTA_EXCEEDED');
     expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(Number(over.headers.get('retry-after'))).toBeLessThanOrEqual(86_400);
     const usage = await json(await fetch(`${gw2.url}/api/usage`, { headers: auth(KEYS.c) }));
@@ -236,7 +236,7 @@ describe('limits per API key, held across two gateways', () => {
     expect(ok.map((r) => r.headers.get('ratelimit'))).toEqual(['"requests";r=2;t=1', '"requests";r=1;t=1', '"requests";r=0;t=1']);
     expect(ok[0]!.headers.get('ratelimit-policy')).toBe('"requests";q=3;w=1');
     const over = await get(gw2);
-    expect([over.status, over.headers.get('retry-after'), (await json(over)).error.code]).toEqual([429, '1', 'RATE_LIMITED']);
+    expect([over.status, over.headers.get('retry-after'), (await json(over)).code]).toEqual([429, '1', 'RATE_LIMITED']);
     clock += 1000;
     expect((await get(gw2)).status).toBe(200);
     // Another key has its own count.
@@ -321,7 +321,7 @@ describe('import by URL', () => {
     const started = Date.now();
     const r = await byUrl(`${o.url}/song.wav`);
     const body = await json(r);
-    expect([r.status, body.error.code], body.error.message).toEqual([status, code]);
+    expect([r.status, body.code], body.detail).toEqual([status, code]);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(inside.hits).toEqual([]);
     expect(await objects()).toEqual(before);
@@ -330,10 +330,10 @@ describe('import by URL', () => {
   it('refuses a private or metadata input_url before any request, and both a file and a URL', async () => {
     for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://[fd00:ec2::254]/', 'http://192.168.0.10/song.wav']) {
       const r = await byUrl(url);
-      expect([r.status, (await json(r)).error.code]).toEqual([400, 'URL_REFUSED']);
+      expect([r.status, (await json(r)).code]).toEqual([400, 'URL_REFUSED']);
     }
     const both = await submit(gw1, KEYS.a, upload('a.wav', { input_url: 'http://127.0.0.1:9/x.wav' }));
-    expect([both.status, (await json(both)).error.code]).toEqual([400, 'INPUT_TWICE']);
+    expect([both.status, (await json(both)).code]).toEqual([400, 'INPUT_TWICE']);
   });
 });
 

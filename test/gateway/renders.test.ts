@@ -131,13 +131,13 @@ describe('waveform peaks', () => {
   ])('refuses %s', async (_what, query, status, code) => {
     const { id } = await completedJob('wav16', ['bass']);
     const r = await get(`/api/jobs/${id}/stems/bass/peaks?${query}`);
-    expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([status, code]);
+    expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([status, code]);
   });
 
   it('404 for a stem the job does not have', async () => {
     const { id } = await completedJob('wav16', ['bass']);
     const r = await get(`/api/jobs/${id}/stems/vocals/peaks`);
-    expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([404, 'STEM_NOT_FOUND']);
+    expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([404, 'STEM_NOT_FOUND']);
   });
 });
 
@@ -199,9 +199,9 @@ describe('mixdowns', () => {
   ])('refuses %s with a 400 and a sentence', async (_what, query, code) => {
     const { id } = await completedJob('wav16', ['drums']);
     const r = await get(`/api/jobs/${id}/mix?${query}`);
-    const body = (await r.json()) as { error: { code: string; message: string } };
-    expect([r.status, body.error.code]).toEqual([400, code]);
-    expect(body.error.message.length).toBeGreaterThan(10);
+    const body = (await r.json()) as { code: string; detail: string };
+    expect([r.status, body.code]).toEqual([400, code]);
+    expect(body.detail.length).toBeGreaterThan(10);
   });
 
   it('a job deleted while its renders run: a 404, and nothing they wrote is left', async () => {
@@ -223,6 +223,6 @@ describe('mixdowns', () => {
     const id = uuidv7();
     await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));
     const r = await get(`/api/jobs/${id}/mix`);
-    expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([404, 'JOB_NOT_COMPLETED']);
+    expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'JOB_NOT_COMPLETED']);
   });
 });

@@ -40,15 +40,36 @@ type FfprobeJson = {
 
 const num = (s: string | undefined) => (s !== undefined && Number.isFinite(Number(s)) ? Number(s) : undefined);
 
-/** The last meaningful line ffmpeg printed, for a human reason. */
-const lastLine = (stderr: string) =>
-  stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .pop()
-    ?.replace(/^\[[^\]]+\]\s*/, '')
-    .replace(/^(https?:\/\/|\/)\S+:\s*/, '') ?? 'unknown error';
+/** What ffmpeg's usual complaints mean, for a person. */
+const PLAIN: [RegExp, string][] = [
+  [/Invalid data found when processing input/i, 'its data is not in any format ffmpeg knows: it is damaged, or not audio'],
+  [/could not find codec parameters|Could not find codec/i, 'its audio codec could not be identified'],
+  [/moov atom not found/i, 'the MP4/M4A container is incomplete (no index): the file was cut off while being written'],
+  [/End of file/i, 'it ends before its audio does: the file is cut off'],
+];
+/**
+ * The last meaningful line ffmpeg printed, for a human reason: no path, URL or store address of
+ * this server in it (the input is named `file:/…` or by a presigned URL), well-known complaints
+ * said plainly.
+ */
+const lastLine = (stderr: string) => {
+  const line =
+    stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop()
+      ?.replace(/^\[[^\]]+\]\s*/, '') ?? '';
+  const plain = PLAIN.find(([re]) => re.test(line));
+  if (plain) return plain[1];
+  const clean = line
+    .split(/\s+/)
+    .filter((w) => !w.includes('/') && !/^file:/i.test(w)) // a path or a URL (file:, http:, a presigned store URL)
+    .join(' ')
+    .replace(/^:\s*/, '')
+    .trim();
+  return clean || 'ffmpeg could not read it';
+};
 
 export async function probe(src: MediaSource, timeoutMs = 60_000): Promise<Probe> {
   const { stdout, stderr, code } = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', ...inputArgs(src)], timeoutMs);

@@ -9,14 +9,13 @@ import { unlink } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AudioFormat } from '@stemflow/contracts';
-import { StemflowError } from '@stemflow/contracts';
+import { PEAK_LEVELS, StemflowError, type PeakLevel } from '@stemflow/contracts';
 import { CODEC_ARGS, rateFor } from './encode.js';
 import { BYTES_PER_FRAME, SAMPLE_RATE, decodeToPcm } from './ffmpeg.js';
 import { inputArgs, type MediaSource } from './media.js';
 
-/** Zoom levels served, in samples per pixel: each twice the one before. */
-export const PEAK_LEVELS = [256, 512, 1024, 2048, 4096, 8192, 16384] as const;
-export type PeakLevel = (typeof PEAK_LEVELS)[number];
+/** Zoom levels served, in samples per pixel: each twice the one before (the API's contract). */
+export { PEAK_LEVELS, type PeakLevel };
 
 /**
  * The waveform JSON of BBC's audiowaveform (version 2), which peaks.js and waveform-data.js read as

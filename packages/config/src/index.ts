@@ -40,6 +40,23 @@ const cidrs = z.string().transform((s, ctx) => {
   return list;
 });
 
+/** Origins as browsers send them (`https://app.example.com`, no path), or `*`. */
+const corsOrigins = z.string().transform((s, ctx) => {
+  const list = s.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of list) {
+    if (o === '*') continue;
+    let ok = false;
+    try {
+      const u = new URL(o);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === o;
+    } catch {
+      /* not a URL */
+    }
+    if (!ok) ctx.addIssue({ code: 'custom', message: `"${o}" is not an origin (scheme://host[:port], no path or trailing slash), nor *` });
+  }
+  return list;
+});
+
 /** Per API key (or "*" for every key): its webhook and its limits. */
 export const KeySettings = z
   .object({
@@ -113,6 +130,8 @@ export const httpEnv = z.object({
   API_KEY_SETTINGS: opt(keySettings),
   /** A file imported by URL must arrive whole within this. */
   IMPORT_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(120)),
+  /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset → none. */
+  CORS_ORIGINS: opt(corsOrigins),
 });
 export const outboundEnv = z.object({
   /** Signs webhooks; each API key gets its own secret derived from it (GET /api/webhooks/secret). At least 32 characters. */

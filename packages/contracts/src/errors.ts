@@ -7,12 +7,18 @@ export class StemflowError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly status: number;
-  constructor(code: string, message: string, opts: { retryable?: boolean; status?: number; cause?: unknown } = {}) {
+  /** When a retry can help: seconds to wait (an entry point says so, e.g. Retry-After). */
+  readonly retryAfterSec: number | undefined;
+  /** The caller's limits and what is left of them (RateLimit-Policy / RateLimit fields), for a refusal over a limit. */
+  readonly limits: { policy: string[]; state: string[] } | undefined;
+  constructor(code: string, message: string, opts: { retryable?: boolean; status?: number; cause?: unknown; retryAfterSec?: number; limits?: { policy: string[]; state: string[] } } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'StemflowError';
     this.code = code;
     this.retryable = opts.retryable ?? false;
     this.status = opts.status ?? (this.retryable ? 503 : 400);
+    this.retryAfterSec = opts.retryAfterSec;
+    this.limits = opts.limits;
   }
 }
 

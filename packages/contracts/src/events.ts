@@ -20,6 +20,8 @@ export const JobCreatedPayload = z.object({
   reuseOf: JobId.optional(),
   /** With reuseOf: the stems to copy, so the decoder needs no database (since 2026-11). */
   reuseStems: z.array(StemObject).min(1).optional(),
+  /** With reuseOf: that job's quality report, which the copied stems share (since 2026-12). */
+  reuseReport: QualityReport.optional(),
   /** Where the job's end is reported by webhook (the job's callback_url or its API key's), credentials and query redacted. */
   webhook: z.object({ url: z.string() }).optional().describe('Since 2026-11: the job has a webhook target (redacted URL).'),
   /** The API key's audio left today when the job was accepted: the decoder refuses more (since 2026-11). */

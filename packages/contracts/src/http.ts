@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, STEM_NAMES, OPTION_NAMES, OPTION_TEXT, QualityReport, type OptionName } from './job.js';
+import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, STEM_NAMES, OPTION_NAMES, OPTION_TEXT, QualityReport, JOB_STATUSES, type OptionName } from './job.js';
 
 const urlField = (what: string) => z.string().min(1).max(2048).describe(what);
 const CALLBACK = 'Where the job\'s end (job.completed, job.failed or job.canceled) is POSTed, signed as Standard Webhooks says; overrides the API key\'s webhook. Public http(s) addresses only.';
@@ -19,7 +19,7 @@ const textField = (k: OptionName) => {
     case 'number':
       return z.string().regex(/^-?\d*\.?\d+$/, 'must be a number').optional().describe(what);
     case 'bool':
-      return z.string().regex(/^(true|false|1|0|yes|no|on|off)$/i, 'must be true or false').optional().describe(what);
+      return z.enum(['true', 'false']).optional().describe(what);
     default:
       return z.string().optional().describe(what);
   }
@@ -56,14 +56,6 @@ export const WebhookSecretView = z.object({
   secret: z.string().describe('whsec_… : verify the webhook-signature header with it (any Standard Webhooks library).'),
   scheme: z.literal('standard-webhooks-v1'),
 });
-
-export const ErrorBody = z.object({
-  error: z.object({
-    code: z.string().describe('Stable machine-readable code, e.g. UPLOAD_TOO_LARGE.'),
-    message: z.string().describe('What is wrong, for a person.'),
-  }),
-});
-export type ErrorBody = z.infer<typeof ErrorBody>;
 
 export const CreateJobResponse = z.object({
   id: JobId,
@@ -115,3 +107,50 @@ export const Health = z.object({
   dependencies: z.array(DependencyHealth),
 });
 export type Health = z.infer<typeof Health>;
+
+/** GET /api/jobs's query. */
+export const ListJobsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20).describe('Jobs per page.'),
+    cursor: z.string().min(1).max(200).regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor this server gave out').optional().describe('next_cursor of the previous page.'),
+    status: z.enum(JOB_STATUSES).optional().describe('Only jobs in this state.'),
+  })
+  .strict();
+
+/** The waveform levels the server keeps (frames per block). */
+export const PEAK_LEVELS = [256, 512, 1024, 2048, 4096, 8192, 16384] as const;
+export type PeakLevel = (typeof PEAK_LEVELS)[number];
+/** GET …/peaks's query. */
+export const PeaksQuery = z
+  .object({
+    samples_per_pixel: z.coerce
+      .number()
+      .pipe(z.union(PEAK_LEVELS.map((l) => z.literal(l)) as unknown as [z.ZodLiteral<PeakLevel>, z.ZodLiteral<PeakLevel>]))
+      .default(1024)
+      .describe('Frames per block: one of the levels the server keeps.'),
+  })
+  .strict();
+
+const STEM_LIST = `(${OutputStemName.options.join('|')})`;
+const GAIN = `${STEM_LIST}:(\\d+(\\.\\d+)?|\\.\\d+)`;
+/** GET /api/jobs/{id}/mix's query. */
+export const MixQuery = z
+  .object({
+    stems: z
+      .string()
+      .max(200)
+      .regex(new RegExp(`^${STEM_LIST}(,${STEM_LIST})*$`), `must be stems of the job, comma-separated (${OutputStemName.options.join(', ')})`)
+      .optional()
+      .describe('Comma-separated stems of the job to mix (default: all).'),
+    gains: z
+      .string()
+      .max(400)
+      .regex(new RegExp(`^${GAIN}(,${GAIN})*$`), 'must be stem:value pairs, comma-separated (e.g. bass:0.5)')
+      .optional()
+      .describe('Linear gains, `stem:value` pairs from 0 to 4, comma-separated (default 1: as separated), e.g. `bass:0.5`.'),
+    format: AudioFormat.optional().describe("The file's format (default: the job's)."),
+  })
+  .strict();
+
+/** An error while streaming a job's events that ended the stream (SSE `deleted`). */
+export const DeletedEvent = z.object({ id: JobId });

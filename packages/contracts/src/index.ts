@@ -5,3 +5,4 @@ export * from './http.js';
 export * from './errors.js';
 export * from './openapi.js';
 export * from './asyncapi.js';
+export * from './problems.js';

@@ -24,6 +24,8 @@ export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'ca
 export const JobStatus = z.enum(JOB_STATUSES);
 export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'canceled'];
+/** Whether a job has ended (completed, failed or canceled): nothing about it changes any more. */
+export const isFinished = (job: { status: JobStatus }) => TERMINAL_STATUSES.includes(job.status);
 
 export const STAGES = ['decoding', 'separating', 'encoding'] as const;
 /** Share of the whole job's progress at the end of decoding (the rest is separation and encoding). */

@@ -1,26 +1,102 @@
-/** The OpenAPI 3.1 document, generated from the same zod schemas the gateway validates with. */
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas the gateway validates with and
+ * the problem catalogue its error mapper answers from: every status, header and error code a
+ * route can send is declared here, so the document and the server cannot drift apart (a fuzzer
+ * driven by this document runs in the suite).
+ */
 import { z } from 'zod';
 import { JobCanceled, JobCompleted, JobFailed } from './events.js';
-import { CreateJobResponse, ErrorBody, Health, JobList, JobView, SubmitForm, SubmitJson, UsageView, WebhookSecretView } from './http.js';
-import { AUDIO_FORMATS, JOB_STATUSES, JobOptions, OutputStemName, STEM_NAMES } from './job.js';
+import { CreateJobResponse, DeletedEvent, Health, JobList, JobView, ListJobsQuery, MixQuery, PeaksQuery, SubmitForm, SubmitJson, UsageView, WebhookSecretView } from './http.js';
+import { JobOptions, OutputStemName, STEM_NAMES } from './job.js';
+import { PROBLEMS, Problem, ProblemCatalogue, ProblemType, type ProblemCode } from './problems.js';
 
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' });
+type Json = Record<string, unknown>;
+const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'output' }) as Json;
 /** A request body: what a client may send (fields with defaults are optional). */
-const requestSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' });
+const requestSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'draft-2020-12', unrepresentable: 'any', io: 'input' }) as Json;
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (name: string) => ({ 'application/json': { schema: ref(name) } });
-const error = (description: string) => ({ description, content: json('Error') });
-const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (UUID).', schema: { type: 'string', format: 'uuid' } };
+const binary = (description: string) => ({ type: 'string', contentMediaType: 'application/octet-stream', description });
+
+/** A schema open to fields added later (the versioning rule: fields are only ever added). */
+function open(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(open);
+  if (!s || typeof s !== 'object') return s;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(s)) if (!(k === 'additionalProperties' && v === false)) out[k] = open(v);
+  return out;
+}
+
+/** A query schema's properties as parameters: the route parses the query with the same schema. */
+function queryParams(s: z.ZodObject): Json[] {
+  const j = requestSchema(s) as { properties: Record<string, Json & { description?: string }>; required?: string[] };
+  return Object.entries(j.properties).map(([name, p]) => {
+    const { description, ...rest } = p;
+    return { name, in: 'query', required: j.required?.includes(name) ?? false, ...(description ? { description } : {}), schema: rest };
+  });
+}
+
+const header = (description: string, type: 'string' | 'integer' = 'string') => ({ description, schema: { type } });
+const H = {
+  rateLimit: header('What is left of each limit of the key (draft-ietf-httpapi-ratelimit-headers), e.g. `"requests";r=9;t=1`. Sent when the key has limits.'),
+  rateLimitPolicy: header('Each limit of the key: `"requests";q=10;w=1, "concurrent-jobs";q=2, "audio-minutes";q=600;w=86400`. Sent when the key has limits.'),
+  retryAfter: header('Seconds to wait before trying again.', 'integer'),
+  location: header('The job: `/api/jobs/{id}`.'),
+  etag: header('A strong validator of the bytes: send it back in `If-None-Match` (304) or `If-Range`.'),
+  lastModified: header('When the file was made.'),
+  acceptRanges: header('`bytes`: one `Range` is honoured.'),
+  contentRange: header('`bytes start-end/total` (206), or `bytes */total` (416).'),
+  contentDisposition: header('`attachment` with the file name (song - stem.ext).'),
+  cacheControl: header('`private, immutable` for finished files (they never change); `no-store` for a stem still being made.'),
+  live: header('`true` when the stem is still being made (a running job whose stems stream).'),
+  wwwAuthenticate: header('`Bearer`: the scheme to authenticate with.'),
+};
+const rateHeaders = { RateLimit: H.rateLimit, 'RateLimit-Policy': H.rateLimitPolicy };
+
+/** The error responses for these codes, grouped by status, each a problem restricted to its codes. */
+function problems(codes: ProblemCode[]): Record<string, Json> {
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const c of codes) byStatus.set(PROBLEMS[c].status, [...(byStatus.get(PROBLEMS[c].status) ?? []), c]);
+  const out: Record<string, Json> = {};
+  for (const [status, cs] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const headers: Json = { ...rateHeaders };
+    if (status === 401) headers['WWW-Authenticate'] = H.wwwAuthenticate;
+    if (status === 429 || status === 503) headers['Retry-After'] = H.retryAfter;
+    if (status === 416) headers['Content-Range'] = H.contentRange;
+    out[String(status)] = {
+      description: cs.map((c) => `\`${c}\`: ${PROBLEMS[c].title}.`).join(' '),
+      headers,
+      content: { 'application/problem+json': { schema: { allOf: [ref('Problem'), { type: 'object', properties: { status: { const: status }, code: { enum: cs } } }] } } },
+    };
+  }
+  return out;
+}
+
+/** Every operation under /api may answer these. */
+const ANY: ProblemCode[] = ['UNAUTHENTICATED', 'RATE_LIMITED', 'DEPENDENCY_UNAVAILABLE'];
+/** Every operation on one job. */
+const ONE_JOB: ProblemCode[] = [...ANY, 'INVALID_JOB_ID', 'JOB_NOT_FOUND'];
+const FILE_ERRORS: ProblemCode[] = [...ONE_JOB, 'RANGE_NOT_SATISFIABLE'];
+
+const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (a UUID; any case).', schema: { type: 'string', format: 'uuid' } };
 const stemParam = { name: 'stem', in: 'path', required: true, description: 'A stem of the job.', schema: { type: 'string', enum: [...OutputStemName.options] } };
-const limited = (description: string) => ({
-  description,
-  headers: {
-    'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer' } },
-    RateLimit: { description: 'The limits that apply, draft-ietf-httpapi-ratelimit-headers: `"requests";r=0;t=1`.', schema: { type: 'string' } },
-    'RateLimit-Policy': { description: 'Each limit of the key: `"requests";q=10;w=1, "concurrent-jobs";q=2, "audio-minutes";q=600;w=86400`.', schema: { type: 'string' } },
-  },
-  content: json('Error'),
+const reqHeader = (name: string, description: string, s: Json = { type: 'string' }) => ({ name, in: 'header', required: false, description, schema: s });
+const P = {
+  range: reqHeader('Range', 'One byte range, e.g. `bytes=0-1023` (several ranges: the whole file is sent).', { type: 'string', maxLength: 200 }),
+  ifRange: reqHeader('If-Range', 'An ETag (or Last-Modified date) of the file: the range is sent only if it is still that file, else the whole file.', { type: 'string', maxLength: 200 }),
+  ifNoneMatch: reqHeader('If-None-Match', 'ETags of copies the client has: 304 when the file is one of them.', { type: 'string', maxLength: 1000 }),
+  idempotencyKey: reqHeader('Idempotency-Key', 'Makes a retry safe: the same key with the same request within 24 h answers the first job (header `Idempotent-Replayed: true`); with another request, 422.', { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' }),
+  lastEventId: reqHeader('Last-Event-ID', "The `id` of the last event the client has (EventSource sends it when it reconnects): what it has is not sent again; if that was the job's last event, 204.", { type: 'string', maxLength: 100 }),
+};
+
+/** A file response (stem, mix): 200 whole, 206 one range, 302 to the store, 304 not modified. */
+const fileResponses = (what: string, mime: Json, extra200: Json = {}) => ({
+  '200': { description: what, headers: { ...rateHeaders, ETag: H.etag, 'Last-Modified': H.lastModified, 'Accept-Ranges': H.acceptRanges, 'Content-Disposition': H.contentDisposition, 'Cache-Control': H.cacheControl, ...extra200 }, content: mime },
+  '206': { description: 'One byte range of it.', headers: { ...rateHeaders, 'Content-Range': H.contentRange, ETag: H.etag, 'Last-Modified': H.lastModified, 'Accept-Ranges': H.acceptRanges }, content: mime },
+  '302': { description: 'A presigned URL of the object store (S3 store): GET it, no key needed.', headers: { ...rateHeaders, Location: header('The presigned URL (valid for an hour).') } },
+  '304': { description: 'Not modified: the client has this file (If-None-Match).', headers: { ...rateHeaders, ETag: H.etag } },
 });
+const audio = { 'audio/wav': { schema: binary('WAV') }, 'audio/flac': { schema: binary('FLAC') }, 'audio/mpeg': { schema: binary('MP3') } };
 
 /** What a webhook receiver gets: Standard Webhooks' envelope around the bus event. */
 export const WebhookPayload = z.object({
@@ -31,50 +107,101 @@ export const WebhookPayload = z.object({
 
 /**
  * The multipart form: its fields are the gateway's form schema's, each typed as the job option it
- * becomes (a form sends text; `stems` is comma-separated), plus the file.
+ * becomes (a form sends text; `stems` is comma-separated), plus the file. Exactly one of `file`
+ * and `input_url`.
  */
-function submitFormSchema() {
-  const form = schema(SubmitForm) as { properties: Record<string, unknown> };
-  const options = schema(JobOptions) as { properties: Record<string, unknown> };
-  const properties: Record<string, unknown> = { file: { type: 'string', format: 'binary', description: 'Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… (or send input_url instead).' } };
-  for (const k of Object.keys(form.properties)) properties[k] = options.properties[k] ?? form.properties[k];
-  properties.stems = { type: 'string', description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all).` };
-  return { type: 'object', properties, additionalProperties: false };
+function submitFormSchema(): Json {
+  const form = schema(SubmitForm) as { properties: Record<string, Json> };
+  const options = schema(JobOptions) as { properties: Record<string, Json> };
+  const properties: Record<string, unknown> = { file: { ...binary('Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… Or send input_url instead.') } };
+  for (const k of Object.keys(form.properties)) properties[k] = form.properties[k]!.enum ? { ...options.properties[k], ...form.properties[k] } : (options.properties[k] ?? form.properties[k]);
+  const stem = `(${STEM_NAMES.join('|')})`;
+  properties.stems = { type: 'string', maxLength: 200, pattern: `^${stem}(,${stem})*$`, description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all), each once.` };
+  return { type: 'object', properties, additionalProperties: false, oneOf: [{ required: ['file'], not: { required: ['input_url'] } }, { required: ['input_url'], not: { required: ['file'] } }], ...residualRule('string') };
 }
+/** residual needs other among the stems (or two_stems): the rule the options schema refines with. */
+const residualRule = (stems: 'string' | 'array') => ({
+  if: { properties: { residual: { const: stems === 'string' ? 'true' : true } }, required: ['residual'] },
+  then: { anyOf: [{ required: ['two_stems'] }, { not: { required: ['stems'] } }, { properties: { stems: stems === 'string' ? { pattern: '(^|,)other(,|$)' } : { contains: { const: 'other' } } } }] },
+});
+function submitJsonSchema(): Json {
+  const s = requestSchema(SubmitJson) as { properties: Record<string, Json> };
+  s.properties.stems = { ...s.properties.stems, uniqueItems: true };
+  return { ...s, ...residualRule('array') };
+}
+
+/** Each SSE event: its name and the JSON of its data line. */
+const sseEvents = () => ({
+  description: 'One Server-Sent Event (OpenAPI 3.2 `itemSchema`, given as an extension until the tools read 3.2).',
+  oneOf: [
+    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'progress' }, id: { type: 'string', description: "The state's updated_at." }, data: ref('Job') } },
+    { type: 'object', required: ['event', 'data'], properties: { event: { enum: ['completed', 'failed', 'canceled'] }, id: { type: 'string' }, data: ref('Job') }, description: 'The last event: the stream ends.' },
+    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'deleted' }, data: ref('DeletedEvent') }, description: 'The job was deleted while the stream was open: the stream ends.' },
+  ],
+});
 
 export function openApiDocument(version = '0.1.0') {
   const auth = [{ bearer: [] }, {}];
+  const tags = [
+    { name: 'jobs', description: 'Submit, follow, cancel and delete separation jobs.' },
+    { name: 'files', description: "A job's stems, waveforms and mixdowns." },
+    { name: 'account', description: "The calling key's limits and webhook secret." },
+    { name: 'meta', description: 'Health and the error catalogue.' },
+  ];
   return {
     openapi: '3.1.0',
     info: {
       title: 'stemflow',
       version,
+      summary: 'Separate songs into stems (drums, bass, other, vocals) with htdemucs.',
       description:
-        'Upload a song, follow its progress, download its stems (drums, bass, other, vocals) separated by htdemucs. ' +
-        'When the server sets API_KEYS, every call needs `Authorization: Bearer <key>` and a key sees only its own jobs.',
+        'Upload a song, follow its progress, download its stems. When the server sets API_KEYS, every call under /api (but health and the problem catalogue) needs ' +
+        '`Authorization: Bearer <key>`, and a key sees only its own jobs. Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`; ' +
+        'GET /api/problems lists them all. A path the API lacks answers 404 `NOT_FOUND`, a method a path lacks 405 `METHOD_NOT_ALLOWED` with `Allow`.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
+    servers: [{ url: '/', description: 'The server that serves this document.' }],
+    tags,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'One of the server\'s API_KEYS.' } },
       schemas: {
         Job: schema(JobView),
         JobList: schema(JobList),
         CreateJobResponse: schema(CreateJobResponse),
-        Error: schema(ErrorBody),
+        Problem: schema(Problem),
+        ProblemType: schema(ProblemType),
+        ProblemCatalogue: schema(ProblemCatalogue),
         Health: schema(Health),
         Usage: schema(UsageView),
         WebhookSecret: schema(WebhookSecretView),
-        WebhookPayload: schema(WebhookPayload),
+        WebhookPayload: open(schema(WebhookPayload)),
+        DeletedEvent: schema(DeletedEvent),
+        Peaks: {
+          type: 'object',
+          required: ['version', 'channels', 'sample_rate', 'samples_per_pixel', 'bits', 'length', 'data'],
+          properties: {
+            version: { const: 2 },
+            channels: { const: 1 },
+            sample_rate: { type: 'integer' },
+            samples_per_pixel: { type: 'integer' },
+            bits: { const: 16 },
+            length: { type: 'integer', description: 'Blocks.' },
+            data: { type: 'array', items: { type: 'integer', minimum: -32768, maximum: 32767 }, description: 'min, max per block.' },
+          },
+        },
       },
     },
     webhooks: {
       jobEnded: {
         post: {
+          operationId: 'jobEnded',
           summary: "A job's end, POSTed to its callback_url (or its API key's webhook_url)",
           description:
             'Signed as the Standard Webhooks specification says: `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` ' +
             "with the key's secret (GET /api/webhooks/secret). Verify with any Standard Webhooks library, reject timestamps more than 5 minutes off, and deduplicate on " +
             '`webhook-id` (the event id, the same on every attempt). Answer 2xx within WEBHOOK_TIMEOUT_SEC (15 s) to end the delivery; anything else is retried ' +
-            '(about 5 s, 5 min, 30 min, 2 h, 5 h, 5 h), then given up: the job\'s `webhook.status` says `failed`. Redirects are not followed.',
+            "(about 5 s, 5 min, 30 min, 2 h, 5 h, 5 h), then given up: the job's `webhook.status` says `failed`. Redirects are not followed. " +
+            'Fields may be added to the payload: ignore those you do not know.',
           parameters: [
             { name: 'webhook-id', in: 'header', required: true, schema: { type: 'string' }, description: 'The event id: the same on every retry.' },
             { name: 'webhook-timestamp', in: 'header', required: true, schema: { type: 'integer' }, description: 'Seconds since the epoch, of this attempt.' },
@@ -89,150 +216,191 @@ export function openApiDocument(version = '0.1.0') {
     paths: {
       '/api/jobs': {
         post: {
-          summary: 'Upload a song and start a separation job',
-          parameters: [
-            {
-              name: 'Idempotency-Key',
-              in: 'header',
-              required: false,
-              schema: { type: 'string', minLength: 1, maxLength: 255 },
-              description: 'Makes a retry safe: the same key with the same request within 24 h answers the first job (header `Idempotent-Replayed: true`); with another request, 422.',
-            },
-          ],
+          operationId: 'createJob',
+          tags: ['jobs'],
+          summary: 'Upload a song (or name its URL) and start a separation job',
+          description:
+            'The file is streamed to the store as it arrives and typed by its content; a `Content-Length` over MAX_UPLOAD_BYTES is refused before the body ' +
+            '(`Expect: 100-continue` is answered 413, not 100). With `input_url` the server fetches the file (same checks; public addresses only).',
+          parameters: [P.idempotencyKey],
           requestBody: {
             required: true,
             content: {
-              'multipart/form-data': {
-                schema: {
-                  ...submitFormSchema(),
-                  description: 'The audio in `file`, or its URL in `input_url`; options as text fields.',
-                },
-              },
-              'application/json': { schema: { ...requestSchema(SubmitJson), description: 'Import by URL: `input_url`, and the options as JSON.' } },
+              'multipart/form-data': { schema: { ...submitFormSchema(), description: 'The audio in `file`, or its URL in `input_url` (exactly one); options as text fields.' } },
+              'application/json': { schema: { ...submitJsonSchema(), description: 'Import by URL: `input_url`, and the options as JSON.' } },
             },
           },
           responses: {
-            '201': { description: 'Accepted: the job exists and its job.created event is stored by the broker (or, with a replayed Idempotency-Key, the first job).', content: json('CreateJobResponse') },
-            '400': error('Missing file, empty file, wrong field, invalid options, or a callback_url/input_url on a refused address (URL_REFUSED).'),
-            '401': error('Missing or unknown API key.'),
-            '413': error('Larger than MAX_UPLOAD_BYTES.'),
-            '415': error('Not audio or video.'),
-            '422': error('The Idempotency-Key was used for another request (IDEMPOTENCY_KEY_REUSED), or the input_url could not be fetched (IMPORT_FAILED, UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE).'),
-            '429': limited("Over one of the key's limits: concurrent jobs (CONCURRENCY_LIMIT), audio minutes today (QUOTA_EXCEEDED), requests per second (RATE_LIMITED)."),
-            '503': error('The store, database or broker is unavailable; nothing was kept.'),
+            '201': {
+              description: 'Accepted: the job exists and its job.created event is stored by the broker (or, with a replayed Idempotency-Key, the first job).',
+              headers: { ...rateHeaders, Location: H.location, 'Idempotent-Replayed': header('`true` when this answers an earlier request with the same Idempotency-Key.') },
+              content: json('CreateJobResponse'),
+            },
+            ...problems([
+              ...ANY,
+              'BAD_REQUEST', 'INVALID_BODY', 'BODY_TOO_LARGE', 'NOT_MULTIPART', 'MISSING_FILE', 'INPUT_TWICE', 'EMPTY_FILE', 'UNEXPECTED_FILE', 'TOO_MANY_PARTS', 'TOO_MANY_FIELDS', 'FIELD_TOO_LONG', 'BAD_UPLOAD', 'UPLOAD_ABORTED',
+              'UPLOAD_TOO_LARGE', 'NOT_AUDIO', 'REQUEST_TIMEOUT', 'UPLOAD_TOO_SLOW', 'INVALID_OPTIONS', 'COST_LIMIT', 'INVALID_IDEMPOTENCY_KEY', 'IDEMPOTENCY_UNSUPPORTED', 'IDEMPOTENCY_KEY_REUSED',
+              'CALLBACK_UNSUPPORTED', 'INVALID_URL', 'URL_REFUSED', 'URL_UNRESOLVED', 'IMPORT_FAILED', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNREACHABLE', 'UPSTREAM_ABORTED',
+              'CONCURRENCY_LIMIT', 'QUOTA_EXCEEDED',
+            ]),
           },
         },
         get: {
+          operationId: 'listJobs',
+          tags: ['jobs'],
           summary: 'List jobs, newest first',
-          parameters: [
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
-            { name: 'cursor', in: 'query', schema: { type: 'string' }, description: 'next_cursor of the previous page.' },
-            { name: 'status', in: 'query', schema: { type: 'string', enum: [...JOB_STATUSES] } },
-          ],
-          responses: { '200': { description: 'A page of jobs.', content: json('JobList') }, '400': error('Bad query.'), '401': error('Missing or unknown API key.') },
+          parameters: queryParams(ListJobsQuery),
+          responses: { '200': { description: 'A page of jobs.', headers: rateHeaders, content: json('JobList') }, ...problems([...ANY, 'INVALID_QUERY', 'INVALID_CURSOR']) },
         },
       },
       '/api/jobs/{id}': {
         parameters: [idParam],
         get: {
+          operationId: 'getJob',
+          tags: ['jobs'],
           summary: 'A job: status, stage, progress, ETA and stem links',
-          responses: { '200': { description: 'The job.', content: json('Job') }, '400': error('Not a job id.'), '404': error('No such job.') },
+          responses: { '200': { description: 'The job.', headers: rateHeaders, content: json('Job') }, ...problems(ONE_JOB) },
         },
         delete: {
+          operationId: 'deleteJob',
+          tags: ['jobs'],
           summary: 'Cancel the job if it runs, then delete its files and record',
-          responses: { '204': { description: 'Deleted.' }, '400': error('Not a job id.'), '404': error('No such job.') },
+          description: 'From the answer on, every route of every gateway answers 404 for the job, and its open event streams and live stems end.',
+          responses: { '204': { description: 'Deleted.', headers: rateHeaders }, ...problems(ONE_JOB) },
         },
       },
       '/api/jobs/{id}/cancel': {
         parameters: [idParam],
         post: {
+          operationId: 'cancelJob',
+          tags: ['jobs'],
           summary: 'Cancel a pending or running job (honoured between chunks)',
-          responses: { '202': { description: 'Cancel requested.', content: json('Job') }, '404': error('No such job.'), '409': error('The job already ended.') },
+          responses: { '202': { description: 'Cancel requested: the job as it was; its `canceled` state follows on the event stream.', headers: rateHeaders, content: json('Job') }, ...problems([...ONE_JOB, 'JOB_FINISHED']) },
         },
       },
       '/api/jobs/{id}/events': {
         parameters: [idParam],
         get: {
-          summary: 'Server-Sent Events: `progress` while it runs, then `completed`, `failed` or `canceled`, then the stream closes',
-          responses: { '200': { description: 'text/event-stream; each data line is a Job.', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '404': error('No such job.') },
+          operationId: 'streamJobEvents',
+          tags: ['jobs'],
+          summary: 'Server-Sent Events: `progress` while it runs, then `completed`, `failed` or `canceled`, then the stream ends',
+          description:
+            "Each event's data is the Job. The first event is the job's state now; a `: keep-alive` comment comes every 15 s while nothing happens. " +
+            "EventSource cannot send the API key: read the stream with fetch (the `@stemflow/client` package's `followJob` does, and resumes with Last-Event-ID).",
+          parameters: [P.lastEventId],
+          responses: {
+            '200': {
+              description: 'The stream (`text/event-stream`).',
+              headers: { ...rateHeaders, 'Cache-Control': header('`no-cache`.') },
+              content: { 'text/event-stream': { schema: { type: 'string', description: 'Server-Sent Events, as `x-item-schema` describes each.' }, 'x-item-schema': sseEvents() } },
+            },
+            '204': { description: "The client already has the job's last event (Last-Event-ID): nothing more will come; EventSource stops reconnecting.", headers: rateHeaders },
+            ...problems(ONE_JOB),
+          },
         },
       },
       '/api/jobs/{id}/stems/{stem}': {
         parameters: [idParam, stemParam],
         get: {
-          summary: 'Download one stem (Range supported), or a redirect to a presigned object-store URL; while a job whose stems stream runs, the stem as it is made',
+          operationId: 'getStem',
+          tags: ['files'],
+          summary: 'Download one stem; while a job whose stems stream runs, the stem as it is made',
           description:
-            'A completed job: the stem file. A running job with `clip=clamp` (its `live_stems`): the response starts with what is final now and stays open, ' +
-            'each new piece sent as the separator stores it, until the stem is complete — the same bytes as the finished file (`X-Stemflow-Live: true`, `Cache-Control: no-store`). ' +
-            'A WAV states its final length from the first byte (`Content-Length`, and one `Range` for seeking: bytes not yet made are sent when they are); FLAC has no length. ' +
-            'The response waits for the separator to start the stem; it is cut (not ended) if the job fails, is canceled or deleted, so a client never takes a partial file for a whole one.',
-          responses: {
-            '200': { description: 'The audio (growing, for a running job).', headers: { 'X-Stemflow-Live': { description: '`true` when the stem is still being made.', schema: { type: 'string' } } }, content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } },
-            '206': { description: 'A byte range of it.' },
-            '302': { description: 'Redirect to a presigned URL (S3 store; completed jobs).' },
-            '404': error('No such job or stem, or the job is running with clip=rescale (its stems are written when it completes), or it failed.'),
-            '416': error('Range not satisfiable.'),
-          },
+            'A completed job: the stem file (Range, If-Range, If-None-Match; or a redirect to a presigned store URL). A running job with `clip=clamp` (its `live_stems`): the response ' +
+            'starts with what is final now and stays open, each new piece sent as the separator stores it, until the stem is complete — the same bytes as the finished file ' +
+            '(`X-Stemflow-Live: true`, `Cache-Control: no-store`). A WAV states its final length from the first byte (`Content-Length`, and one `Range` for seeking); FLAC and MP3 ' +
+            'have no length. It is cut (not ended) if the job fails, is canceled or deleted, so a client never takes a partial file for a whole one.',
+          parameters: [P.range, P.ifRange, P.ifNoneMatch],
+          responses: { ...fileResponses('The audio (growing, for a running job).', audio, { 'X-Stemflow-Live': H.live }), ...problems([...FILE_ERRORS, 'STEM_NOT_FOUND', 'JOB_NOT_COMPLETED']) },
         },
       },
       '/api/jobs/{id}/stems/{stem}/peaks': {
         parameters: [idParam, stemParam],
         get: {
+          operationId: 'getStemPeaks',
+          tags: ['files'],
           summary: "The stem's waveform: min and max per block of samples, at a zoom level",
           description:
             'The JSON waveform format of BBC audiowaveform, version 2 (read as is by peaks.js and waveform-data.js): `data` holds, per block of `samples_per_pixel` frames, ' +
             'the minimum then the maximum sample over both channels as signed 16-bit values. For wavesurfer.js pass `data.map(v => v / 32768)` as `peaks` with the duration. ' +
-            'Computed once from the stem (every level, one decode, streamed), then kept; each coarser level is the finest merged.',
-          parameters: [{ name: 'samples_per_pixel', in: 'query', schema: { type: 'integer', enum: [256, 512, 1024, 2048, 4096, 8192, 16384], default: 1024 } }],
+            'Computed once from the stem (every level, one decode, streamed), then kept.',
+          parameters: [...queryParams(PeaksQuery), P.ifNoneMatch],
           responses: {
-            '200': { description: 'The peaks.', content: { 'application/json': { schema: { type: 'object', required: ['version', 'channels', 'sample_rate', 'samples_per_pixel', 'bits', 'length', 'data'], properties: { version: { const: 2 }, channels: { const: 1 }, sample_rate: { type: 'integer' }, samples_per_pixel: { type: 'integer' }, bits: { const: 16 }, length: { type: 'integer', description: 'Blocks.' }, data: { type: 'array', items: { type: 'integer', minimum: -32768, maximum: 32767 }, description: 'min, max per block.' } } } } } },
-            '400': error('Not a level the server keeps.'),
-            '404': error('No such job or stem, or the job is not completed.'),
+            '200': { description: 'The peaks.', headers: { ...rateHeaders, ETag: H.etag, 'Cache-Control': H.cacheControl }, content: json('Peaks') },
+            '304': { description: 'Not modified (If-None-Match).', headers: { ...rateHeaders, ETag: H.etag } },
+            ...problems([...ONE_JOB, 'INVALID_QUERY', 'STEM_NOT_FOUND', 'JOB_NOT_COMPLETED', 'RENDERS_BUSY']),
           },
         },
       },
       '/api/jobs/{id}/mix': {
         parameters: [idParam],
         get: {
+          operationId: 'getMix',
+          tags: ['files'],
           summary: 'A mixdown of some stems with gains, rendered by the server (e.g. karaoke: every stem but vocals)',
           description:
-            'Rendered once per request (stems, gains, format), then kept with the job; served like a stem (Range, or a presigned redirect). The sum is made in float: ' +
+            'Rendered once per request (stems, gains, format), then kept with the job; served like a stem. The sum is made in float: ' +
             '`f32` keeps it exactly; other formats are lowered to peak at full scale when the sum would go over it (the job\'s `clip: rescale`), or clipped (`clamp`).',
-          parameters: [
-            { name: 'stems', in: 'query', schema: { type: 'string' }, description: 'Comma-separated stems of the job to mix (default: all).' },
-            { name: 'gains', in: 'query', schema: { type: 'string' }, description: 'Linear gains, `stem:value` pairs from 0 to 4, comma-separated (default 1: as separated), e.g. `bass:0.5`.' },
-            { name: 'format', in: 'query', schema: { type: 'string', enum: [...AUDIO_FORMATS] }, description: "The file's format (default: the job's)." },
-          ],
-          responses: {
-            '200': { description: 'The mix.', content: { 'audio/*': { schema: { type: 'string', format: 'binary' } } } },
-            '206': { description: 'A byte range of it.' },
-            '302': { description: 'Redirect to a presigned URL (S3 store).' },
-            '400': error('A stem the job lacks or named twice, a gain out of range, an unknown format.'),
-            '404': error('No such job, or it is not completed.'),
-          },
+          parameters: [...queryParams(MixQuery), P.range, P.ifRange, P.ifNoneMatch],
+          responses: { ...fileResponses('The mix.', audio), ...problems([...FILE_ERRORS, 'INVALID_QUERY', 'INVALID_MIX', 'JOB_NOT_COMPLETED', 'RENDERS_BUSY']) },
         },
       },
       '/api/jobs/{id}/stems.zip': {
         parameters: [idParam],
-        get: { summary: 'All stems in one zip (streamed)', responses: { '200': { description: 'application/zip' }, '404': error('No such job, or not completed.') } },
+        get: {
+          operationId: 'getStemsZip',
+          tags: ['files'],
+          summary: 'All stems in one zip (streamed, stored uncompressed)',
+          parameters: [P.ifNoneMatch],
+          responses: {
+            '200': { description: 'The zip.', headers: { ...rateHeaders, ETag: H.etag, 'Last-Modified': H.lastModified, 'Content-Disposition': H.contentDisposition, 'Cache-Control': H.cacheControl }, content: { 'application/zip': { schema: binary('ZIP') } } },
+            '304': { description: 'Not modified (If-None-Match).', headers: { ...rateHeaders, ETag: H.etag } },
+            ...problems([...ONE_JOB, 'JOB_NOT_COMPLETED']),
+          },
+        },
       },
       '/api/usage': {
         get: {
+          operationId: 'getUsage',
+          tags: ['account'],
           summary: "The calling key's limits, and what it used today (UTC)",
-          responses: { '200': { description: 'Limits and use.', content: json('Usage') }, '401': error('Missing or unknown API key.') },
+          responses: { '200': { description: 'Limits and use.', headers: rateHeaders, content: json('Usage') }, ...problems(ANY) },
         },
       },
       '/api/webhooks/secret': {
         get: {
+          operationId: 'getWebhookSecret',
+          tags: ['account'],
           summary: "The secret the calling key's webhooks are signed with (whsec_…, Standard Webhooks)",
-          responses: { '200': { description: 'The secret.', content: json('WebhookSecret') }, '401': error('Missing or unknown API key.'), '404': error('This server sends no webhooks (no WEBHOOK_SECRET).') },
+          responses: { '200': { description: 'The secret.', headers: { ...rateHeaders, 'Cache-Control': header('`no-store`.') }, content: json('WebhookSecret') }, ...problems([...ANY, 'WEBHOOKS_DISABLED']) },
         },
       },
       '/api/health': {
         get: {
+          operationId: 'getHealth',
+          tags: ['meta'],
           summary: 'Each dependency (broker, store, database)',
           security: [],
-          responses: { '200': { description: 'All up.', content: json('Health') }, '503': { description: 'Something is down.', content: json('Health') } },
+          responses: { '200': { description: 'All up.', content: json('Health') }, '503': { description: 'Something is down.', headers: { 'Retry-After': H.retryAfter }, content: json('Health') } },
+        },
+      },
+      '/api/problems': {
+        get: {
+          operationId: 'listProblems',
+          tags: ['meta'],
+          summary: 'Every error code the API answers with (status and title), and every error_code a failed job can carry',
+          security: [],
+          responses: { '200': { description: 'The catalogue.', content: json('ProblemCatalogue') } },
+        },
+      },
+      '/api/problems/{code}': {
+        get: {
+          operationId: 'getProblem',
+          tags: ['meta'],
+          summary: "A problem type: what a problem's `type` points to",
+          security: [],
+          parameters: [{ name: 'code', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } }],
+          responses: { '200': { description: 'The problem type.', content: json('ProblemType') }, ...problems(['NOT_FOUND']) },
         },
       },
     },

@@ -83,8 +83,8 @@ async function call(api: string, path: string, init: RequestInit): Promise<Respo
     throw new Error(`cannot reach ${api}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
   }
   if (res.ok) return res;
-  const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
-  throw new CallError(res.status, `the server answered ${res.status} to ${init.method ?? 'GET'} ${path}: ${body?.error?.message ?? res.statusText}`);
+  const body = (await res.json().catch(() => undefined)) as { detail?: string } | undefined;
+  throw new CallError(res.status, `the server answered ${res.status} to ${init.method ?? 'GET'} ${path}: ${body?.detail ?? res.statusText}`);
 }
 
 class CallError extends Error {

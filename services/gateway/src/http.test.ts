@@ -17,7 +17,7 @@ import { startStatus } from '@stemflow/status';
 import { FsBlobStore, keys } from '@stemflow/storage';
 import { createLogger, registerJobsByStatus, registerQueueDepth } from '@stemflow/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, EventsHub } from './app.js';
+import { createApp, EventsHub } from './index.js';
 
 const log = createLogger('test', 'silent');
 let url: string;
@@ -77,7 +77,7 @@ describe('API keys', () => {
     expect((await fetch(`${url}/api/jobs`)).status).toBe(401);
     const wrong = await fetch(`${url}/api/jobs`, { headers: auth('nope') });
     expect(wrong.status).toBe(401);
-    expect(await wrong.json()).toEqual({ error: { code: 'UNAUTHENTICATED', message: 'unknown API key' } });
+    expect(await wrong.json()).toMatchObject({ code: 'UNAUTHENTICATED', detail: 'unknown API key' });
     const id = await upload('key-a');
     expect((await fetch(`${url}/api/jobs/${id}`, { headers: auth('key-a') })).status).toBe(200);
     expect((await fetch(`${url}/api/jobs/${id}`, { headers: auth('key-b') })).status).toBe(404);
@@ -331,7 +331,7 @@ describe('a stem while its job runs (clip=clamp): what is stored, then each new 
     // A range past the final length is refused as for a finished file, not answered with the whole.
     const past = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: { ...auth('key-a'), range: `bytes=${file.length + 10}-` } });
     expect([past.status, past.headers.get('content-range')]).toEqual([416, `bytes */${file.length}`]);
-    expect(((await past.json()) as { error: { code: string } }).error.code).toBe('RANGE_NOT_SATISFIABLE');
+    expect(((await past.json()) as { code: string }).code).toBe('RANGE_NOT_SATISFIABLE');
   });
 
   it('a job that completes mid-stream: the rest comes from the finished file; a job that fails cuts the response', async () => {
@@ -359,10 +359,10 @@ describe('a stem while its job runs (clip=clamp): what is stored, then each new 
     expect(r.bytes.length).toBe(1000);
   });
 
-  it('a running job with clip=rescale has no stem until it completes: 404 saying why', async () => {
+  it('a running job with clip=rescale has no stem until it completes: 409 saying why', async () => {
     const id = await running({ clip: 'rescale' });
     const res = await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') });
-    expect(res.status).toBe(404);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the job is processing, it has no stems yet');
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { code: string; detail: string })).toMatchObject({ code: 'JOB_NOT_COMPLETED', detail: 'the job is processing; it has no stems yet' });
   });
 });

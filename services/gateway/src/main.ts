@@ -1,5 +1,5 @@
 import { runService } from '@stemflow/runtime';
-import { startGateway } from './entry-points/server.js';
+import { startGateway } from './http/server.js';
 
 await runService('gateway', async ({ config, log, adapters, checks }) => {
   const gw = await startGateway({ ...adapters, log }, config, checks);

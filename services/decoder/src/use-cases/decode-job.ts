@@ -271,6 +271,16 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   const sampleRate = own?.audio?.sampleRate || undefined;
   const durationSec = own?.durationSec ?? info.durationSec ?? info.audio?.durationSec;
   await d.bus.publish(
-    newEvent('job.completed', e.jobId, { stems, model: 'htdemucs', timings: {}, reusedFrom: fromId, channels: 2, ...(durationSec ? { durationSec } : {}), ...(sampleRate ? { sampleRate } : {}) }),
+    newEvent('job.completed', e.jobId, {
+      stems,
+      model: 'htdemucs',
+      timings: {},
+      reusedFrom: fromId,
+      channels: 2,
+      ...(durationSec ? { durationSec } : {}),
+      ...(sampleRate ? { sampleRate } : {}),
+      // The copied stems are the earlier job's bytes: its report is theirs.
+      ...(e.payload.reuseReport ? { report: e.payload.reuseReport } : {}),
+    }),
   );
 }

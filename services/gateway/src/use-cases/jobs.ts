@@ -1,10 +1,10 @@
 /** The gateway's use cases: plain functions over the ports, no express in sight. */
 import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, TERMINAL_STATUSES, outputStemNames, streamsWhileRunning, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
+import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
 import { keys, markCanceled, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
-import type { StoredUpload } from '../entry-points/upload-engine.js';
+import type { StoredUpload } from './store-input.js';
 import { redactUrl } from '@stemflow/net';
 
 export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
@@ -28,7 +28,7 @@ export async function createJob(d: Deps, jobId: string, upload: StoredUpload, op
     options,
     owner,
     // The stems to copy travel with the event: the decoder needs no database.
-    ...(reuse ? { reuseOf: reuse.id, reuseStems: reuse.stems } : {}),
+    ...(reuse ? { reuseOf: reuse.id, reuseStems: reuse.stems, ...(reuse.report ? { reuseReport: reuse.report } : {}) } : {}),
     ...(extras.webhook ? { webhook: { url: redactUrl(extras.webhook.url) } } : {}),
     ...(extras.quota ? { quota: extras.quota } : {}),
   });
@@ -54,7 +54,7 @@ export async function getOwnedJob(d: { jobs: Pick<JobStore, 'get'> }, id: string
   return job;
 }
 
-export const isFinished = (job: Job) => TERMINAL_STATUSES.includes(job.status);
+export { isFinished };
 
 /**
  * Every worker instance gets the event on its own queue (applied within a chunk); the marker left

@@ -7,18 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import type { Request, Response } from 'express';
-import { z } from 'zod';
-import { JobOptions, StemflowError, SubmitForm, SubmitJson, invalid, optionsFromFields, type Job } from '@stemflow/contracts';
+import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
 import { checkTarget, request, type AddressPolicy } from '@stemflow/net';
 import type { WebhookTarget } from '@stemflow/storage';
 import { modelRuns } from '@stemflow/audio';
 import { limitRefusals } from '@stemflow/telemetry';
-import { Limits, rateLimitFields, secondsToUtcMidnight } from '../use-cases/limits.js';
-import { createJob, type Deps } from '../use-cases/jobs.js';
-import { storeInput, type StoredUpload } from './upload-engine.js';
+import { Limits, rateLimitFields, secondsToUtcMidnight } from './limits.js';
+import { createJob, type Deps } from './jobs.js';
+import { storeInput, type StoredUpload } from './store-input.js';
 
 /** How long an Idempotency-Key is remembered. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
@@ -38,33 +36,13 @@ export type SubmitOptions = {
 
 export type Submission = { options: JobOptions; callbackUrl?: string | undefined; inputUrl?: string | undefined };
 export type Caller = { owner: string | null; settings: KeySettings };
+/** One submit: who, what, and the request's Idempotency-Key; `signal` aborts when the client goes. */
+export type SubmitRequest = { jobId: string; caller: Caller; idempotencyKey: string | undefined; signal?: AbortSignal | undefined };
+/** The answer: the job (new, or the first one of a replayed Idempotency-Key). */
+export type SubmitOutcome = { job: CreateJobResponse; replayed: boolean };
 
-export const zodMessage = (e: z.ZodError) => e.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
-
-/** The multipart text fields → what was asked; every field checked, unknown ones refused. */
-export function fromForm(body: unknown): Submission {
-  const form = SubmitForm.safeParse(body ?? {});
-  if (!form.success) throw invalid('INVALID_OPTIONS', zodMessage(form.error));
-  const { callback_url, input_url, ...fields } = form.data;
-  const opts = JobOptions.safeParse(optionsFromFields(fields));
-  if (!opts.success) throw invalid('INVALID_OPTIONS', zodMessage(opts.error));
-  return { options: opts.data, callbackUrl: callback_url, inputUrl: input_url };
-}
-
-/** The JSON body (an import by URL) → what was asked. */
-export function fromJson(body: unknown): Submission {
-  if (typeof (body as { input_url?: unknown } | null)?.input_url !== 'string') {
-    throw invalid('NOT_MULTIPART', 'a JSON body names its input by URL in "input_url"; to upload a file, send multipart/form-data with the audio in the field "file"');
-  }
-  const parsed = SubmitJson.safeParse(body ?? {});
-  if (!parsed.success) throw invalid('INVALID_OPTIONS', zodMessage(parsed.error));
-  const { callback_url, input_url, ...options } = parsed.data;
-  return { options: JobOptions.parse(options), callbackUrl: callback_url, inputUrl: input_url };
-}
-
-/** The Idempotency-Key header: 1-255 visible ASCII characters, or absent. */
-export function idempotencyKey(req: Request): string | undefined {
-  const v = req.get('idempotency-key');
+/** The Idempotency-Key header's value: 1-255 visible ASCII characters, or absent. */
+export function idempotencyKey(v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
   const k = v.trim().replace(/^"(.*)"$/, '$1');
   if (!/^[\x21-\x7e]{1,255}$/.test(k)) throw invalid('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)');
@@ -79,11 +57,9 @@ export function fingerprint(s: Submission, upload?: Pick<StoredUpload, 'sha256' 
   return createHash('sha256').update(JSON.stringify(what)).digest('hex');
 }
 
-const tooMany = (res: Response, code: string, message: string, retryAfterSec: number) => {
+const tooMany = (code: 'QUOTA_EXCEEDED' | 'CONCURRENCY_LIMIT', message: string, retryAfterSec: number, limits?: { policy: string[]; state: string[] }) => {
   limitRefusals.inc({ limit: code === 'QUOTA_EXCEEDED' ? 'quota' : 'concurrency' });
-  res.set('retry-after', String(retryAfterSec));
-  res.set('connection', 'close'); // the body (an upload) is not read
-  return new StemflowError(code, message, { status: 429 });
+  return new StemflowError(code, message, { status: 429, retryAfterSec, ...(limits ? { limits } : {}) });
 };
 
 export class Submitter {
@@ -101,27 +77,24 @@ export class Submitter {
    * Before the body is read: a replayed Idempotency-Key skips the limits (it creates nothing);
    * otherwise a key over its day's minutes or with every job slot busy is refused at once.
    */
-  async precheck(req: Request, res: Response, c: Caller): Promise<void> {
-    const key = idempotencyKey(req);
+  async precheck(c: Caller, key: string | undefined): Promise<void> {
     const held = key && this.o.ledger ? await this.o.ledger.current(leaseKey(c.owner, key)) : undefined;
     if (held && !held.value.released && held.expiresAt > new Date()) return;
-    await this.checkMinutes(res, c);
+    await this.checkMinutes(c);
     const max = c.settings.max_concurrent_jobs;
     if (max && this.limits) {
       const active = await this.limits.activeJobs(c.owner, max);
-      if (active >= max) throw tooMany(res, 'CONCURRENCY_LIMIT', `this API key has ${active} jobs pending or processing, the most it may run at once (${max}); submit again when one ends`, 5);
+      if (active >= max) throw tooMany('CONCURRENCY_LIMIT', `this API key has ${active} jobs pending or processing, the most it may run at once (${max}); submit again when one ends`, 5);
     }
   }
 
-  private async checkMinutes(res: Response, c: Caller): Promise<{ audioSecLeft: number; minutesPerDay: number } | undefined> {
+  private async checkMinutes(c: Caller): Promise<{ audioSecLeft: number; minutesPerDay: number } | undefined> {
     const perDay = c.settings.audio_minutes_per_day;
     if (!perDay || !this.limits) return undefined;
     const m = await this.limits.minutes(c.owner, perDay);
     if (m.leftSec <= 0) {
       const wait = secondsToUtcMidnight();
-      const { policy, state } = rateLimitFields(c.settings, { leftSec: 0 });
-      res.set({ 'ratelimit-policy': policy.join(', '), ratelimit: state.join(', ') });
-      throw tooMany(res, 'QUOTA_EXCEEDED', `this API key has used its ${perDay} audio minutes for today (UTC); the quota starts again in ${Math.ceil(wait / 60)} min`, wait);
+      throw tooMany('QUOTA_EXCEEDED', `this API key has used its ${perDay} audio minutes for today (UTC); the quota starts again in ${Math.ceil(wait / 60)} min`, wait, rateLimitFields(c.settings, { leftSec: 0 }));
     }
     return { audioSecLeft: m.leftSec, minutesPerDay: perDay };
   }
@@ -130,7 +103,7 @@ export class Submitter {
   private async webhookFor(s: Submission, c: Caller): Promise<WebhookTarget | undefined> {
     const url = s.callbackUrl ?? c.settings.webhook_url;
     if (!url) return undefined;
-    if (!this.o.webhookSecret) throw invalid('WEBHOOKS_DISABLED', 'this server sends no webhooks (it has no WEBHOOK_SECRET); leave callback_url out and follow the job with GET /api/jobs/{id}/events');
+    if (!this.o.webhookSecret) throw invalid('CALLBACK_UNSUPPORTED', 'this server sends no webhooks (it has no WEBHOOK_SECRET); leave callback_url out and follow the job with GET /api/jobs/{id}/events');
     if (s.callbackUrl) await checkTarget(s.callbackUrl, this.o.policy);
     return { url, owner: c.owner };
   }
@@ -139,7 +112,8 @@ export class Submitter {
    * The rest of a submit once its fields (and the upload, if any) are in. `upload` is deleted on
    * every refusal; an import is fetched only after the key's replay check.
    */
-  async accept(req: Request, res: Response, jobId: string, c: Caller, s: Submission, upload: StoredUpload | undefined): Promise<void> {
+  async accept(r: SubmitRequest, s: Submission, upload: StoredUpload | undefined): Promise<SubmitOutcome> {
+    const { jobId, caller: c, idempotencyKey: key } = r;
     const undo: (() => Promise<unknown>)[] = [];
     if (upload) undo.push(() => this.d.blobs.delete(upload.key));
     try {
@@ -151,31 +125,29 @@ export class Submitter {
       }
       const webhook = await this.webhookFor(s, c);
 
-      const key = idempotencyKey(req);
       if (key) {
         if (!this.o.ledger) throw invalid('IDEMPOTENCY_UNSUPPORTED', 'this server keeps no idempotency keys');
         const replay = await this.claimKey(c.owner, key, fingerprint(s, upload), jobId);
         if (replay) {
           await Promise.all(undo.map((u) => u().catch(() => {})));
-          res.status(201).location(`/api/jobs/${replay.id}`).set('idempotent-replayed', 'true').json(replay);
-          return;
+          return { job: replay, replayed: true };
         }
         undo.push(() => release(this.o.ledger!, leaseKey(c.owner, key), jobId));
       }
 
-      const input = upload ?? (await this.importUrl(req, jobId, s.inputUrl!));
+      const input = upload ?? (await this.importUrl(jobId, s.inputUrl!, r.signal));
       if (!upload) undo.push(() => this.d.blobs.delete(input.key));
 
-      const quota = await this.checkMinutes(res, c);
+      const quota = await this.checkMinutes(c);
       const max = c.settings.max_concurrent_jobs;
       if (max && this.limits) {
         const slot = await this.limits.claimSlot(c.owner, max, jobId);
-        if (!slot) throw tooMany(res, 'CONCURRENCY_LIMIT', `this API key has ${max} jobs pending or processing, the most it may run at once; submit again when one ends`, 5);
+        if (!slot) throw tooMany('CONCURRENCY_LIMIT', `this API key has ${max} jobs pending or processing, the most it may run at once; submit again when one ends`, 5);
         undo.push(slot.release);
       }
       const job = await createJob(this.d, jobId, input, s.options, c.owner, { webhook, quota });
       this.d.log.info({ jobId: job.id, bytes: input.size, type: input.contentType, imported: !upload }, 'job accepted');
-      res.status(201).location(`/api/jobs/${job.id}`).json({ id: job.id, status: 'pending', created_at: job.created_at });
+      return { job: { id: job.id, status: 'pending', created_at: job.created_at }, replayed: false };
     } catch (err) {
       for (const u of undo.reverse()) await u().catch(() => {});
       throw err;
@@ -208,10 +180,11 @@ export class Submitter {
    * Fetches an input by URL into the store, with an upload's checks (size, type by content) plus
    * a deadline for the whole transfer, redirects followed and each hop's address checked.
    */
-  private async importUrl(req: Request, jobId: string, raw: string): Promise<StoredUpload> {
+  private async importUrl(jobId: string, raw: string, signal: AbortSignal | undefined): Promise<StoredUpload> {
     const client = new AbortController();
     const gone = () => client.abort();
-    req.socket.once('close', gone);
+    if (signal?.aborted) gone();
+    signal?.addEventListener('abort', gone, { once: true });
     try {
       const res = await request(raw, { method: 'GET', timeoutMs: this.o.importTimeoutMs, maxRedirects: MAX_IMPORT_REDIRECTS, policy: this.o.policy, signal: client.signal, headers: { accept: 'audio/*, video/*;q=0.5, */*;q=0.1' } });
       const origin = new URL(res.url).origin;
@@ -231,7 +204,7 @@ export class Submitter {
         res.body.destroy();
       }
     } finally {
-      req.socket.off('close', gone);
+      signal?.removeEventListener('abort', gone);
     }
   }
 }

@@ -2,15 +2,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConfigOf } from '@stemflow/config';
-import { StemflowError } from '@stemflow/contracts';
 import { adapterChecks, type Check } from '@stemflow/runtime';
-import { startOrphanSweeper } from '../use-cases/sweep-orphans.js';
-import type { Deps } from '../use-cases/jobs.js';
-import { createApp } from './http.js';
-import { answerAndClose } from './upload-engine.js';
-import { EventsHub } from './events-hub.js';
 import { createLedger } from '@stemflow/jobs';
 import { addressPolicy } from '@stemflow/net';
+import { startOrphanSweeper } from '../use-cases/sweep-orphans.js';
+import type { Deps } from '../use-cases/jobs.js';
+import { EventsHub } from '../use-cases/events-hub.js';
+import { createApp } from './app.js';
+import { PROBLEM_JSON, problem, problemBody, sendProblem } from './problems.js';
+import { answerAndClose } from './upload-engine.js';
 
 type HttpConfig = Pick<
   ConfigOf<'gateway'>,
@@ -31,6 +31,7 @@ type HttpConfig = Pick<
   | 'OUTBOUND_ALLOW_CIDRS'
   | 'DATABASE_URL'
   | 'STORAGE_ROOT'
+  | 'CORS_ORIGINS'
 >;
 
 /** Seconds a client told "too many connections" is asked to wait. */
@@ -59,6 +60,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     idleTimeoutMs: idleMs,
     formTimeoutMs: headMs,
     maxModelRuns: c.MAX_MODEL_RUNS,
+    corsOrigins: c.CORS_ORIGINS,
     checks,
   });
   const server = createServer(
@@ -72,9 +74,28 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     (req: IncomingMessage, res: ServerResponse) => {
       // Past the cap the client already got its 503: nothing it sends is handled.
       if ((req.socket as Socket & { [OVER_CAP]?: boolean })[OVER_CAP]) return void req.socket.destroy();
+      if (refusedBySize(req, res)) return;
       app(req, res);
     },
   );
+  /**
+   * An upload that says it is larger than the server takes is refused before its body: a client
+   * sending `Expect: 100-continue` gets 413 instead of 100 and sends nothing more; one that did
+   * not ask gets 413 and the connection is closed (its body is never read).
+   */
+  const refusedBySize = (req: IncomingMessage, res: ServerResponse) => {
+    const length = Number(req.headers['content-length']);
+    // The whole multipart body may exceed the file by its form fields and boundaries.
+    if (!(req.method === 'POST' && Number.isFinite(length) && length > c.MAX_UPLOAD_BYTES + 64 * 1024)) return false;
+    res.setHeader('connection', 'close');
+    sendProblem(req, res, problem('UPLOAD_TOO_LARGE', `the request is ${length} bytes; this server accepts files of at most ${c.MAX_UPLOAD_BYTES} bytes`));
+    return true;
+  };
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refusedBySize(req, res)) return;
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
 
   // Connection caps, per process and per client address: past either the client gets 503 with
   // Retry-After at once, and the connection is closed.
@@ -86,11 +107,9 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     if (open >= c.MAX_CONNECTIONS || mine >= c.MAX_CONNECTIONS_PER_CLIENT) {
       socket[OVER_CAP] = true;
       const which = open >= c.MAX_CONNECTIONS ? 'the server has as many connections as it takes' : `this client has ${mine} connections open, the most this server allows`;
-      const body = JSON.stringify({ error: { code: 'TOO_MANY_CONNECTIONS', message: `${which}; retry in ${RETRY_AFTER_SEC} s` } });
+      const body = JSON.stringify(problemBody('TOO_MANY_CONNECTIONS', `${which}; retry in ${RETRY_AFTER_SEC} s`, '/'));
       socket.on('error', () => {});
-      socket.end(
-        `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SEC}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SEC}\r\nContent-Type: ${PROBLEM_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
@@ -112,7 +131,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
   server.on('timeout', (socket: Socket) => {
     const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
     const req = res?.req;
-    if (req && res && !res.headersSent) answerAndClose(req as Parameters<typeof answerAndClose>[0], new StemflowError('REQUEST_TIMEOUT', `nothing was received for ${c.HTTP_IDLE_TIMEOUT_SEC} s`, { status: 408 }));
+    if (req && res && !res.headersSent) answerAndClose(req as Parameters<typeof answerAndClose>[0], problem('REQUEST_TIMEOUT', `nothing was received for ${c.HTTP_IDLE_TIMEOUT_SEC} s`));
     else {
       req?.destroy();
       socket.destroy();

@@ -30,6 +30,8 @@ const KEEP_MS = 6 * 3600_000;
 export class EventsHub {
   private readonly listeners = new Map<string, Set<StreamListener>>();
   private readonly recent = new Map<string, { events: AnyEvent[]; at: number }>();
+  /** Jobs deleted through this gateway (kept a while: their late events are dropped). */
+  private readonly deleted = new Map<string, number>();
   private sub: Subscription | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   /** Whether events are arriving from the bus (else streams fall back to polling the read model). */
@@ -65,6 +67,7 @@ export class EventsHub {
   }
 
   private dispatch(e: AnyEvent) {
+    if (this.deleted.has(e.jobId)) return; // a late event of a deleted job brings nothing back
     this.remember(e);
     for (const l of this.listeners.get(e.jobId) ?? []) l.event(e);
   }
@@ -86,6 +89,19 @@ export class EventsHub {
       if (this.recent.size <= JOBS_KEPT && now - old.at < KEEP_MS) break;
       this.recent.delete(id);
     }
+  }
+
+  /** Forgets a deleted job: what was heard of it, and whatever of it still arrives. */
+  forget(jobId: string): void {
+    this.recent.delete(jobId);
+    const now = Date.now();
+    this.deleted.set(jobId, now);
+    for (const [id, at] of this.deleted) {
+      if (this.deleted.size <= JOBS_KEPT && now - at < KEEP_MS) break;
+      this.deleted.delete(id);
+    }
+    // Its open streams read the read model once: the job is gone there, so they end.
+    for (const l of this.listeners.get(jobId) ?? []) l.resync();
   }
 
   /** Starts delivering a job's events to a listener; returns the function that stops it. */

@@ -1,0 +1,69 @@
+/**
+ * What needs no key: liveness, health, metrics, the API documents and the problem catalogue, the
+ * Swagger UI and the web page.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { Router } from 'express';
+import { asyncApiDocument, isProblemCode, openApiDocument, problemCatalogue } from '@stemflow/contracts';
+import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
+import { renderMetrics } from '@stemflow/telemetry';
+import type { Gateway } from '../context.js';
+import { problem } from '../problems.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+const swaggerPage = `<!doctype html><html><head><meta charset="utf-8"><title>stemflow API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#ui' });</script></body></html>`;
+
+/** The public API routes (mounted before authentication). */
+export function publicApiRouter(g: Gateway): Router {
+  const r = Router();
+  const eventsCheck: Check = {
+    name: 'events',
+    check: async () => {
+      const hub = g.options.hub;
+      if (!hub) return { ok: true, detail: 'no bus subscription: SSE polls the read model' };
+      return hub.live ? { ok: true, detail: `pushed from the bus to ${hub.streams} open streams` } : { ok: false, detail: 'the bus subscription is down: SSE polls the read model' };
+    },
+  };
+  r.get('/health', async (_req, res) => {
+    const h = await runChecks([...(g.options.checks ?? adapterChecks(g.deps)), eventsCheck]);
+    if (h.status !== 'ok') res.set('retry-after', '5');
+    res.status(h.status === 'ok' ? 200 : 503).json(h);
+  });
+  const doc = openApiDocument();
+  r.get('/openapi.json', (_req, res) => void res.json(doc));
+  const events = asyncApiDocument();
+  r.get('/asyncapi.json', (_req, res) => void res.json(events));
+  const catalogue = problemCatalogue();
+  r.get('/problems', (_req, res) => void res.json(catalogue));
+  r.get('/problems/:code', (req, res) => {
+    const code = String(req.params.code);
+    const p = isProblemCode(code) ? catalogue.problems.find((x) => x.code === code) : undefined;
+    if (!p) throw problem('NOT_FOUND', `no problem type ${code.slice(0, 64)}`);
+    res.json(p);
+  });
+  return r;
+}
+
+/** Outside /api: liveness, metrics, the docs page, the web page and its vendored library. */
+export function siteRouter(): Router {
+  const r = Router();
+  r.get('/livez', (_req, res) => void res.json({ status: 'ok' }));
+  r.get('/metrics', async (_req, res) => {
+    const m = await renderMetrics();
+    res.type(m.contentType).send(m.body);
+  });
+  r.get('/docs', (_req, res) => void res.type('html').send(swaggerPage));
+  r.use('/docs/assets', express.static(dirname(require.resolve('swagger-ui-dist/package.json')), { index: false }));
+  // The waveform library the page draws with (wavesurfer.js, BSD-3-Clause), from its package.
+  const vendor = dirname(require.resolve('wavesurfer.js'));
+  r.get('/vendor/wavesurfer.min.js', (_req, res) => void res.type('js').sendFile('wavesurfer.min.js', { root: vendor, maxAge: '1d' }));
+  r.use(express.static(join(here, '..', '..', '..', 'public'), { index: 'index.html' }));
+  return r;
+}
