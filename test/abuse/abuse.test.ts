@@ -77,7 +77,7 @@ function form(parts: Part[]) {
 const post = (body: FormData | string, headers: Record<string, string> = A, extra: Record<string, string> = {}) => fetch(`${c.api}/api/jobs`, { method: 'POST', body, headers: { ...headers, ...extra } });
 const audio = (name = 'song.wav', data: Buffer = wav): Part => ({ field: 'file', name, data, type: 'audio/wav' });
 async function expectError(res: Response, status: number, code: string | RegExp, message?: RegExp) {
-  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
   const body = (await res.json()) as { code: string; detail: string };
   expect({ status: res.status, code: body.code }).toEqual({ status, code: typeof code === 'string' ? code : expect.stringMatching(code) });
   expect(body.detail.length).toBeGreaterThan(5);
@@ -124,7 +124,7 @@ describe('uploads refused with a 4xx and a JSON reason, nothing kept', () => {
     ['two_stems=drums', () => post(form([{ field: 'two_stems', data: 'drums' }, audio()])), 400, 'INVALID_OPTIONS'],
     ['an unknown option field', () => post(form([{ field: 'model', data: '../../evil.onnx' }, audio()])), 400, 'INVALID_OPTIONS'],
     ['25 form fields', () => post(form([...Array.from({ length: 25 }, (_, i) => ({ field: `f${i}`, data: 'x' })), audio()])), 400, /TOO_MANY_(FIELDS|PARTS)/],
-    ['a 2 KB option value', () => post(form([{ field: 'format', data: 'w'.repeat(2048) }, audio()])), 400, 'FIELD_TOO_LONG'],
+    ['a 3 KB option value', () => post(form([{ field: 'format', data: 'w'.repeat(3072) }, audio()])), 400, 'FIELD_TOO_LONG'],
     ['a NUL byte in the file name', () => post(form([audio('song\u0000.wav')])), 400, 'BAD_UPLOAD'],
     ['a malformed multipart body', () => post('--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF', A, { 'content-type': 'multipart/form-data; boundary=xyz' }), 400, /BAD_UPLOAD|UPLOAD_ABORTED/],
   ] as const)('%s', async (_what, send, status, code) => {
@@ -241,7 +241,7 @@ describe('reads, ids and other keys', () => {
     ["SSE on another key's job", () => fetch(`${c.api}/api/jobs/${mine}/events`, { headers: B }), 404, 'JOB_NOT_FOUND'],
     ["cancelling another key's job", () => fetch(`${c.api}/api/jobs/${mine}/cancel`, { method: 'POST', headers: B }), 404, 'JOB_NOT_FOUND'],
     ["deleting another key's job", () => fetch(`${c.api}/api/jobs/${mine}`, { method: 'DELETE', headers: B }), 404, 'JOB_NOT_FOUND'],
-    ['a stem before the job completed', () => fetch(`${c.api}/api/jobs/${mine}/stems/vocals`, { headers: A }), 404, 'STEM_NOT_FOUND'],
+    ['a stem before the job completed', () => fetch(`${c.api}/api/jobs/${mine}/stems/vocals`, { headers: A }), 409, 'JOB_NOT_COMPLETED'],
     ['a traversal as the stem name', () => fetch(`${c.api}/api/jobs/${mine}/stems/..%2F..%2Finput`, { headers: A }), 404, 'STEM_NOT_FOUND'],
     ['listing with an unknown status', () => fetch(`${c.api}/api/jobs?status=exploded`, { headers: A }), 400, 'INVALID_QUERY'],
     ['listing 100,000 at once', () => fetch(`${c.api}/api/jobs?limit=100000`, { headers: A }), 400, 'INVALID_QUERY'],

@@ -114,7 +114,11 @@ function submitFormSchema(): Json {
   const form = schema(SubmitForm) as { properties: Record<string, Json> };
   const options = schema(JobOptions) as { properties: Record<string, Json> };
   const properties: Record<string, unknown> = { file: { ...binary('Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… Or send input_url instead.') } };
-  for (const k of Object.keys(form.properties)) properties[k] = form.properties[k]!.enum ? { ...options.properties[k], ...form.properties[k] } : (options.properties[k] ?? form.properties[k]);
+  for (const k of Object.keys(form.properties)) {
+    const option = options.properties[k];
+    // A text field with its own values (residual: "true" or "false") keeps the option's text, its default as text.
+    properties[k] = form.properties[k]!.enum && option ? { ...option, ...form.properties[k], ...('default' in option ? { default: String(option.default) } : {}) } : (option ?? form.properties[k]);
+  }
   const stem = `(${STEM_NAMES.join('|')})`;
   properties.stems = { type: 'string', maxLength: 200, pattern: `^${stem}(,${stem})*$`, description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all), each once.` };
   return { type: 'object', properties, additionalProperties: false, oneOf: [{ required: ['file'], not: { required: ['input_url'] } }, { required: ['input_url'], not: { required: ['file'] } }], ...residualRule('string') };

@@ -80,8 +80,8 @@ export function errorHandler(log: Logger, maxUploadBytes: number) {
     const after = m.error?.retryAfterSec ?? (status === 503 ? 5 : undefined);
     if (after !== undefined) res.set('retry-after', String(after));
     if (m.error?.limits?.policy.length) res.set({ 'ratelimit-policy': m.error.limits.policy.join(', '), ratelimit: m.error.limits.state.join(', ') });
-    // A body the request still carries is not read: the connection cannot be reused for another request.
-    if (!req.complete) res.set('connection', 'close');
+    // Over a limit: an upload's body is not read, the connection is not kept for more requests.
+    if (status === 429) res.set('connection', 'close');
     res.status(status).type(PROBLEM_JSON).send(JSON.stringify(problemBody(m.code, m.detail, pathOf(req))));
   };
 }

@@ -80,19 +80,20 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
   );
   /**
    * An upload that says it is larger than the server takes is refused before its body: a client
-   * sending `Expect: 100-continue` gets 413 instead of 100 and sends nothing more; one that did
-   * not ask gets 413 and the connection is closed (its body is never read).
+   * sending `Expect: 100-continue` gets 413 instead of 100 and sends nothing more (the connection
+   * is closed); one that did not ask gets 413 at once, and what it still sends is discarded, never
+   * stored (closing now would cut its request before it reads the answer).
    */
-  const refusedBySize = (req: IncomingMessage, res: ServerResponse) => {
+  const refusedBySize = (req: IncomingMessage, res: ServerResponse, expectsContinue = false) => {
     const length = Number(req.headers['content-length']);
     // The whole multipart body may exceed the file by its form fields and boundaries.
     if (!(req.method === 'POST' && Number.isFinite(length) && length > c.MAX_UPLOAD_BYTES + 64 * 1024)) return false;
-    res.setHeader('connection', 'close');
+    if (expectsContinue) res.setHeader('connection', 'close');
     sendProblem(req, res, problem('UPLOAD_TOO_LARGE', `the request is ${length} bytes; this server accepts files of at most ${c.MAX_UPLOAD_BYTES} bytes`));
     return true;
   };
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedBySize(req, res)) return;
+    if (refusedBySize(req, res, true)) return;
     res.writeContinue();
     server.emit('request', req, res);
   });

@@ -19,7 +19,7 @@ export function eventsRouter(g: Gateway): Router {
     if (stream.upToDate) return void res.status(204).end();
     // SSE has its own heartbeat; the idle timeout is for uploads and stalled clients.
     req.socket.setTimeout(0);
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 1000\n\n');
     req.on('close', stream.close);
     stream.start({

@@ -2,7 +2,7 @@
 import { basename, extname } from 'node:path';
 import { ZipArchive } from 'archiver';
 import { Router, type Request, type Response } from 'express';
-import { FORMAT_EXT, MixQuery, PeaksQuery, isFinished, outputStemNames, streamsWhileRunning, type Job, type StemObject } from '@stemflow/contracts';
+import { FORMAT_EXT, MixQuery, OutputStemName, PeaksQuery, isFinished, outputStemNames, streamsWhileRunning, type Job, type StemObject } from '@stemflow/contracts';
 import { contentDisposition } from '@stemflow/storage';
 import { pipeLiveStem, waitForLiveStem, type LiveDeps } from '../../use-cases/live-stem.js';
 import { getOwnedJob } from '../../use-cases/jobs.js';
@@ -24,8 +24,8 @@ const notCompleted = (job: Job) => problem('JOB_NOT_COMPLETED', `the job is ${jo
 function stemOf(job: Job, name: string): StemObject {
   const s = job.stems.find((x) => x.name === name);
   if (s) return s;
-  if (job.status !== 'completed') throw notCompleted(job);
-  throw problem('STEM_NOT_FOUND', `the job has no stem "${name.slice(0, 40)}" (it has ${job.stems.map((x) => x.name).join(', ')})`);
+  if (job.status !== 'completed' && OutputStemName.safeParse(name).success) throw notCompleted(job);
+  throw problem('STEM_NOT_FOUND', `the job has no stem "${name.slice(0, 40)}"${job.stems.length ? ` (it has ${job.stems.map((x) => x.name).join(', ')})` : ''}`);
 }
 
 export function stemsRouter(g: Gateway): Router {
