@@ -45,21 +45,23 @@ install() {
     log "apt: ${APT_PACKAGES[*]} present"
   fi
   "$INFRA_DIR/engines/build.sh"
-  python_consumer
+  python_env "$CONSUMER_VENV" "$INFRA_DIR/../examples/python-consumer/requirements.txt" "python consumer"
+  python_env "$TOOLS_VENV" "$INFRA_DIR/tools/requirements.txt" "python tools"
 }
 
-# The example consumer's Python environment (examples/python-consumer), from PyPI at the pinned
-# versions, rebuilt only when its requirements change.
+# Python environments from PyPI at pinned versions, each rebuilt only when its requirements change:
+# the example consumer's (examples/python-consumer), and the test tools' (infra/tools: schemathesis).
 CONSUMER_VENV=$STEMFLOW_CACHE/python-consumer
-python_consumer() {
-  local req="$INFRA_DIR/../examples/python-consumer/requirements.txt" stamp="$CONSUMER_VENV/.requirements"
-  if [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then log "python consumer: environment present"; return; fi
+TOOLS_VENV=$STEMFLOW_CACHE/python-tools
+python_env() { # venv requirements name
+  local venv=$1 req=$2 name=$3 stamp="$1/.requirements"
+  if [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then log "$name: environment present"; return; fi
   local t0=$SECONDS
-  rm -rf "$CONSUMER_VENV"
-  python3 -m venv "$CONSUMER_VENV"
-  "$CONSUMER_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"
-  log "python consumer: environment built in $((SECONDS - t0)) s"
+  log "$name: environment built in $((SECONDS - t0)) s"
 }
 
 pidfile() { echo "$STEMFLOW_RUN/$1.pid"; }
@@ -139,6 +141,7 @@ OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT
 JAEGER_QUERY_URL=http://127.0.0.1:$JAEGER_QUERY_PORT
 STEMFLOW_RUN=$STEMFLOW_RUN
 STEMFLOW_CONSUMER_PYTHON=$CONSUMER_VENV/bin/python
+STEMFLOW_SCHEMATHESIS=$TOOLS_VENV/bin/st
 ENV
 }
 

@@ -1,5 +1,5 @@
 /** Engine endpoints for real-engine tests; `pnpm test` starts the engines and sets these. */
-export function engineEnv(name: 'AMQP_URL' | 'S3_ENDPOINT' | 'S3_ACCESS_KEY' | 'S3_SECRET_KEY' | 'DATABASE_URL' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'JAEGER_QUERY_URL' | 'STEMFLOW_RUN' | 'STEMFLOW_CONSUMER_PYTHON'): string {
+export function engineEnv(name: 'AMQP_URL' | 'S3_ENDPOINT' | 'S3_ACCESS_KEY' | 'S3_SECRET_KEY' | 'DATABASE_URL' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'JAEGER_QUERY_URL' | 'STEMFLOW_RUN' | 'STEMFLOW_CONSUMER_PYTHON' | 'STEMFLOW_SCHEMATHESIS'): string {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set: run real-engine tests through "pnpm test", which starts the engines`);
   return v;

@@ -856,7 +856,11 @@ export interface operations {
                     callback_url?: string;
                     /** @description Instead of a file: an http(s) URL the server fetches (the same size and type checks as an upload; redirects followed and checked; public addresses only). */
                     input_url?: string;
-                } & (unknown | unknown);
+                } & ({
+                    file: unknown;
+                } | {
+                    input_url: unknown;
+                });
                 "application/json": {
                     /**
                      * @description Which stems to write (a subset of drums, bass, other, vocals).
@@ -1502,7 +1506,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": unknown;
                 };
             };
             /** @description The client already has the job's last event (Last-Event-ID): nothing more will come; EventSource stops reconnecting. */
@@ -1851,7 +1855,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Frames per block: one of the levels the server keeps. */
-                samples_per_pixel?: number;
+                samples_per_pixel?: 256 | 512 | 1024 | 2048 | 4096 | 8192 | 16384;
             };
             header?: {
                 /** @description ETags of copies the client has: 304 when the file is one of them. */

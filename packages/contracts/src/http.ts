@@ -125,7 +125,7 @@ export const PeaksQuery = z
   .object({
     samples_per_pixel: z.coerce
       .number()
-      .pipe(z.union(PEAK_LEVELS.map((l) => z.literal(l)) as unknown as [z.ZodLiteral<PeakLevel>, z.ZodLiteral<PeakLevel>]))
+      .pipe(z.literal(PEAK_LEVELS))
       .default(1024)
       .describe('Frames per block: one of the levels the server keeps.'),
   })

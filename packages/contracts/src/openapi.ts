@@ -29,10 +29,13 @@ function open(s: unknown): unknown {
 
 /** A query schema's properties as parameters: the route parses the query with the same schema. */
 function queryParams(s: z.ZodObject): Json[] {
-  const j = requestSchema(s) as { properties: Record<string, Json & { description?: string }>; required?: string[] };
-  return Object.entries(j.properties).map(([name, p]) => {
+  // Each value as the route takes it (after coercion: a level is one of its numbers); optional
+  // where the client may leave it out (a default fills it).
+  const out = schema(s) as { properties: Record<string, Json & { description?: string }> };
+  const required = (requestSchema(s) as { required?: string[] }).required ?? [];
+  return Object.entries(out.properties).map(([name, p]) => {
     const { description, ...rest } = p;
-    return { name, in: 'query', required: j.required?.includes(name) ?? false, ...(description ? { description } : {}), schema: rest };
+    return { name, in: 'query', required: required.includes(name), ...(description ? { description } : {}), schema: rest };
   });
 }
 
@@ -82,11 +85,12 @@ const idParam = { name: 'id', in: 'path', required: true, description: 'Job id (
 const stemParam = { name: 'stem', in: 'path', required: true, description: 'A stem of the job.', schema: { type: 'string', enum: [...OutputStemName.options] } };
 const reqHeader = (name: string, description: string, s: Json = { type: 'string' }) => ({ name, in: 'header', required: false, description, schema: s });
 const P = {
-  range: reqHeader('Range', 'One byte range, e.g. `bytes=0-1023` (several ranges: the whole file is sent).', { type: 'string', maxLength: 200 }),
-  ifRange: reqHeader('If-Range', 'An ETag (or Last-Modified date) of the file: the range is sent only if it is still that file, else the whole file.', { type: 'string', maxLength: 200 }),
-  ifNoneMatch: reqHeader('If-None-Match', 'ETags of copies the client has: 304 when the file is one of them.', { type: 'string', maxLength: 1000 }),
+  // Validators and ranges a server cannot use are ignored (RFC 9110): the whole file is sent.
+  range: reqHeader('Range', 'One byte range, e.g. `bytes=0-1023` (several ranges, or one the server cannot read: the whole file is sent).'),
+  ifRange: reqHeader('If-Range', 'An ETag (or Last-Modified date) of the file: the range is sent only if it is still that file, else the whole file.'),
+  ifNoneMatch: reqHeader('If-None-Match', 'ETags of copies the client has: 304 when the file is one of them.'),
   idempotencyKey: reqHeader('Idempotency-Key', 'Makes a retry safe: the same key with the same request within 24 h answers the first job (header `Idempotent-Replayed: true`); with another request, 422.', { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' }),
-  lastEventId: reqHeader('Last-Event-ID', "The `id` of the last event the client has (EventSource sends it when it reconnects): what it has is not sent again; if that was the job's last event, 204.", { type: 'string', maxLength: 100 }),
+  lastEventId: reqHeader('Last-Event-ID', "The `id` of the last event the client has (EventSource sends it when it reconnects): what it has is not sent again; if that was the job's last event, 204."),
 };
 
 /** A file response (stem, mix): 200 whole, 206 one range, 302 to the store, 304 not modified. */
@@ -113,7 +117,7 @@ export const WebhookPayload = z.object({
 function submitFormSchema(): Json {
   const form = schema(SubmitForm) as { properties: Record<string, Json> };
   const options = schema(JobOptions) as { properties: Record<string, Json> };
-  const properties: Record<string, unknown> = { file: { ...binary('Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… Or send input_url instead.') } };
+  const properties: Record<string, unknown> = { file: { ...binary('Any audio (or video with audio): wav, flac, mp3, ogg, opus, m4a… Or send input_url instead.'), minLength: 1 } };
   for (const k of Object.keys(form.properties)) {
     const option = options.properties[k];
     // A text field with its own values (residual: "true" or "false") keeps the option's text, its default as text.
@@ -121,12 +125,19 @@ function submitFormSchema(): Json {
   }
   const stem = `(${STEM_NAMES.join('|')})`;
   properties.stems = { type: 'string', maxLength: 200, pattern: `^${stem}(,${stem})*$`, description: `Comma-separated subset of ${STEM_NAMES.join(', ')} (default: all), each once.` };
-  return { type: 'object', properties, additionalProperties: false, oneOf: [{ required: ['file'], not: { required: ['input_url'] } }, { required: ['input_url'], not: { required: ['file'] } }], ...residualRule('string') };
+  const only = (has: string, lacks: string) => ({ required: [has], properties: { [has]: {} }, not: { required: [lacks], properties: { [lacks]: {} } } });
+  return { type: 'object', properties, additionalProperties: false, oneOf: [only('file', 'input_url'), only('input_url', 'file')], ...residualRule('string') };
 }
 /** residual needs other among the stems (or two_stems): the rule the options schema refines with. */
 const residualRule = (stems: 'string' | 'array') => ({
   if: { properties: { residual: { const: stems === 'string' ? 'true' : true } }, required: ['residual'] },
-  then: { anyOf: [{ required: ['two_stems'] }, { not: { required: ['stems'] } }, { properties: { stems: stems === 'string' ? { pattern: '(^|,)other(,|$)' } : { contains: { const: 'other' } } } }] },
+  then: {
+    anyOf: [
+      { required: ['two_stems'], properties: { two_stems: {} } },
+      { not: { required: ['stems'], properties: { stems: {} } } },
+      { properties: { stems: stems === 'string' ? { pattern: '(^|,)other(,|$)' } : { contains: { const: 'other' } } } },
+    ],
+  },
 });
 function submitJsonSchema(): Json {
   const s = requestSchema(SubmitJson) as { properties: Record<string, Json> };
@@ -134,13 +145,15 @@ function submitJsonSchema(): Json {
   return { ...s, ...residualRule('array') };
 }
 
-/** Each SSE event: its name and the JSON of its data line. */
+/** An SSE data line holding JSON of a schema (OpenAPI 3.2's way: a string whose content is described). */
+const jsonData = (name: string) => ({ type: 'string', contentMediaType: 'application/json', contentSchema: ref(name) });
+/** Each SSE event: its name, its id, and the JSON of its data line (OpenAPI 3.2 `itemSchema`). */
 const sseEvents = () => ({
-  description: 'One Server-Sent Event (OpenAPI 3.2 `itemSchema`, given as an extension until the tools read 3.2).',
+  description: 'One Server-Sent Event.',
   oneOf: [
-    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'progress' }, id: { type: 'string', description: "The state's updated_at." }, data: ref('Job') } },
-    { type: 'object', required: ['event', 'data'], properties: { event: { enum: ['completed', 'failed', 'canceled'] }, id: { type: 'string' }, data: ref('Job') }, description: 'The last event: the stream ends.' },
-    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'deleted' }, data: ref('DeletedEvent') }, description: 'The job was deleted while the stream was open: the stream ends.' },
+    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'progress' }, id: { type: 'string', description: "The state's updated_at: send it back as Last-Event-ID." }, data: jsonData('Job') } },
+    { type: 'object', required: ['event', 'data'], properties: { event: { enum: ['completed', 'failed', 'canceled'] }, id: { type: 'string' }, data: jsonData('Job') }, description: 'The last event: the stream ends.' },
+    { type: 'object', required: ['event', 'data'], properties: { event: { const: 'deleted' }, data: jsonData('DeletedEvent') }, description: 'The job was deleted while the stream was open: the stream ends.' },
   ],
 });
 
@@ -153,7 +166,7 @@ export function openApiDocument(version = '0.1.0') {
     { name: 'meta', description: 'Health and the error catalogue.' },
   ];
   return {
-    openapi: '3.1.0',
+    openapi: '3.2.0',
     info: {
       title: 'stemflow',
       version,
@@ -239,11 +252,17 @@ export function openApiDocument(version = '0.1.0') {
               description: 'Accepted: the job exists and its job.created event is stored by the broker (or, with a replayed Idempotency-Key, the first job).',
               headers: { ...rateHeaders, Location: H.location, 'Idempotent-Replayed': header('`true` when this answers an earlier request with the same Idempotency-Key.') },
               content: json('CreateJobResponse'),
+              links: Object.fromEntries(
+                ['getJob', 'streamJobEvents', 'cancelJob', 'getStem', 'getStemPeaks', 'getMix', 'getStemsZip', 'deleteJob'].map((op) => [
+                  op.charAt(0).toUpperCase() + op.slice(1),
+                  { operationId: op, parameters: { id: '$response.body#/id' }, description: `The new job's ${op.replace(/^(get|stream|cancel|delete)/, '').replace(/([A-Z])/g, ' $1').trim().toLowerCase() || 'state'}.` },
+                ]),
+              ),
             },
             ...problems([
               ...ANY,
               'BAD_REQUEST', 'INVALID_BODY', 'BODY_TOO_LARGE', 'NOT_MULTIPART', 'MISSING_FILE', 'INPUT_TWICE', 'EMPTY_FILE', 'UNEXPECTED_FILE', 'TOO_MANY_PARTS', 'TOO_MANY_FIELDS', 'FIELD_TOO_LONG', 'BAD_UPLOAD', 'UPLOAD_ABORTED',
-              'UPLOAD_TOO_LARGE', 'NOT_AUDIO', 'REQUEST_TIMEOUT', 'UPLOAD_TOO_SLOW', 'INVALID_OPTIONS', 'COST_LIMIT', 'INVALID_IDEMPOTENCY_KEY', 'IDEMPOTENCY_UNSUPPORTED', 'IDEMPOTENCY_KEY_REUSED',
+              'UPLOAD_TOO_LARGE', 'NOT_AUDIO', 'UNSUPPORTED_MEDIA_TYPE', 'REQUEST_TIMEOUT', 'UPLOAD_TOO_SLOW', 'INVALID_OPTIONS', 'COST_LIMIT', 'INVALID_IDEMPOTENCY_KEY', 'IDEMPOTENCY_UNSUPPORTED', 'IDEMPOTENCY_KEY_REUSED',
               'CALLBACK_UNSUPPORTED', 'INVALID_URL', 'URL_REFUSED', 'URL_UNRESOLVED', 'IMPORT_FAILED', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNREACHABLE', 'UPSTREAM_ABORTED',
               'CONCURRENCY_LIMIT', 'QUOTA_EXCEEDED',
             ]),
@@ -296,7 +315,7 @@ export function openApiDocument(version = '0.1.0') {
             '200': {
               description: 'The stream (`text/event-stream`).',
               headers: { ...rateHeaders, 'Cache-Control': header('`no-cache`.') },
-              content: { 'text/event-stream': { schema: { type: 'string', description: 'Server-Sent Events, as `x-item-schema` describes each.' }, 'x-item-schema': sseEvents() } },
+              content: { 'text/event-stream': { itemSchema: sseEvents() } },
             },
             '204': { description: "The client already has the job's last event (Last-Event-ID): nothing more will come; EventSource stops reconnecting.", headers: rateHeaders },
             ...problems(ONE_JOB),

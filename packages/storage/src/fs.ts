@@ -143,7 +143,8 @@ export class FsBlobStore implements BlobStore {
     for (const b of found) await this.delete(b.key);
     if (prefix.endsWith('/')) {
       const dir = this.path(prefix.slice(0, -1));
-      await rm(dir, { recursive: true, force: true });
+      // A writer may add a file while the folder is removed (ENOTEMPTY): removing again takes it too.
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
       await this.prune(dirname(dir));
     }
     return found.length;

@@ -30,6 +30,7 @@ export function createApp(deps: Deps, options: GatewayOptions) {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.set('etag', false); // validators are set where they mean something: on files (send-file.ts)
   app.use(timing);
   app.use(siteRouter());
   app.use('/api', corsFor(options.corsOrigins));

@@ -49,6 +49,9 @@ export function idempotencyKey(v: string | undefined): string | undefined {
   return k;
 }
 
+/** Marks a deleted job in the ledger for as long as an Idempotency-Key that made it is remembered. */
+const deletedKey = (jobId: string) => `deleted:${jobId}`;
+
 const leaseKey = (owner: string | null, key: string) => `idem:${owner ?? 'anonymous'}:${createHash('sha256').update(key).digest('hex')}`;
 
 /** What makes two submits the same: the input (its bytes, or its URL), its name, options and callback. */
@@ -154,6 +157,13 @@ export class Submitter {
     }
   }
 
+  /** A job was deleted: an Idempotency-Key that made it makes a new job when it is used again. */
+  async jobDeleted(jobId: string): Promise<void> {
+    if (!this.o.ledger) return;
+    const now = new Date();
+    await acquire(this.o.ledger, { key: deletedKey(jobId), token: jobId, value: { at: now.toISOString() }, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) });
+  }
+
   /**
    * Takes the key for this submit, or answers what the first one got: the same request → its
    * job (the caller replays the answer); another request under the same key → 422. Twenty
@@ -162,10 +172,12 @@ export class Submitter {
   private async claimKey(owner: string | null, key: string, print: string, jobId: string): Promise<{ id: string; status: 'pending'; created_at: string } | undefined> {
     const now = new Date();
     type Held = { fingerprint: string; jobId: string; created_at: string };
-    // A lease whose job never came to exist (its request died before creating it) is free again.
+    // A lease whose job never came to exist (its request died before creating it), or whose job
+    // was deleted, is free again: the same request makes a new job rather than answer a gone one.
     const orphan = async (h: { value: Record<string, unknown> }) => {
       const v = h.value as Held;
-      return now.getTime() - Date.parse(v.created_at) > ORPHAN_LEASE_MS && !(await this.jobsView.get(v.jobId).catch(() => undefined));
+      if (await this.jobsView.get(v.jobId).catch(() => undefined)) return false;
+      return now.getTime() - Date.parse(v.created_at) > ORPHAN_LEASE_MS || (await this.o.ledger!.current(deletedKey(v.jobId))) !== undefined;
     };
     const r = await acquire(this.o.ledger!, { key: leaseKey(owner, key), token: jobId, value: { fingerprint: print, jobId, created_at: now.toISOString() }, expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS) }, orphan, now);
     if (r.acquired) return undefined;

@@ -102,6 +102,7 @@ export function jobsRouter(g: Gateway): Router {
     const job = await getOwnedJob(d, id, ownerFor(res));
     await deleteJob(d, job);
     o.hub?.forget(id); // what this gateway heard of it is dropped; its open streams end
+    await submitter.jobDeleted(id).catch((err: Error) => d.log.warn({ jobId: id, err: err.message }, 'the idempotency keys of a deleted job stay until they expire'));
     res.status(204).end();
   });
   return r;

@@ -19,6 +19,10 @@ const finishedAt = (job: Job) => new Date(job.updated_at);
 const stemTag = (job: Job, s: StemObject) => (s.sha256 ? `"${s.sha256}"` : etagOf(job.id, s.key, s.bytes, job.updated_at));
 
 const notCompleted = (job: Job) => problem('JOB_NOT_COMPLETED', `the job is ${job.status}; it has no stems yet`);
+/** A job's object missing from the store: the job was deleted while this request was answered. */
+const deletedMeanwhile = (job: Job) => (err: unknown) => {
+  throw (err as { code?: string }).code === 'NOT_FOUND' ? problem('JOB_NOT_FOUND', `no job ${job.id} (it was deleted)`) : err;
+};
 
 /** The job's stem by name: a completed job without it is 404, a job not completed yet 409. */
 function stemOf(job: Job, name: string): StemObject {
@@ -46,7 +50,7 @@ export function stemsRouter(g: Gateway): Router {
     const job = await ownedJob(req, res);
     const stem = String(req.params.stem);
     if (!isFinished(job) && streamsWhileRunning(job.options) && outputStemNames(job.options).includes(stem as never)) return liveStem(req, res, job, stem);
-    await sendStem(req, res, job, stem);
+    await sendStem(req, res, job, stem).catch(deletedMeanwhile(job));
   });
 
   /**
@@ -99,8 +103,10 @@ export function stemsRouter(g: Gateway): Router {
       d.log.warn({ jobId: job.id, err: err.message }, 'zip stream failed');
       res.destroy(err);
     });
+    // Every stem opened before the first byte: a job deleted meanwhile is a 404, not a cut zip.
+    const files = await Promise.all(job.stems.map((s) => d.blobs.get(s.key))).catch(deletedMeanwhile(job));
     zip.pipe(res);
-    for (const s of job.stems) zip.append(await d.blobs.get(s.key), { name: `${name} - ${s.name}.${FORMAT_EXT[s.format]}` });
+    job.stems.forEach((s, i) => zip.append(files[i]!, { name: `${name} - ${s.name}.${FORMAT_EXT[s.format]}` }));
     await zip.finalize();
   });
 
@@ -116,7 +122,7 @@ export function stemsRouter(g: Gateway): Router {
     const level = q.data.samples_per_pixel;
     res.set('cache-control', IMMUTABLE);
     if (answeredNotModified(req, res, etagOf('peaks', level, stemTag(job, s)), finishedAt(job))) return;
-    const body = await stemPeaks(d.blobs, job, s, level, stillThere(job.id));
+    const body = await stemPeaks(d.blobs, job, s, level, stillThere(job.id)).catch(deletedMeanwhile(job));
     res.type('application/json; charset=utf-8').send(body);
   });
 
@@ -128,10 +134,11 @@ export function stemsRouter(g: Gateway): Router {
     if (job.status !== 'completed') throw notCompleted(job);
     const picks = parseMix(job, q.data.stems, q.data.gains);
     const format = q.data.format ?? job.stems[0]!.format;
-    const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id));
+    const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id)).catch(deletedMeanwhile(job));
     const ext = FORMAT_EXT[format];
     const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ');
-    await sendStoredFile(req, res, d.blobs, presignSec, { ...mixed, name: `${songName(job)} - ${label}.${ext}`, ext, etag: etagOf('mix', mixed.key, mixed.bytes, ...job.stems.map((s) => stemTag(job, s))), modified: finishedAt(job) });
+    const etag = etagOf('mix', mixed.key, mixed.bytes, ...job.stems.map((s) => stemTag(job, s)));
+    await sendStoredFile(req, res, d.blobs, presignSec, { ...mixed, name: `${songName(job)} - ${label}.${ext}`, ext, etag, modified: finishedAt(job) }).catch(deletedMeanwhile(job));
   });
   return r;
 }
