@@ -1016,7 +1016,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `NOT_MULTIPART`: A job is submitted as multipart/form-data (a file) or JSON (input_url). `NOT_AUDIO`: The file is not audio or video this server decodes. */
+            /** @description `NOT_MULTIPART`: A job is submitted as multipart/form-data (a file) or JSON (input_url). `NOT_AUDIO`: The file is not audio or video this server decodes. `UNSUPPORTED_MEDIA_TYPE`: The file is of a kind this server does not decode. */
             415: {
                 headers: {
                     /** @description What is left of each limit of the key (draft-ietf-httpapi-ratelimit-headers), e.g. `"requests";r=9;t=1`. Sent when the key has limits. */
@@ -1030,7 +1030,7 @@ export interface operations {
                         /** @constant */
                         status?: 415;
                         /** @enum {unknown} */
-                        code?: "NOT_MULTIPART" | "NOT_AUDIO";
+                        code?: "NOT_MULTIPART" | "NOT_AUDIO" | "UNSUPPORTED_MEDIA_TYPE";
                     };
                 };
             };
@@ -1622,7 +1622,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description One byte range, e.g. `bytes=0-1023` (several ranges: the whole file is sent). */
+                /** @description One byte range, e.g. `bytes=0-1023` (several ranges, or one the server cannot read: the whole file is sent). */
                 Range?: string;
                 /** @description An ETag (or Last-Modified date) of the file: the range is sent only if it is still that file, else the whole file. */
                 "If-Range"?: string;
@@ -2028,7 +2028,7 @@ export interface operations {
                 format?: "wav16" | "wav24" | "f32" | "flac" | "mp3";
             };
             header?: {
-                /** @description One byte range, e.g. `bytes=0-1023` (several ranges: the whole file is sent). */
+                /** @description One byte range, e.g. `bytes=0-1023` (several ranges, or one the server cannot read: the whole file is sent). */
                 Range?: string;
                 /** @description An ETag (or Last-Modified date) of the file: the range is sent only if it is still that file, else the whole file. */
                 "If-Range"?: string;
