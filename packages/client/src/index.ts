@@ -49,9 +49,14 @@ export class ProblemError extends Error {
 
 /** The problem of an error response (or one made from its status, for a body that is not one). */
 export async function problemOf(res: Response): Promise<Problem> {
-  const body = (await res.json().catch(() => undefined)) as Partial<Problem> | undefined;
-  if (body?.code && body.detail) return body as Problem;
-  return { type: 'about:blank', title: res.statusText, status: res.status, detail: `HTTP ${res.status}`, instance: new URL(res.url || 'http://x/').pathname, code: 'INTERNAL' };
+  return problemFrom(await res.json().catch(() => undefined), res);
+}
+
+/** An openapi-fetch `error` as a problem (a body that is not one, e.g. from a proxy, made from the status). */
+export function problemFrom(error: unknown, res: Response): Problem {
+  const body = error as Partial<Problem> | undefined;
+  if (body && typeof body === 'object' && body.code && body.detail) return body as Problem;
+  return { type: 'about:blank', title: res.statusText, status: res.status, detail: `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, instance: new URL(res.url || 'http://x/').pathname, code: 'INTERNAL' };
 }
 
 export type JobEvent = { event: 'progress' | 'completed' | 'failed' | 'canceled'; id: string; job: Job };
@@ -116,6 +121,6 @@ export async function followJob(api: StemflowClient, id: string, o: FollowOption
 
 async function getJob(api: StemflowClient, id: string): Promise<Job> {
   const { data, error, response } = await api.GET('/api/jobs/{id}', { params: { path: { id } } });
-  if (!data) throw new ProblemError((error as Problem | undefined)?.code ? (error as Problem) : await problemOf(response));
+  if (!data) throw new ProblemError(problemFrom(error, response));
   return data;
 }

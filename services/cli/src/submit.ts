@@ -1,14 +1,17 @@
-/** `stemflow submit`: upload to a running gateway, follow its SSE stream, download the stems. */
+/**
+ * `stemflow submit`: upload to a running gateway, follow its event stream, download the stems —
+ * through @stemflow/client, the client generated from the API's OpenAPI document.
+ */
 import { openAsBlob } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebStream } from 'node:stream/web';
-import { createParser } from 'eventsource-parser';
-import { fieldsFromOptions, type JobView } from '@stemflow/contracts';
+import { ProblemError, asForm, followJob, problemFrom, problemOf, stemflowClient, type Job, type StemflowClient } from '@stemflow/client';
+import { fieldsFromOptions } from '@stemflow/contracts';
 import { UsageError, type CommonArgs } from './cli.js';
 import { outDir, saveStems, type Io } from './output.js';
-import { progressBar, type Progress } from './progress.js';
+import { progressBar } from './progress.js';
 
 type Args = CommonArgs & { api: string; key: string | undefined; url?: string | undefined; callbackUrl?: string | undefined; idempotencyKey: string };
 
@@ -16,49 +19,32 @@ type Args = CommonArgs & { api: string; key: string | undefined; url?: string | 
 const SUBMIT_ATTEMPTS = 3;
 
 export async function submitCommand(a: Args, io: Io): Promise<number> {
-  const headers: Record<string, string> = a.key ? { authorization: `Bearer ${a.key}` } : {};
-  const extra = a.callbackUrl ? { callback_url: a.callbackUrl } : {};
-  let body: () => Promise<FormData | string>;
-  let path: string;
-  const contentType: Record<string, string> = {};
-  if (a.url) {
-    path = resolve(decodeURIComponent(basename(new URL(a.url).pathname)) || 'download');
-    body = async () => JSON.stringify({ input_url: a.url, ...a.options, ...extra });
-    contentType['content-type'] = 'application/json';
-    if (!a.quiet) io.stderr.write(`asking ${a.api} to fetch ${a.url}\n`);
-  } else {
-    path = resolve(a.file);
-    const st = await stat(path).catch(() => undefined);
-    if (!st?.isFile()) throw new UsageError(`no such file: ${a.file}`);
-    body = async () => {
-      const form = new FormData();
-      for (const [k, v] of Object.entries({ ...fieldsFromOptions(a.options), ...extra })) form.append(k, v);
-      // openAsBlob streams the file from disk as fetch sends it: nothing is read whole into memory.
-      form.append('file', await openAsBlob(path), basename(path));
-      return form;
-    };
-    if (!a.quiet) io.stderr.write(`uploading ${basename(path)} (${(st.size / 1e6).toFixed(1)} MB) to ${a.api}\n`);
-  }
-  let res: Response | undefined;
-  for (let attempt = 1; !res; attempt++) {
+  const api = stemflowClient({ baseUrl: a.api, apiKey: a.key });
+  const path = a.url ? resolve(decodeURIComponent(basename(new URL(a.url).pathname)) || 'download') : resolve(a.file);
+  let id: string | undefined;
+  for (let attempt = 1; !id; attempt++) {
     try {
-      res = await call(a.api, '/api/jobs', { method: 'POST', body: await body(), headers: { ...headers, ...contentType, 'idempotency-key': a.idempotencyKey } });
+      id = await create(api, a, path, io);
     } catch (err) {
-      const transient = err instanceof CallError ? err.status === 503 : true;
-      if (!transient || attempt >= SUBMIT_ATTEMPTS) throw err;
+      const transient = err instanceof ProblemError ? err.problem.status === 503 : !(err instanceof UsageError);
+      if (!transient || attempt >= SUBMIT_ATTEMPTS) throw explained(err, a.api, 'POST /api/jobs');
       if (!a.quiet) io.stderr.write(`${(err as Error).message}; trying again\n`);
       await new Promise((r) => setTimeout(r, 1000 * attempt));
     }
   }
-  const { id } = (await res.json()) as { id: string };
   if (!a.quiet) io.stderr.write(`job ${id}\n`);
 
-  const cancel = () => void fetch(`${a.api}/api/jobs/${id}/cancel`, { method: 'POST', headers }).catch(() => {});
+  const jobId = id;
+  const cancel = () => void api.POST('/api/jobs/{id}/cancel', { params: { path: { id: jobId } } }).catch(() => {});
   process.once('SIGINT', cancel);
-  let job: JobView;
+  const bar = progressBar(io.stderr, a.quiet);
+  let job: Job;
   try {
-    job = await follow(a.api, id, headers, progressBar(io.stderr, a.quiet));
+    job = await followJob(api, jobId, { onEvent: ({ job: j }) => bar.update({ stage: j.stage ?? j.status, progress: j.progress, etaSec: j.eta_sec }) }).catch((err) => {
+      throw explained(err, a.api, `GET /api/jobs/${jobId}/events`);
+    });
   } finally {
+    bar.stop();
     process.off('SIGINT', cancel);
   }
   if (job.status !== 'completed') {
@@ -67,64 +53,39 @@ export async function submitCommand(a: Args, io: Io): Promise<number> {
   }
   const files = await saveStems(outDir(a.out, path), job.stems, async (s) => {
     // The gateway answers with the file, or a redirect to a presigned store URL (fetch follows it).
-    const r = await call(a.api, s.url, { headers });
-    return Readable.fromWeb(r.body as WebStream<Uint8Array>);
+    const r = await api.GET('/api/jobs/{id}/stems/{stem}', { params: { path: { id: jobId, stem: s.name } }, parseAs: 'stream' });
+    if (!r.response.ok || !r.data) throw explained(new ProblemError(await problemOf(r.response)), a.api, `GET ${s.url}`);
+    return Readable.fromWeb(r.data as WebStream<Uint8Array>);
   });
   io.stdout.write(files.map((f) => `${f}\n`).join(''));
   return 0;
 }
 
-/** A request whose error answer becomes a sentence: "the server refused …: <its message>". */
-async function call(api: string, path: string, init: RequestInit): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetch(`${api}${path}`, init);
-  } catch (err) {
-    throw new Error(`cannot reach ${api}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+/** POST /api/jobs: the file (streamed from disk as fetch sends it) or the URL; the new job's id. */
+async function create(api: StemflowClient, a: Args, path: string, io: Io): Promise<string> {
+  const headers = { 'Idempotency-Key': a.idempotencyKey };
+  const extra = a.callbackUrl ? { callback_url: a.callbackUrl } : {};
+  if (a.url) {
+    if (!a.quiet) io.stderr.write(`asking ${a.api} to fetch ${a.url}\n`);
+    const r = await api.POST('/api/jobs', { body: { input_url: a.url, ...a.options, ...extra } as never, headers }).catch(unreachable(a.api));
+    if (!r.data) throw new ProblemError(problemFrom(r.error, r.response));
+    return r.data.id;
   }
-  if (res.ok) return res;
-  const body = (await res.json().catch(() => undefined)) as { detail?: string } | undefined;
-  throw new CallError(res.status, `the server answered ${res.status} to ${init.method ?? 'GET'} ${path}: ${body?.detail ?? res.statusText}`);
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile()) throw new UsageError(`no such file: ${a.file}`);
+  if (!a.quiet) io.stderr.write(`uploading ${basename(path)} (${(st.size / 1e6).toFixed(1)} MB) to ${a.api}\n`);
+  const file = new File([await openAsBlob(path)], basename(path));
+  const r = await api.POST('/api/jobs', { body: { ...fieldsFromOptions(a.options), ...extra, file } as never, bodySerializer: asForm, headers }).catch(unreachable(a.api));
+  if (!r.data) throw new ProblemError(problemFrom(r.error, r.response));
+  return r.data.id;
 }
 
-class CallError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+const unreachable = (api: string) => (err: Error & { cause?: Error }) => {
+  throw new Error(`cannot reach ${api}: ${err.cause?.message ?? err.message}`);
+};
 
-/** Reads the job's SSE stream until a terminal event; reconnects if the stream drops. */
-async function follow(api: string, id: string, headers: Record<string, string>, bar: Progress): Promise<JobView> {
-  let drops = 0;
-  try {
-    for (;;) {
-      let last: JobView | undefined;
-      let ended = false;
-      const parser = createParser({
-        onEvent(ev) {
-          if (!ev.data) return;
-          last = JSON.parse(ev.data) as JobView;
-          bar.update({ stage: last.stage ?? last.status, progress: last.progress, etaSec: last.eta_sec });
-          if (ev.event === 'completed' || ev.event === 'failed' || ev.event === 'canceled') ended = true;
-        },
-      });
-      try {
-        const res = await call(api, `/api/jobs/${id}/events`, { headers: { ...headers, accept: 'text/event-stream' } });
-        const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          parser.feed(decoder.decode(chunk, { stream: true }));
-          if (ended && last) return last;
-        }
-        if (ended && last) return last;
-      } catch (err) {
-        if (++drops > 30) throw err;
-      }
-      await new Promise((r) => setTimeout(r, 1000)); // the stream ended early (a restart): reconnect
-    }
-  } finally {
-    bar.stop();
-  }
+/** An error as the sentence the CLI prints: "the server answered 415 to POST /api/jobs: <detail>". */
+function explained(err: unknown, api: string, what: string): Error {
+  if (err instanceof ProblemError) return Object.assign(new Error(`the server answered ${err.problem.status} to ${what}: ${err.problem.detail}`), { status: err.problem.status });
+  return err instanceof Error ? err : new Error(String(err));
 }
