@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { openApiDocument } from './openapi.js';
 import { PROBLEMS, PROBLEM_CODES } from './problems.js';
+import { problemTables } from '../scripts/problem-tables.js';
 
 const committed = fileURLToPath(new URL('../../../docs/openapi.yaml', import.meta.url));
 
@@ -25,6 +26,13 @@ describe('OpenAPI document', () => {
     }
     // Every code but the server's own refusals (before routing) is documented on some operation.
     expect(PROBLEM_CODES.filter((c) => !seen.has(c)).sort()).toEqual(['INTERNAL', 'METHOD_NOT_ALLOWED', 'TOO_MANY_CONNECTIONS'].sort());
+  });
+
+  it('README.md and docs/api.md show the current error catalogue (run `pnpm docs:generate`)', () => {
+    for (const [name, table] of Object.entries(problemTables())) {
+      const text = readFileSync(fileURLToPath(new URL(`../../../${name}`, import.meta.url)), 'utf8');
+      expect(text.includes(`<!-- problems:start -->\n${table}<!-- problems:end -->`), name).toBe(true);
+    }
   });
 
   it('docs/openapi.yaml is the generated document (run `pnpm docs:generate` after changing a contract)', () => {
