@@ -39,7 +39,6 @@ const RETRY_AFTER_SEC = 5;
 const OVER_CAP = Symbol('over connection cap');
 
 export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = adapterChecks(d)): Promise<{ server: Server; stop: () => Promise<void> }> {
-  const idleMs = c.HTTP_IDLE_TIMEOUT_SEC * 1000;
   const headMs = c.REQUEST_HEAD_TIMEOUT_SEC * 1000;
   // Every job event, on this gateway's own queue, for its SSE streams.
   const hub = await EventsHub.start(d.bus, d.log.child({ component: 'events' }));
@@ -57,7 +56,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     maxUploadBytes: c.MAX_UPLOAD_BYTES,
     apiKeys: c.API_KEYS,
     minUploadBytesPerSec: c.UPLOAD_MIN_BYTES_PER_SEC,
-    idleTimeoutMs: idleMs,
+    idleTimeoutMs: c.HTTP_IDLE_TIMEOUT_SEC * 1000,
     formTimeoutMs: headMs,
     maxModelRuns: c.MAX_MODEL_RUNS,
     corsOrigins: c.CORS_ORIGINS,
@@ -74,40 +73,63 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     (req: IncomingMessage, res: ServerResponse) => {
       // Past the cap the client already got its 503: nothing it sends is handled.
       if ((req.socket as Socket & { [OVER_CAP]?: boolean })[OVER_CAP]) return void req.socket.destroy();
-      if (refusedBySize(req, res)) return;
+      if (refusedBySize(req, res, c.MAX_UPLOAD_BYTES)) return;
       app(req, res);
     },
   );
-  /**
-   * An upload that says it is larger than the server takes is refused before its body: a client
-   * sending `Expect: 100-continue` gets 413 instead of 100 and sends nothing more (the connection
-   * is closed); one that did not ask gets 413 at once, and what it still sends is discarded, never
-   * stored (closing now would cut its request before it reads the answer).
-   */
-  const refusedBySize = (req: IncomingMessage, res: ServerResponse, expectsContinue = false) => {
-    const length = Number(req.headers['content-length']);
-    // The whole multipart body may exceed the file by its form fields and boundaries.
-    if (!(req.method === 'POST' && Number.isFinite(length) && length > c.MAX_UPLOAD_BYTES + 64 * 1024)) return false;
-    if (expectsContinue) res.setHeader('connection', 'close');
-    sendProblem(req, res, problem('UPLOAD_TOO_LARGE', `the request is ${length} bytes; this server accepts files of at most ${c.MAX_UPLOAD_BYTES} bytes`));
-    return true;
-  };
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedBySize(req, res, true)) return;
+    if (refusedBySize(req, res, c.MAX_UPLOAD_BYTES, true)) return;
     res.writeContinue();
     server.emit('request', req, res);
   });
+  capConnections(server, c.MAX_CONNECTIONS, c.MAX_CONNECTIONS_PER_CLIENT);
+  server.listen(c.PORT, c.HOST);
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  dropIdle(server, c.HTTP_IDLE_TIMEOUT_SEC);
+  const stopSweeper = startOrphanSweeper(d, c.UPLOAD_ORPHAN_GRACE_SEC * 1000, d.log);
+  return {
+    server,
+    stop: async () => {
+      stopSweeper();
+      clearInterval(sweep);
+      await hub.close();
+      // Open SSE streams would hold close() forever: they get 5 s, then are cut (clients reconnect).
+      const cut = setTimeout(() => server.closeAllConnections(), 5000);
+      await new Promise<void>((r) => server.close(() => r()));
+      clearTimeout(cut);
+      await ledger.close();
+    },
+  };
+}
 
-  // Connection caps, per process and per client address: past either the client gets 503 with
-  // Retry-After at once, and the connection is closed.
+/**
+ * An upload that says it is larger than the server takes is refused before its body: a client
+ * sending `Expect: 100-continue` gets 413 instead of 100 and sends nothing more (the connection
+ * is closed); one that did not ask gets 413 at once, and what it still sends is discarded, never
+ * stored (closing now would cut its request before it reads the answer).
+ */
+function refusedBySize(req: IncomingMessage, res: ServerResponse, maxUploadBytes: number, expectsContinue = false): boolean {
+  const length = Number(req.headers['content-length']);
+  // The whole multipart body may exceed the file by its form fields and boundaries.
+  if (!(req.method === 'POST' && Number.isFinite(length) && length > maxUploadBytes + 64 * 1024)) return false;
+  if (expectsContinue) res.setHeader('connection', 'close');
+  sendProblem(req, res, problem('UPLOAD_TOO_LARGE', `the request is ${length} bytes; this server accepts files of at most ${maxUploadBytes} bytes`));
+  return true;
+}
+
+/**
+ * Connection caps, per process and per client address: past either the client gets 503 with
+ * Retry-After at once, and the connection is closed.
+ */
+function capConnections(server: Server, max: number, maxPerClient: number): void {
   let open = 0;
   const perClient = new Map<string, number>();
   server.prependListener('connection', (socket: Socket & { [OVER_CAP]?: boolean }) => {
     const addr = socket.remoteAddress ?? 'unknown';
     const mine = perClient.get(addr) ?? 0;
-    if (open >= c.MAX_CONNECTIONS || mine >= c.MAX_CONNECTIONS_PER_CLIENT) {
+    if (open >= max || mine >= maxPerClient) {
       socket[OVER_CAP] = true;
-      const which = open >= c.MAX_CONNECTIONS ? 'the server has as many connections as it takes' : `this client has ${mine} connections open, the most this server allows`;
+      const which = open >= max ? 'the server has as many connections as it takes' : `this client has ${mine} connections open, the most this server allows`;
       const body = JSON.stringify(problemBody('TOO_MANY_CONNECTIONS', `${which}; retry in ${RETRY_AFTER_SEC} s`, '/'));
       socket.on('error', () => {});
       socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_AFTER_SEC}\r\nContent-Type: ${PROBLEM_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -123,33 +145,21 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
       else perClient.delete(addr);
     });
   });
+}
 
-  server.listen(c.PORT, c.HOST);
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  // A connection idle this long is dropped, with a 408 when nothing was answered yet; the request
-  // is destroyed with it, so an upload's store write is aborted and its temp object removed.
-  server.setTimeout(idleMs);
+/**
+ * A connection idle this long is dropped, with a 408 when nothing was answered yet; the request
+ * is destroyed with it, so an upload's store write is aborted and its temp object removed.
+ */
+function dropIdle(server: Server, idleSec: number): void {
+  server.setTimeout(idleSec * 1000);
   server.on('timeout', (socket: Socket) => {
     const res = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
     const req = res?.req;
-    if (req && res && !res.headersSent) answerAndClose(req as Parameters<typeof answerAndClose>[0], problem('REQUEST_TIMEOUT', `nothing was received for ${c.HTTP_IDLE_TIMEOUT_SEC} s`));
+    if (req && res && !res.headersSent) answerAndClose(req as Parameters<typeof answerAndClose>[0], problem('REQUEST_TIMEOUT', `nothing was received for ${idleSec} s`));
     else {
       req?.destroy();
       socket.destroy();
     }
   });
-  const stopSweeper = startOrphanSweeper(d, c.UPLOAD_ORPHAN_GRACE_SEC * 1000, d.log);
-  return {
-    server,
-    stop: async () => {
-      stopSweeper();
-      clearInterval(sweep);
-      await hub.close();
-      // Open SSE streams would hold close() forever: they get 5 s, then are cut (clients reconnect).
-      const cut = setTimeout(() => server.closeAllConnections(), 5000);
-      await new Promise<void>((r) => server.close(() => r()));
-      clearTimeout(cut);
-      await ledger.close();
-    },
-  };
 }

@@ -40,10 +40,9 @@ export type OpenedStream = { upToDate: true } | { upToDate: false; start(sink: S
  * client already has the job's last state, nothing more will come.
  */
 export async function openJobStream(d: StreamDeps, id: string, owner: string | null | undefined, resumeFrom: string): Promise<OpenedStream> {
-  const heard: AnyEvent[] = [];
-  let onEvent: (e: AnyEvent) => void = (e) => void heard.push(e);
-  let resync = () => {};
-  const unwatch = d.hub?.watch(id, { event: (e) => onEvent(e), resync: () => resync() });
+  const stream = new JobStream(d, id, resumeFrom);
+  // Subscribed before the read: an event published meanwhile waits in `heard`.
+  const unwatch = d.hub?.watch(id, { event: (e) => stream.onEvent(e), resync: () => stream.onResync() });
   let job: Job;
   try {
     job = await getOwnedJob({ jobs: { get: (x) => d.reader.get(x, 'sse_open') } }, id, owner);
@@ -55,88 +54,117 @@ export async function openJobStream(d: StreamDeps, id: string, owner: string | n
     unwatch?.();
     return { upToDate: true };
   }
+  stream.opened(job, unwatch);
+  return { upToDate: false, start: (sink) => stream.start(sink), close: () => stream.finish() };
+}
 
-  let sink: StreamSink | undefined;
-  let closed = false;
-  let lastSent = '';
-  let lastData = '';
-  let lastWrite = Date.now();
-  let lastHeard = Date.now();
-  const timers: NodeJS.Timeout[] = [];
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    if (sink) sseStreams.dec();
-    unwatch?.();
-    for (const t of timers) clearInterval(t);
-    sink?.end();
-  };
-  const send = (j: Job) => {
-    if (closed || !sink || j.updated_at < lastSent) return; // never an older state than one sent
-    if (!isFinished(j) && j.updated_at <= resumeFrom) return; // the client has it
+class JobStream {
+  private job!: Job;
+  private sink: StreamSink | undefined;
+  private unwatch: (() => void) | undefined;
+  /** Events heard before the stream started. */
+  private heard: AnyEvent[] | undefined = [];
+  private closed = false;
+  private lastSent = '';
+  private lastData = '';
+  private lastWrite = Date.now();
+  private lastHeard = Date.now();
+  private reading = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly d: StreamDeps,
+    private readonly id: string,
+    private readonly resumeFrom: string,
+  ) {}
+
+  opened(job: Job, unwatch: (() => void) | undefined) {
+    this.job = job;
+    this.unwatch = unwatch;
+  }
+
+  onEvent(e: AnyEvent) {
+    if (this.heard) this.heard.push(e);
+    else this.apply(e);
+  }
+
+  onResync() {
+    if (!this.heard) void this.reread();
+  }
+
+  start(sink: StreamSink) {
+    if (this.closed) return sink.end();
+    this.sink = sink;
+    sseStreams.inc();
+    this.send(this.job);
+    const heard = this.heard ?? [];
+    this.heard = undefined;
+    for (const e of heard) this.apply(e);
+    if (this.closed) return;
+    // Polling only as the fallback: no hub, the hub down, or a stream that heard nothing for a while.
+    this.timers.push(
+      setInterval(() => {
+        const quiet = Date.now() - this.lastHeard > this.d.quietPollMs;
+        if (this.d.hub?.live && !quiet) return;
+        if (quiet) this.lastHeard = Date.now(); // a quiet stream reads once per quiet period
+        void this.reread();
+      }, this.d.pollMs),
+      setInterval(() => {
+        if (!this.closed && Date.now() - this.lastWrite > this.d.keepAliveMs) {
+          this.sink?.comment('keep-alive');
+          this.lastWrite = Date.now();
+        }
+      }, Math.min(1000, this.d.keepAliveMs)),
+    );
+  }
+
+  finish() {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sink) sseStreams.dec();
+    this.unwatch?.();
+    for (const t of this.timers) clearInterval(t);
+    this.sink?.end();
+  }
+
+  private send(j: Job) {
+    if (this.closed || !this.sink || j.updated_at < this.lastSent) return; // never an older state than one sent
+    if (!isFinished(j) && j.updated_at <= this.resumeFrom) return; // the client has it
     const data = toView(j);
     const text = JSON.stringify(data);
-    if (text === lastData) return;
-    lastData = text;
-    lastSent = j.updated_at;
-    lastWrite = Date.now();
-    sink.event(isFinished(j) ? j.status : 'progress', j.updated_at, data);
-    if (isFinished(j)) finish();
-  };
-  const apply = (e: AnyEvent) => {
-    lastHeard = Date.now();
-    const r = project(job, e);
+    if (text === this.lastData) return;
+    this.lastData = text;
+    this.lastSent = j.updated_at;
+    this.lastWrite = Date.now();
+    this.sink.event(isFinished(j) ? j.status : 'progress', j.updated_at, data);
+    if (isFinished(j)) this.finish();
+  }
+
+  private apply(e: AnyEvent) {
+    this.lastHeard = Date.now();
+    const r = project(this.job, e);
     if (r.outcome !== 'applied' || !r.job) return;
-    job = r.job;
-    send(job);
-  };
-  let reading = false;
-  const reread = async () => {
-    if (reading) return;
-    reading = true;
+    this.job = r.job;
+    this.send(this.job);
+  }
+
+  /** Reads the read model once: what this stream missed, or that the job is gone. */
+  private async reread() {
+    if (this.reading) return;
+    this.reading = true;
     readModelReads.inc({ by: 'sse_poll' });
-    const read = await d.jobs.get(id).then((j) => ({ j }), () => undefined).finally(() => (reading = false));
-    if (closed || !read) return; // the database is down: what the bus brings is all there is
+    const read = await this.d.jobs.get(this.id).then((j) => ({ j }), () => undefined).finally(() => (this.reading = false));
+    if (this.closed || !read) return; // the database is down: what the bus brings is all there is
     if (!read.j) {
       // Deleted (on this gateway or another): the stream ends, and says why.
-      sink?.event('deleted', undefined, { id });
-      return finish();
+      this.sink?.event('deleted', undefined, { id: this.id });
+      return this.finish();
     }
     // The document may hold events this stream missed; what the hub heard is applied over it.
-    const merged = d.hub ? d.hub.latest(id, read.j) : read.j;
-    if (merged && (merged.updated_at > job.updated_at || isFinished(merged))) {
-      job = merged;
-      send(job);
+    const merged = this.d.hub ? this.d.hub.latest(this.id, read.j) : read.j;
+    if (merged && (merged.updated_at > this.job.updated_at || isFinished(merged))) {
+      this.job = merged;
+      this.send(this.job);
     }
-  };
-
-  return {
-    upToDate: false,
-    close: finish,
-    start(s: StreamSink) {
-      if (closed) return s.end();
-      sink = s;
-      sseStreams.inc();
-      send(job);
-      for (const e of heard) apply(e);
-      onEvent = apply;
-      resync = () => void reread();
-      if (closed) return;
-      // Polling only as the fallback: no hub, the hub down, or a stream that heard nothing for a while.
-      timers.push(
-        setInterval(() => {
-          const quiet = Date.now() - lastHeard > d.quietPollMs;
-          if (d.hub?.live && !quiet) return;
-          if (quiet) lastHeard = Date.now(); // a quiet stream reads once per quiet period
-          void reread();
-        }, d.pollMs),
-        setInterval(() => {
-          if (!closed && Date.now() - lastWrite > d.keepAliveMs) {
-            sink?.comment('keep-alive');
-            lastWrite = Date.now();
-          }
-        }, Math.min(1000, d.keepAliveMs)),
-      );
-    },
-  };
+  }
 }
