@@ -186,7 +186,7 @@ describe('health, docs and failures of dependencies', () => {
 
   it('serves the OpenAPI document and Swagger UI', async () => {
     const doc: any = await (await fetch(`${gw.url}/api/openapi.json`)).json();
-    expect(doc.openapi).toBe('3.1.0');
+    expect(doc.openapi).toBe('3.2.0');
     expect(Object.keys(doc.paths)).toContain('/api/jobs/{id}/events');
     expect(doc.components.schemas.Job.properties.status.enum).toEqual(['pending', 'processing', 'completed', 'failed', 'canceled']);
     expect(await (await fetch(`${gw.url}/docs`)).text()).toContain('SwaggerUIBundle');

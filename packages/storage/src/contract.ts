@@ -27,9 +27,9 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStore>, 
       await s.deletePrefix(p);
     });
 
-    it('reports a missing object as NOT_FOUND and head as undefined', async () => {
+    it('reports a missing object as OBJECT_NOT_FOUND and head as undefined', async () => {
       const s = await make();
-      await expect(s.get(`${prefix()}nope`)).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
+      await expect(s.get(`${prefix()}nope`)).rejects.toMatchObject({ code: 'OBJECT_NOT_FOUND', status: 404 });
       expect(await s.head(`${prefix()}nope`)).toBeUndefined();
     });
 

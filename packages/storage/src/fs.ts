@@ -170,4 +170,4 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-export const notFound = (key: string) => new StemflowError('NOT_FOUND', `no object ${key}`, { status: 404 });
+export const notFound = (key: string) => new StemflowError('OBJECT_NOT_FOUND', `no object ${key}`, { status: 404 });

@@ -154,7 +154,7 @@ export async function readObjectIfAny(blobs: Pick<BlobStore, 'get'>, key: string
   try {
     return await readObject(blobs, key);
   } catch (err) {
-    if ((err as { code?: string }).code === 'NOT_FOUND') return undefined;
+    if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') return undefined;
     throw err;
   }
 }

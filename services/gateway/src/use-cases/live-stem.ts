@@ -60,7 +60,7 @@ export async function pipeLiveStem(d: LiveDeps, jobId: string, stem: string, out
     try {
       body = await d.blobs.get(key, { start: at - base, end: end - base - 1 });
     } catch (err) {
-      if ((err as { code?: string }).code === 'NOT_FOUND') return false;
+      if ((err as { code?: string }).code === 'OBJECT_NOT_FOUND') return false;
       throw err;
     }
     for await (const c of body as AsyncIterable<Buffer>) {

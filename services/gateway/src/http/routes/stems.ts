@@ -21,7 +21,7 @@ const stemTag = (job: Job, s: StemObject) => (s.sha256 ? `"${s.sha256}"` : etagO
 const notCompleted = (job: Job) => problem('JOB_NOT_COMPLETED', `the job is ${job.status}; it has no stems yet`);
 /** A job's object missing from the store: the job was deleted while this request was answered. */
 const deletedMeanwhile = (job: Job) => (err: unknown) => {
-  throw (err as { code?: string }).code === 'NOT_FOUND' ? problem('JOB_NOT_FOUND', `no job ${job.id} (it was deleted)`) : err;
+  throw (err as { code?: string }).code === 'OBJECT_NOT_FOUND' ? problem('JOB_NOT_FOUND', `no job ${job.id} (it was deleted)`) : err;
 };
 
 /** The job's stem by name: a completed job without it is 404, a job not completed yet 409. */
