@@ -11,43 +11,41 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { StemflowError } from '@stemflow/contracts';
+import { specialPurpose } from './special-purpose.js';
+
+export { SPECIAL_PURPOSE_V4, SPECIAL_PURPOSE_V6 } from './special-purpose.js';
 
 type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
-/** Which addresses outbound requests may reach besides the public internet. */
-export type AddressPolicy = { allow: readonly Cidr[]; describe: string };
+/** A name's addresses, as dns.lookup with `all: true` answers them (tests inject one). */
+export type Resolver = (host: string, family: number, cb: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+const systemResolver: Resolver = (host, family, cb) => dnsLookup(host, { all: true, family }, cb);
+
+/** Which addresses outbound requests may reach besides the public internet, and how names resolve. */
+export type AddressPolicy = { allow: readonly Cidr[]; describe: string; resolve: Resolver };
 
 /** `127.0.0.0/8,::1/128` → a policy; throws on a malformed entry (config checks it at start). */
-export function addressPolicy(allowCidrs: readonly string[] = []): AddressPolicy {
+export function addressPolicy(allowCidrs: readonly string[] = [], resolve: Resolver = systemResolver): AddressPolicy {
   const allow = allowCidrs.map((c) => {
     const s = c.includes('/') ? c : `${c}/${isIP(c) === 6 ? 128 : 32}`;
     return ipaddr.parseCIDR(s);
   });
-  return { allow, describe: allowCidrs.length ? allowCidrs.join(', ') : 'none' };
+  return { allow, describe: allowCidrs.length ? allowCidrs.join(', ') : 'none', resolve };
 }
 
 /**
- * Why an address may not be reached, or undefined when it may: public unicast only (IPv4-mapped
- * IPv6 judged as its IPv4); loopback, private, link-local (cloud metadata at 169.254.169.254),
- * carrier-grade NAT, unique-local, multicast, reserved and translation ranges are refused unless
- * the policy allows them.
+ * Why an address may not be reached, or undefined when it may: public unicast only. An
+ * IPv4-mapped IPv6 address is judged as its IPv4; every special-purpose block of IANA's registries
+ * (loopback, private, link-local with the cloud metadata services, CGN, documentation, multicast,
+ * the deprecated and transition forms: special-purpose.ts) is refused unless the policy allows it.
  */
 export function refusal(address: string, policy: AddressPolicy): string | undefined {
   if (!ipaddr.isValid(address)) return `"${address}" is not an IP address`;
   let ip = ipaddr.parse(address);
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
   if (policy.allow.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits))) return undefined;
-  const range = ip.range();
-  if (range === 'unicast') return undefined;
-  const names: Record<string, string> = {
-    loopback: 'a loopback address',
-    private: 'a private-network address',
-    linkLocal: 'a link-local address (where cloud metadata services live)',
-    uniqueLocal: 'a private-network (unique local) address',
-    carrierGradeNat: 'a carrier-grade NAT address',
-    unspecified: 'the unspecified address',
-  };
-  return `${address} is ${names[range] ?? `a special-purpose address (${range})`}`;
+  const special = specialPurpose(ip);
+  return special ? `${address} is ${special}` : undefined;
 }
 
 export const refusedError = (url: string, why: string) =>
@@ -56,9 +54,8 @@ export const refusedError = (url: string, why: string) =>
 /** A resolver that answers only addresses the policy allows (so the socket connects to what was checked). */
 export function guardedLookup(policy: AddressPolicy): LookupFunction {
   return ((hostname: string, options: { all?: boolean; family?: number }, cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
-    dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+    policy.resolve(hostname, options.family ?? 0, (err, list) => {
       if (err) return cb(err, []);
-      const list = addresses as LookupAddress[];
       for (const a of list) {
         const why = refusal(a.address, policy);
         // One refused answer refuses the name: a host that resolves inside is not a public host.
@@ -188,7 +185,7 @@ export async function checkTarget(raw: string, policy: AddressPolicy): Promise<U
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isIP(host)) return url;
   const addresses = await new Promise<LookupAddress[]>((resolve, reject) =>
-    dnsLookup(host, { all: true }, (err, a) => (err ? reject(new StemflowError('URL_UNRESOLVED', `${url.origin}: the name ${host} does not resolve (${err.code ?? err.message})`, { status: 400 })) : resolve(a))),
+    policy.resolve(host, 0, (err, a) => (err ? reject(new StemflowError('URL_UNRESOLVED', `${url.origin}: the name ${host} does not resolve (${err.code ?? err.message})`, { status: 422 })) : resolve(a))),
   );
   for (const a of addresses) {
     const why = refusal(a.address, policy);

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addressPolicy, checkTarget, refusal, request, webhookSecret } from './index.js';
+import ipaddr from 'ipaddr.js';
+import { SPECIAL_PURPOSE_V4, SPECIAL_PURPOSE_V6, addressPolicy, checkTarget, checkUrl, refusal, request, webhookSecret } from './index.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -40,9 +41,41 @@ describe('the outbound address guard', () => {
     ['::ffff:10.0.0.1', /private/],
     ['::ffff:127.0.0.1', /loopback/],
     ['224.0.0.1', /multicast/],
-    ['64:ff9b::a00:1', /special-purpose/],
-    ['2002:a00:1::1', /special-purpose/],
+    ['64:ff9b::a00:1', /NAT64/],
+    ['2002:a00:1::1', /6to4/],
   ])('refuses %s', (addr, why) => expect(refusal(addr, none)).toMatch(why));
+
+  it('refuses one address of every block of the IANA special-purpose registries, and the deprecated forms', () => {
+    // The first and the last address of each block, as the registries list them.
+    for (const { cidr, name } of [...SPECIAL_PURPOSE_V4, ...SPECIAL_PURPOSE_V6]) {
+      const [first, last] = ipaddr.parseCIDR(cidr)[0].kind() === 'ipv4' ? bounds4(cidr) : bounds6(cidr);
+      expect(refusal(first, none), `${cidr} first`).toBe(`${first} is ${name}`);
+      expect(refusal(last, none), `${cidr} last`).toMatch(new RegExp(`^${last.replace(/[.]/g, '\\.')} is `)); // refused (by this block, or a narrower one inside it)
+    }
+    // Addresses just outside some blocks are public.
+    for (const a of ['9.255.255.255', '11.0.0.0', '100.63.255.255', '100.128.0.0', '172.32.0.0', '198.17.255.255', '198.20.0.0', '223.255.255.255', '2001:200::1', '2003::1', 'fbff::1']) {
+      expect(refusal(a, none), a).toBeUndefined();
+    }
+  });
+
+  it.each([
+    ['decimal', 'http://2130706433/'],
+    ['hex', 'http://0x7f000001/'],
+    ['dotted hex', 'http://0x7f.0.0.1/'],
+    ['octal', 'http://0177.0.0.1/'],
+    ['short', 'http://127.1/'],
+    ['bracketed IPv6 loopback', 'http://[::1]/'],
+    ['IPv4-mapped', 'http://[::ffff:127.0.0.1]/'],
+    ['IPv4-mapped, hex', 'http://[::ffff:7f00:1]/'],
+    ['IPv4-compatible', 'http://[::127.0.0.1]/'],
+    ['IPv4-compatible, public inside', 'http://[::8.8.8.8]/'],
+    ['site-local', 'http://[fec0::1]/'],
+    ['NAT64 of metadata', 'http://[64:ff9b::a9fe:a9fe]/'],
+    ['the metadata address in decimal', 'http://2852039166/'],
+    ['zero', 'http://0/'],
+  ])('refuses a %s literal before connecting (%s)', (_form, url) => {
+    expect(() => checkUrl(url, none)).toThrow(expect.objectContaining({ code: 'URL_REFUSED' }));
+  });
 
   it.each(['8.8.8.8', '1.1.1.1', '2001:4860:4860::8888', '::ffff:8.8.8.8'])('lets %s through', (addr) => expect(refusal(addr, none)).toBeUndefined());
 
@@ -115,5 +148,36 @@ describe('webhook secrets', () => {
     expect(webhookSecret(m, 'key-a')).not.toBe(webhookSecret(m, 'key-b'));
     expect(webhookSecret(m, null)).not.toBe(webhookSecret('n'.repeat(40), null));
     expect(webhookSecret(m, null)).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+  });
+});
+
+const bounds4 = (cidr: string): [string, string] => {
+  const [net, bits] = ipaddr.parseCIDR(cidr);
+  const n = (net as ipaddr.IPv4).toByteArray().reduce((a, b) => a * 256 + b, 0);
+  const size = 2 ** (32 - bits);
+  const str = (x: number) => [24, 16, 8, 0].map((s) => Math.floor(x / 2 ** s) % 256).join('.');
+  return [str(n), str(n + size - 1)];
+};
+const bounds6 = (cidr: string): [string, string] => {
+  const [net, bits] = ipaddr.parseCIDR(cidr);
+  const bytes = (net as ipaddr.IPv6).toByteArray();
+  const last = bytes.map((b, i) => {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    return b | (0xff >> keep);
+  });
+  return [ipaddr.fromByteArray(bytes).toString(), ipaddr.fromByteArray(last).toString()];
+};
+
+describe('a name that resolves public when checked and private when connected (DNS rebinding)', () => {
+  it('is refused at the connection: nothing reaches the private address', async () => {
+    const inside = await serve((_req, res) => void res.end('secret'));
+    const port = new URL(inside.url).port;
+    let asked = 0;
+    // The first answer is public (the submit's check), every later one loopback (the connection).
+    const rebinding = addressPolicy([], (_host, _family, cb) => cb(null, [{ address: asked++ === 0 ? '93.184.215.14' : '127.0.0.1', family: 4 }]));
+    await expect(checkTarget(`http://songs.example/x.wav`, rebinding)).resolves.toBeInstanceOf(URL);
+    await expect(request(`http://songs.example:${port}/x.wav`, { timeoutMs: 3000, policy: rebinding })).rejects.toMatchObject({ code: 'URL_REFUSED' });
+    expect(inside.hits).toEqual([]);
+    expect(asked).toBe(2);
   });
 });
