@@ -42,7 +42,7 @@ const ABOUT: Record<EventName, { summary: string; publisher: string; description
   'job.failed': {
     publisher: 'any service',
     summary: 'The job ended without stems; `reason` says why in a sentence.',
-    description: 'Terminal. `code` is stable for programs (NOT_AUDIO, TOO_LONG, TRUNCATED, GAVE_UP, …), `reason` is for people.',
+    description: 'Terminal. `code` is stable for programs (NOT_AUDIO, TOO_LONG, COST_LIMIT, GAVE_UP, …), `reason` is for people.',
   },
   'job.canceled': {
     publisher: 'gateway',

@@ -85,7 +85,6 @@ export const JOB_ERRORS = {
   NO_AUDIO_STREAM: 'The file has no audio track',
   EMPTY_FILE: 'The file is empty',
   EMPTY_AUDIO: 'The file holds no audio samples',
-  TRUNCATED: 'The file is cut off or damaged',
   TOO_LONG: 'The audio is longer than MAX_DURATION_SEC',
   WINDOW_OUTSIDE: 'The preview window starts after the end of the audio',
   QUOTA_EXCEEDED: "The audio is longer than what was left of the API key's minutes today",

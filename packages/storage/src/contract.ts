@@ -27,6 +27,15 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStore>, 
       await s.deletePrefix(p);
     });
 
+    it('puts a stream that ends before its first byte as an empty object', async () => {
+      const s = await make();
+      const p = prefix();
+      expect(await s.put(`${p}pcm/empty.f32`, Readable.from([]))).toEqual({ bytes: 0 });
+      expect((await s.head(`${p}pcm/empty.f32`))?.size).toBe(0);
+      expect((await readAll(await s.get(`${p}pcm/empty.f32`))).length).toBe(0);
+      await s.deletePrefix(p);
+    });
+
     it('reports a missing object as OBJECT_NOT_FOUND and head as undefined', async () => {
       const s = await make();
       await expect(s.get(`${prefix()}nope`)).rejects.toMatchObject({ code: 'OBJECT_NOT_FOUND', status: 404 });

@@ -46,8 +46,10 @@ export class S3BlobStore implements BlobStore {
     return this.bucketReady;
   }
 
-  async put(key: string, body: Readable | Buffer, opts: PutOptions = {}): Promise<{ bytes: number }> {
+  async put(key: string, source: Readable | Buffer, opts: PutOptions = {}): Promise<{ bytes: number }> {
     await this.ensureBucket();
+    // A stream that ends before its first byte is an empty object (an upload of no parts is not one).
+    const body = Buffer.isBuffer(source) ? source : await emptyOr(source);
     let bytes = 0;
     const counted = Buffer.isBuffer(body)
       ? body
@@ -205,3 +207,16 @@ function wrap(err: unknown, what: string): StemflowError {
 /** RFC 6266 with an ASCII fallback and the UTF-8 name. */
 export const contentDisposition = (name: string) =>
   `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+
+/** The stream, or an empty buffer when it ends without a byte (its first chunk is read to know). */
+async function emptyOr(stream: Readable): Promise<Readable | Buffer> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await it.next();
+  if (first.done) return Buffer.alloc(0);
+  return Readable.from(
+    (async function* () {
+      yield first.value;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    })(),
+  );
+}

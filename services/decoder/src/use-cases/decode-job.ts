@@ -60,31 +60,23 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const out = outputOf(opts, info.audio);
   // A preview window: only that part is separated and counted (quota, cost). The whole file is
   // decoded (its length and normalization are the full song's), the part around the window kept.
+  // The duration a header states is a hint, never a refusal: a header can claim hours for a file
+  // of seconds. Every limit is enforced on what decoding produces; when decoding reaches one, the
+  // file holds at least that much, and a header that says more is believed for the sentence.
   const whole = info.durationSec ?? info.audio.durationSec;
-  if (opts.start > 0 && whole !== undefined && opts.start >= whole) {
-    throw fail('WINDOW_OUTSIDE', `The preview starts at ${clock(opts.start)}, after the end of the ${clock(whole)} of audio in the file.`);
-  }
   const windowSec = whole === undefined ? undefined : Math.max(0, Math.min(whole - opts.start, opts.duration ?? Number.POSITIVE_INFINITY));
   const inRate = info.audio.sampleRate || SAMPLE_RATE;
   const window = opts.start > 0 || opts.duration !== undefined ? { startSample: Math.round(opts.start * inRate), endSample: opts.duration !== undefined ? Math.round((opts.start + opts.duration) * inRate) : undefined } : undefined;
-  if (whole !== undefined && whole > cfg.maxDurationSec) {
-    throw fail('TOO_LONG', `The audio is ${clock(whole)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.`);
-  }
   // The API key's audio minutes left today, when it has a daily quota (checked, then enforced while reading).
   const quota = e.payload.quota;
   const quotaSec = quota?.audioSecLeft ?? Number.POSITIVE_INFINITY;
   const overQuota = (what: string) =>
     fail('QUOTA_EXCEEDED', `${what}; this API key had ${clock(quotaSec)} of its ${quota?.minutesPerDay} audio minutes left for today (UTC) when the job was submitted.`);
-  if (windowSec !== undefined && windowSec > quotaSec) throw overQuota(`The audio is ${clock(windowSec)} long`);
-  // What the job may cost, checked before any work: and, since a header can lie about the
-  // duration, enforced again while decoding (decoding stops where the cost would be exceeded).
+  // What the job may cost: enforced while decoding (decoding stops where the cost would be exceeded).
   const maxRuns = cfg.maxModelRuns ?? DECODE_DEFAULTS.maxModelRuns;
   const { shifts, overlap } = e.payload.options;
   const costText = (sec: number) =>
     `separating ${clock(sec)} of audio with shifts ${shifts} and overlap ${overlap} would take ${modelRuns(Math.round(sec * SAMPLE_RATE), e.payload.options).toLocaleString('en')} model runs; this server allows at most ${maxRuns.toLocaleString('en')} per job (use fewer shifts, less overlap or a shorter file)`;
-  if (windowSec !== undefined && modelRuns(Math.round(windowSec * SAMPLE_RATE), e.payload.options) > maxRuns) {
-    throw fail('COST_LIMIT', `The job is too costly: ${costText(windowSec)}.`);
-  }
   const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
   // A window's cost and quota are checked once decoded: what the file holds beyond it costs nothing.
   const limitSec = window ? cfg.maxDurationSec : Math.min(cfg.maxDurationSec, costSec, quotaSec);
@@ -98,12 +90,17 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     window,
     nativeRate: nativeKey ? out.sampleRate : undefined,
     maxSec: limitSec,
-    tooLong: () =>
-      limitSec === quotaSec && quotaSec < Math.min(cfg.maxDurationSec, costSec)
-        ? overQuota(`The audio is longer than ${clock(quotaSec)}; decoding stopped there`)
-        : limitSec < cfg.maxDurationSec
-        ? fail('COST_LIMIT', `The job is too costly: the file holds more than ${clock(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`)
-        : fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}); decoding stopped there.`),
+    tooLong: () => {
+      // The header's length, now that decoding proved the file at least this long (unless it says less).
+      const claimed = whole !== undefined && whole > limitSec ? whole : undefined;
+      if (limitSec === quotaSec && quotaSec < Math.min(cfg.maxDurationSec, costSec)) {
+        return overQuota(claimed ? `The audio is ${clock(claimed)} long` : `The audio is longer than ${clock(quotaSec)}; decoding stopped there`);
+      }
+      if (limitSec < cfg.maxDurationSec) {
+        return fail('COST_LIMIT', claimed ? `The job is too costly: ${costText(claimed)}.` : `The job is too costly: the file holds more than ${clock(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`);
+      }
+      return fail('TOO_LONG', claimed ? `The audio is ${clock(claimed)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.` : `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}); decoding stopped there.`);
+    },
     timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
     stallMs: (cfg.stallSec ?? DECODE_DEFAULTS.stallSec) * 1000,
     onProgress: (sec) => {
@@ -166,10 +163,8 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   }
   if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${clock(decodedSec)} long`));
   if (win44 && modelRuns(to - from + SEGMENT, opts) > maxRuns) return rejectPcm(fail('COST_LIMIT', `The job is too costly: ${costText(decodedSec)}.`));
-  // A cut-off file: accept what decodes only if it covers most of what the file says it holds.
-  if (whole !== undefined && trackSec < whole * 0.9 && whole - trackSec > 1) {
-    return rejectPcm(fail('TRUNCATED', `The file is cut off or damaged: only ${clock(trackSec)} of its ${clock(whole)} could be decoded.`));
-  }
+  // Less than the header says (a file cut off, or a header that lies): what decodes is the song.
+  if (whole !== undefined && trackSec < whole * 0.9 && whole - trackSec > 1) log.warn({ decodedSec: trackSec, headerSec: whole }, 'the file holds less audio than its header says; separating what it holds');
   if (code !== 0) log.warn({ code, ffmpeg: lastLine(stderr) }, 'ffmpeg reported errors, but decoded what the file states');
 
   // The stems' exact length: the window's samples at their rate, as ffmpeg decoded them.
