@@ -66,6 +66,11 @@ export const keys = {
   canceled: (id: string) => `jobs/${id}/canceled`,
   /** Left by the separator once job.completed is published: a redelivery does not separate again. */
   completed: (id: string) => `jobs/${id}/completed.json`,
+  /**
+   * The job's job.created event as the gateway published it (options, owner, the key's quota, what
+   * it reuses): announced again from here when a job is resumed, so nothing it carried is lost.
+   */
+  created: (id: string) => `jobs/${id}/created.json`,
   /** Written by the gateway before job.created when the job's end goes to a webhook: { url, owner }. */
   webhook: (id: string) => `jobs/${id}/webhook.json`,
   /** A stem's waveform peaks at one zoom level (samples per pixel), computed on first request. */

@@ -1,23 +1,32 @@
 /**
  * The in-process bus keeps its messages in memory: a process killed mid-job loses the events that
  * were driving its jobs. At start, every job the embedded read model still shows as pending or
- * processing is announced again; the stages are idempotent and resume from what is stored (the
- * decoder from a complete PCM, the separator from its last checkpointed chunk), so each such job
- * completes instead of staying `processing` forever.
+ * processing is announced again with the job.created the gateway published for it (kept beside
+ * the job: its options, owner, the key's quota for the day, the stems it reuses, its webhook), so
+ * a resumed job is the job that was accepted. The stages are idempotent and resume from what is
+ * stored (the decoder from a complete PCM, the separator from its last checkpointed chunk).
  */
-import { newEvent, type EventBus } from '@stemflow/bus';
-import type { JobStatus } from '@stemflow/contracts';
+import { type EventBus } from '@stemflow/bus';
+import { EVENTS, type JobStatus } from '@stemflow/contracts';
+import { jobCreatedEvent } from '@stemflow/gateway';
 import type { JobStore } from '@stemflow/jobs';
+import { keys, readObjectIfAny, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 
-export async function resumeInFlight(d: { bus: EventBus; jobs: JobStore; log: Logger }): Promise<number> {
+export async function resumeInFlight(d: { bus: EventBus; jobs: JobStore; blobs: BlobStore; log: Logger }): Promise<number> {
   let resumed = 0;
   for (const status of ['pending', 'processing'] as JobStatus[]) {
     let cursor: string | undefined;
     do {
       const page = await d.jobs.list({ status, limit: 100, ...(cursor ? { cursor } : {}) });
       for (const job of page.items) {
-        await d.bus.publish(newEvent('job.created', job.id, { input: job.input, options: job.options, owner: job.owner }));
+        const kept = await readObjectIfAny(d.blobs, keys.created(job.id));
+        const stored = kept ? EVENTS['job.created'].safeParse(JSON.parse(kept.toString('utf8'))) : undefined;
+        // A job accepted before its announcement was kept: made again from its record (no quota, no reuse).
+        const event = stored?.success
+          ? stored.data
+          : await jobCreatedEvent({ findReusable: async () => undefined }, job.id, { key: job.input.key, filename: job.input.filename, size: job.input.size, contentType: job.input.content_type, sha256: job.input.sha256 }, job.options, job.owner);
+        await d.bus.publish(event);
         resumed++;
       }
       cursor = page.nextCursor ?? undefined;

@@ -1,6 +1,6 @@
 /** The gateway's use cases: plain functions over the ports, no express in sight. */
 import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
+import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type EventOf, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
 import { keys, markCanceled, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
@@ -20,10 +20,16 @@ export type JobExtras = {
   quota?: { audioSecLeft: number; minutesPerDay: number } | undefined;
 };
 
-export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<Job> {
+/**
+ * The one builder of a job's job.created event: its input, options and owner, the stems it may
+ * reuse (the same bytes and options done before for this owner), its webhook, and the owner's
+ * audio left today. Published once by the gateway and kept beside the job, it is what a resumed
+ * job is announced with again.
+ */
+export async function jobCreatedEvent(jobs: Pick<JobStore, 'findReusable'>, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<EventOf<'job.created'>> {
   // The same bytes with the same options were separated before (for this owner): reuse the stems.
-  const reuse = await d.jobs.findReusable(upload.sha256, options, owner).catch(() => undefined);
-  const event = newEvent('job.created', jobId, {
+  const reuse = await jobs.findReusable(upload.sha256, options, owner).catch(() => undefined);
+  return newEvent('job.created', jobId, {
     input: { key: upload.key, filename: upload.filename, size: upload.size, content_type: upload.contentType, sha256: upload.sha256 },
     options,
     owner,
@@ -32,9 +38,14 @@ export async function createJob(d: Deps, jobId: string, upload: StoredUpload, op
     ...(extras.webhook ? { webhook: { url: redactUrl(extras.webhook.url) } } : {}),
     ...(extras.quota ? { quota: extras.quota } : {}),
   });
+}
+
+export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<Job> {
+  const event = await jobCreatedEvent(d.jobs, jobId, upload, options, owner, extras);
   const job = jobFromCreated(event);
   try {
     if (extras.webhook) await writeWebhookTarget(d.blobs, jobId, extras.webhook);
+    await d.blobs.put(keys.created(jobId), Buffer.from(JSON.stringify(event)), { contentType: 'application/json' });
     await d.jobs.create(job);
     await d.bus.publish(event);
     return job;
