@@ -20,6 +20,7 @@ import { eventually } from '../support/env.js';
 import { tinyStack, type TinyStack } from '../support/tiny-stack.js';
 
 const KEY = 'key-a';
+const METRICS_TOKEN = 'metrics-token-for-the-test';
 const A = { authorization: `Bearer ${KEY}` };
 let s: TinyStack;
 let wav: Buffer;
@@ -27,7 +28,7 @@ let wav: Buffer;
 let other: { url: string; close: () => Promise<void> };
 
 beforeAll(async () => {
-  s = await tinyStack({ apiKeys: [KEY, 'key-b'], corsOrigins: ['https://app.example.com'] });
+  s = await tinyStack({ apiKeys: [KEY, 'key-b'], corsOrigins: ['https://app.example.com'], metricsToken: METRICS_TOKEN });
   wav = await toneWav(1.5, 330);
   const log = createLogger('other', 'silent');
   const hub = await EventsHub.start(s.bus, log);
@@ -250,6 +251,35 @@ describe('HTTP around the app', () => {
       expect((await s.blobs.list('jobs/')).length).toBe(before); // nothing of them was stored
     } finally {
       await gw.stop();
+    }
+  });
+});
+
+describe('public surfaces say only what the public needs', () => {
+  it('health without a key: each dependency up or down, no path, version or host; with a key and ?details=true, the details', async () => {
+    const open = (await (await fetch(`${s.url}/api/health?details=true`)).json()) as { dependencies: Record<string, unknown>[] };
+    expect(open.dependencies.map((d) => Object.keys(d).sort())).toEqual(open.dependencies.map(() => ['name', 'ok']));
+    expect(JSON.stringify(open)).not.toMatch(/\/tmp|stemflow-tiny|127\.0\.0\.1|ffmpeg \d/);
+    const detailed = (await (await fetch(`${s.url}/api/health?details=true`, { headers: A })).json()) as { dependencies: { name: string; detail?: string }[] };
+    expect(detailed.dependencies.find((d) => d.name === 'store')?.detail).toMatch(/^filesystem /);
+  });
+
+  it('metrics answer only the METRICS_TOKEN', async () => {
+    const none = await fetch(`${s.url}/metrics`);
+    expect([none.status, none.headers.get('www-authenticate')]).toEqual([401, 'Bearer']);
+    expect((await fetch(`${s.url}/metrics`, { headers: A })).status).toBe(401);
+    const ok = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect([ok.status, (await ok.text()).includes('stemflow_')]).toEqual([200, true]);
+  });
+
+  it('the page and the API send security headers: a CSP of their own scripts, no framing, no referrer, no sniffing', async () => {
+    for (const path of ['/', '/docs', '/api/jobs']) {
+      const r = await fetch(`${s.url}${path}`, { headers: A });
+      const csp = r.headers.get('content-security-policy') ?? '';
+      expect(csp, path).toMatch(/frame-ancestors 'none'/);
+      expect(csp, path).toMatch(/script-src 'self' 'sha256-[^']+'/);
+      expect(csp, path).not.toMatch(/script-src[^;]*unsafe-inline/);
+      expect([r.headers.get('referrer-policy'), r.headers.get('x-content-type-options')], path).toEqual(['no-referrer', 'nosniff']);
     }
   });
 });

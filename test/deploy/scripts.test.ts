@@ -56,7 +56,7 @@ describe('pnpm scripts', () => {
     const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
     try {
       await eventually(async () => (await fetch(`http://127.0.0.1:${port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 120_000, what: `pnpm start to serve:\n${out}` });
-      const health = (await (await fetch(`http://127.0.0.1:${port}/api/health`)).json()) as { dependencies: { name: string; detail?: string }[] };
+      const health = (await (await fetch(`http://127.0.0.1:${port}/api/health?details=true`)).json()) as { dependencies: { name: string; detail?: string }[] };
       expect(health.dependencies.find((d) => d.name === 'ffmpeg')?.detail).toMatch(/^ffmpeg \S+, ffprobe \S+$/);
       p.kill('SIGINT');
       expect(await exited).toBe(0);

@@ -107,6 +107,8 @@ export const commonEnv = z.object({
   OTEL_SERVICE_NAME: opt(z.string()),
   OTEL_EXPORTER_OTLP_ENDPOINT: opt(url(['http:', 'https:'])),
   OTEL_SDK_DISABLED: opt(bool),
+  /** When set, /metrics (the gateway's and each worker's) answers only `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: opt(z.string().min(16, 'must be at least 16 characters')),
 });
 export const httpEnv = z.object({
   PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8000)),

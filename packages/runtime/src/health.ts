@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { renderMetrics } from '@stemflow/telemetry';
 import type { Adapters } from './index.js';
@@ -24,10 +25,21 @@ export async function runChecks(checks: Check[]) {
   return { status: dependencies.every((d) => d.ok) ? ('ok' as const) : ('degraded' as const), dependencies };
 }
 
-/** /api/health (200 or 503 with each dependency), /livez and /metrics for workers without an HTTP API. */
-export function startHealthServer(port: number, checks: Check[]): Promise<Server> {
+/** Whether a request may read /metrics: anyone without a token, else only with it (compared in constant time). */
+export function metricsAllowed(authorization: string | undefined, token: string | undefined): boolean {
+  if (!token) return true;
+  const given = createHash('sha256').update(authorization ?? '').digest();
+  return timingSafeEqual(given, createHash('sha256').update(`Bearer ${token}`).digest());
+}
+
+/**
+ * /api/health (200 or 503 with each dependency and its detail: this port is the operators', not
+ * the public's), /livez and /metrics for workers without an HTTP API.
+ */
+export function startHealthServer(port: number, checks: Check[], metricsToken?: string): Promise<Server> {
   const server = createServer(async (req, res) => {
     if (req.url === '/metrics') {
+      if (!metricsAllowed(req.headers.authorization, metricsToken)) return void res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' }).end('send the METRICS_TOKEN as "Authorization: Bearer <token>"\n');
       const m = await renderMetrics();
       res.writeHead(200, { 'content-type': m.contentType }).end(m.body);
     } else if (req.url === '/livez') {

@@ -71,7 +71,7 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   if (name === 'status' || name === 'gateway' || name === 'all-in-one') registerJobsByStatus(() => adapters.jobs.countByStatus());
   const checks = [...adapterChecks(adapters), ...extra];
   const svc = await start({ config, log, adapters, checks });
-  const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, checks) : undefined;
+  const http = opts.healthServer ? await startHealthServer((config as { PORT: number }).PORT, checks, (config as { METRICS_TOKEN?: string }).METRICS_TOKEN) : undefined;
   const running: Running = {
     stop: async () => {
       http?.close();
@@ -98,5 +98,5 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
-export { startHealthServer, runChecks, adapterChecks, type Check } from './health.js';
+export { startHealthServer, runChecks, adapterChecks, metricsAllowed, type Check } from './health.js';
 import { adapterChecks, startHealthServer, type Check } from './health.js';

@@ -15,6 +15,7 @@ import type { Gateway, GatewayOptions } from './context.js';
 import { corsFor } from './cors.js';
 import { errorHandler } from './problems.js';
 import { rateLimit } from './rate-limit.js';
+import { securityHeaders } from './security-headers.js';
 import { accountRouter } from './routes/account.js';
 import { eventsRouter } from './routes/events.js';
 import { jobsRouter } from './routes/jobs.js';
@@ -32,7 +33,8 @@ export function createApp(deps: Deps, options: GatewayOptions) {
   app.set('trust proxy', false);
   app.set('etag', false); // validators are set where they mean something: on files (send-file.ts)
   app.use(timing);
-  app.use(siteRouter());
+  app.use(securityHeaders(Boolean(options.corsOrigins?.length)));
+  app.use(siteRouter(options.metricsToken));
   app.use('/api', corsFor(options.corsOrigins));
   app.use('/api', publicApiRouter(g));
   app.use('/api', authenticate(options.apiKeys, options.keySettings), rateLimit(submitter.limits, deps.log, options.now));

@@ -46,6 +46,8 @@ export type GatewayOptions = {
   webhookSecret?: string | undefined;
   /** A file imported by URL must arrive within this. */
   importTimeoutMs?: number;
+  /** When set, /metrics answers only `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined;
   /** Browser origins allowed to call the API (CORS); none by default. `*`: any. */
   corsOrigins?: string[] | undefined;
   /** The clock the request-rate windows are counted on (tests fix it). */

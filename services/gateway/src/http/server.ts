@@ -32,6 +32,7 @@ type HttpConfig = Pick<
   | 'DATABASE_URL'
   | 'STORAGE_ROOT'
   | 'CORS_ORIGINS'
+  | 'METRICS_TOKEN'
 >;
 
 /** Seconds a client told "too many connections" is asked to wait. */
@@ -60,6 +61,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     formTimeoutMs: headMs,
     maxModelRuns: c.MAX_MODEL_RUNS,
     corsOrigins: c.CORS_ORIGINS,
+    metricsToken: c.METRICS_TOKEN,
     checks,
   });
   const server = createServer(

@@ -7,15 +7,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
 import { asyncApiDocument, isProblemCode, openApiDocument, problemCatalogue } from '@stemflow/contracts';
-import { adapterChecks, runChecks, type Check } from '@stemflow/runtime';
+import { adapterChecks, metricsAllowed, runChecks, type Check } from '@stemflow/runtime';
 import { renderMetrics } from '@stemflow/telemetry';
+import { keyOf } from '../auth.js';
 import type { Gateway } from '../context.js';
 import { problem } from '../problems.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** The web page's folder (index.html and its assets). */
+export const PUBLIC = join(here, '..', '..', '..', 'public');
 const require = createRequire(import.meta.url);
 
-const swaggerPage = `<!doctype html><html><head><meta charset="utf-8"><title>stemflow API</title>
+export const swaggerPage = `<!doctype html><html><head><meta charset="utf-8"><title>stemflow API</title>
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#ui' });</script></body></html>`;
@@ -31,10 +34,16 @@ export function publicApiRouter(g: Gateway): Router {
       return hub.live ? { ok: true, detail: `pushed from the bus to ${hub.streams} open streams` } : { ok: false, detail: 'the bus subscription is down: SSE polls the read model' };
     },
   };
-  r.get('/health', async (_req, res) => {
+  // Each dependency up or down, for anyone (load balancers, uptime checks); what each is (paths,
+  // versions, hosts) only for a caller with an API key who asks (?details=true), or on the
+  // workers' own health port, which operators reach and the public does not.
+  const known = keyOf(g.options.apiKeys);
+  const mayDetail = (authorization: string | undefined) => !g.options.apiKeys?.length || typeof known(authorization) === 'string';
+  r.get('/health', async (req, res) => {
     const h = await runChecks([...(g.options.checks ?? adapterChecks(g.deps)), eventsCheck]);
     if (h.status !== 'ok') res.set('retry-after', '5');
-    res.status(h.status === 'ok' ? 200 : 503).json(h);
+    const details = req.query.details === 'true' && mayDetail(req.get('authorization'));
+    res.status(h.status === 'ok' ? 200 : 503).json(details ? h : { status: h.status, dependencies: h.dependencies.map(({ name, ok }) => ({ name, ok })) });
   });
   const doc = openApiDocument();
   r.get('/openapi.json', (_req, res) => void res.json(doc));
@@ -52,10 +61,11 @@ export function publicApiRouter(g: Gateway): Router {
 }
 
 /** Outside /api: liveness, metrics, the docs page, the web page and its vendored library. */
-export function siteRouter(): Router {
+export function siteRouter(metricsToken: string | undefined): Router {
   const r = Router();
   r.get('/livez', (_req, res) => void res.json({ status: 'ok' }));
-  r.get('/metrics', async (_req, res) => {
+  r.get('/metrics', async (req, res) => {
+    if (!metricsAllowed(req.get('authorization'), metricsToken)) return void res.status(401).set('www-authenticate', 'Bearer').type('text').send('send the METRICS_TOKEN as "Authorization: Bearer <token>"\n');
     const m = await renderMetrics();
     res.type(m.contentType).send(m.body);
   });
@@ -64,6 +74,6 @@ export function siteRouter(): Router {
   // The waveform library the page draws with (wavesurfer.js, BSD-3-Clause), from its package.
   const vendor = dirname(require.resolve('wavesurfer.js'));
   r.get('/vendor/wavesurfer.min.js', (_req, res) => void res.type('js').sendFile('wavesurfer.min.js', { root: vendor, maxAge: '1d' }));
-  r.use(express.static(join(here, '..', '..', '..', 'public'), { index: 'index.html' }));
+  r.use(express.static(PUBLIC, { index: 'index.html' }));
   return r;
 }
