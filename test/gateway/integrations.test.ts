@@ -146,7 +146,7 @@ describe('callback_url and signing secrets', () => {
     expect((await createdFor(id)).payload.webhook).toEqual({ url: 'http://127.0.0.1:9/hooks?…' });
     expect(await readWebhookTarget(blobs, id)).toEqual({ url, owner: expect.stringMatching(/^key-/) });
     const view = await json(await fetch(`${gw1.url}/api/jobs/${id}`, { headers: auth(KEYS.a) }));
-    expect(view.webhook).toEqual({ url: 'http://127.0.0.1:9/hooks?…', status: 'pending', attempts: 0, last_error: null });
+    expect(view.webhook).toEqual({ url: 'http://127.0.0.1:9/hooks?…', status: 'pending', attempts: 0, last_status: null, last_error: null, next_attempt_at: null });
     const a = await json(await fetch(`${gw1.url}/api/webhooks/secret`, { headers: auth(KEYS.a) }));
     const b = await json(await fetch(`${gw2.url}/api/webhooks/secret`, { headers: auth(KEYS.b) }));
     expect(a.secret).toBe(webhookSecret(SECRET, (await readWebhookTarget(blobs, id))!.owner));
@@ -356,6 +356,6 @@ describe('the API documents', () => {
 
   it('AsyncAPI: job.webhook is a documented event', async () => {
     const doc: any = await (await fetch(`${gw1.url}/api/asyncapi.json`)).json();
-    expect(doc.components.messages.JobWebhook.payload.properties.payload.properties.outcome.enum).toEqual(['delivered', 'failed']);
+    expect(doc.components.messages.JobWebhook.payload.properties.payload.properties.outcome.enum).toEqual(['delivered', 'failed', 'retrying']);
   });
 });

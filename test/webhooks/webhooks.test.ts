@@ -92,7 +92,9 @@ async function jobWithWebhook(url: string | undefined): Promise<AnyEvent[]> {
 const verify = (r: Received, owner = OWNER) =>
   new Webhook(webhookSecret(SECRET, owner)).verify(r.body, { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) });
 const counted = async (outcome: string) => Number(new RegExp(`stemflow_webhook_attempts_total\\{outcome="${outcome}"\\} (\\d+)`).exec((await renderMetrics()).body)?.[1] ?? 0);
-const reportFor = (jobId: string) => eventually(() => reports.find((e) => e.jobId === jobId), { timeoutMs: 20_000, what: `job.webhook for ${jobId}` });
+/** The job's final report (delivered or failed); every attempt is in reportsOf. */
+const reportFor = (jobId: string) => eventually(() => reports.find((e) => e.jobId === jobId && e.payload.outcome !== 'retrying'), { timeoutMs: 20_000, what: `job.webhook for ${jobId}` });
+const reportsOf = (jobId: string) => reports.filter((e) => e.jobId === jobId);
 
 describe('webhook deliveries', () => {
   it('retries a receiver that answers 500 twice, with one webhook-id and valid signatures, until its 200', async () => {
@@ -118,7 +120,14 @@ describe('webhook deliveries', () => {
         const j = await status.jobs.get(completed.jobId);
         return j?.webhook?.status === 'delivered' ? j : undefined;
       }, { what: 'the read model records the delivery' });
-      expect(job.webhook).toEqual({ url: report.payload.url, status: 'delivered', attempts: 3, last_error: null });
+      expect(job.webhook).toEqual({ url: report.payload.url, status: 'delivered', attempts: 3, last_status: 200, last_error: null, next_attempt_at: null });
+      // Each failed attempt was recorded as it happened: what the receiver said, when the next would come.
+      const retrying = reportsOf(completed.jobId).filter((e) => e.payload.outcome === 'retrying');
+      expect(retrying.map((e) => [e.payload.attempts, e.payload.status, e.payload.reason])).toEqual([
+        [1, 500, 'the receiver answered HTTP 500: try later'],
+        [2, 500, 'the receiver answered HTTP 500: try later'],
+      ]);
+      expect(Date.parse(retrying[0]!.payload.nextAttemptAt!)).toBeGreaterThan(Date.parse(retrying[0]!.occurredAt));
       expect(job.status).toBe('completed');
     } finally {
       await rx.kill();
@@ -150,6 +159,50 @@ describe('webhook deliveries', () => {
       expect(job.webhook?.attempts).toBe(3);
       expect(job.webhook?.last_error).toMatch(/did not finish answering/);
       expect(job.status).toBe('failed');
+    } finally {
+      await rx.kill();
+    }
+  });
+
+  it('a receiver that answers 302 every time: each attempt recorded on the job as it happens, then failed with its status', async () => {
+    const rx = await receiver((_n, _q, res) => res.writeHead(302, { location: 'http://127.0.0.1:9/elsewhere' }).end());
+    try {
+      const life = await jobWithWebhook(rx.url);
+      const failed = newEvent('job.failed', life[0]!.jobId, { stage: 'decoding', reason: 'The file is not audio.', code: 'NOT_AUDIO', retryable: false });
+      await bus.publish(life[0]!);
+      await bus.publish(failed);
+      // While it retries, GET shows the attempts so far (this was {pending, 0 attempts} until the end).
+      const during = await eventually(async () => {
+        const j = await status.jobs.get(failed.jobId);
+        return j?.webhook?.status === 'pending' && j.webhook.attempts >= 1 ? j : undefined;
+      }, { what: 'the first attempt recorded' });
+      expect(during.webhook).toMatchObject({ status: 'pending', last_status: 302, last_error: 'the receiver answered HTTP 302' });
+      expect(during.webhook?.next_attempt_at).toEqual(expect.any(String));
+      const report = await reportFor(failed.jobId);
+      expect(report.payload).toMatchObject({ outcome: 'failed', attempts: 3, status: 302 });
+      expect(rx.got).toHaveLength(3); // redirects are not followed
+      const job = await eventually(async () => {
+        const j = await status.jobs.get(failed.jobId);
+        return j?.webhook?.status === 'failed' ? j : undefined;
+      }, { what: 'the read model records the failure' });
+      expect(job.webhook).toMatchObject({ attempts: 3, last_status: 302, last_error: 'the receiver answered HTTP 302', next_attempt_at: null });
+    } finally {
+      await rx.kill();
+    }
+  });
+
+  it('a receiver slower than the timeout once, then quick: the slow attempt recorded, then delivered', async () => {
+    const rx = await receiver((n, _q, res) => void setTimeout(() => res.writeHead(200).end('ok'), n === 1 ? 1500 : 0));
+    try {
+      const life = await jobWithWebhook(rx.url);
+      const canceled = newEvent('job.canceled', life[0]!.jobId, {});
+      await bus.publish(life[0]!);
+      await bus.publish(canceled);
+      const report = await reportFor(canceled.jobId);
+      expect(report.payload).toMatchObject({ outcome: 'delivered', attempts: 2, status: 200 });
+      const first = reportsOf(canceled.jobId).find((e) => e.payload.outcome === 'retrying');
+      expect(first?.payload).toMatchObject({ attempts: 1, reason: expect.stringMatching(/did not finish answering within 1 s/) });
+      expect(first?.payload.status).toBeUndefined();
     } finally {
       await rx.kill();
     }

@@ -2,5 +2,5 @@ export type { EventBus, Handler, Handlers, DeliveryContext, Subscription, BusHea
 export { newEvent } from './events.js';
 export { InMemoryBus } from './memory.js';
 export { RabbitBus, type RabbitBusOptions } from './rabbitmq.js';
-export { checkHandlers, decode, retryDelay } from './core.js';
+export { checkHandlers, decode, retryDelay, retryLevel } from './core.js';
 export { watchCancellations, type Cancellations } from './cancellations.js';

@@ -358,8 +358,20 @@ export interface components {
                  * @enum {string}
                  */
                 status: "pending" | "delivered" | "failed";
+                /** @description Attempts made so far. */
                 attempts: number;
+                /**
+                 * @description The receiver's HTTP status on the last attempt (null: it did not answer).
+                 * @default null
+                 */
+                last_status: number | null;
+                /** @description Why the last attempt failed (null once delivered). */
                 last_error: string | null;
+                /**
+                 * @description While pending after a failed attempt: the latest time the next one is made.
+                 * @default null
+                 */
+                next_attempt_at: string | null;
             } | null;
         };
         JobList: {
@@ -428,8 +440,20 @@ export interface components {
                      * @enum {string}
                      */
                     status: "pending" | "delivered" | "failed";
+                    /** @description Attempts made so far. */
                     attempts: number;
+                    /**
+                     * @description The receiver's HTTP status on the last attempt (null: it did not answer).
+                     * @default null
+                     */
+                    last_status: number | null;
+                    /** @description Why the last attempt failed (null once delivered). */
                     last_error: string | null;
+                    /**
+                     * @description While pending after a failed attempt: the latest time the next one is made.
+                     * @default null
+                     */
+                    next_attempt_at: string | null;
                 } | null;
             }[];
             next_cursor: string | null;

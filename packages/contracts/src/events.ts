@@ -102,13 +102,14 @@ export const JobFailedPayload = z.object({
 export const JobCanceledPayload = z.object({}).strict();
 /** The webhook service reports how the delivery of a job's end went (the read model records it). */
 export const JobWebhookPayload = z.object({
-  outcome: z.enum(['delivered', 'failed']),
+  outcome: z.enum(['delivered', 'failed', 'retrying']).describe('retrying: an attempt failed and another is scheduled (since 2026-12); failed: given up.'),
   event: z.enum(['job.completed', 'job.failed', 'job.canceled']).describe('The event delivered (its id is the webhook-id).'),
   webhookId: z.string().min(1).describe('The webhook-id header the receiver saw (the event id).'),
   url: z.string().describe('The receiver, credentials and query redacted.'),
   attempts: z.int().positive(),
   status: z.int().optional().describe("The receiver's last HTTP status, when it answered."),
-  reason: z.string().optional().describe('Why the last attempt failed (failed only).'),
+  reason: z.string().optional().describe('Why the last attempt failed (failed and retrying).'),
+  nextAttemptAt: z.iso.datetime().optional().describe('retrying: the latest time the next attempt is made (since 2026-12).'),
 });
 
 export const JobCreated = envelope('job.created', 1, JobCreatedPayload);

@@ -153,8 +153,10 @@ export type StemObject = z.infer<typeof StemObject>;
 export const WebhookState = z.object({
   url: z.string().describe('The receiver (credentials and query redacted).'),
   status: z.enum(['pending', 'delivered', 'failed']).describe('pending until the job ends and its event is delivered (2xx) or given up.'),
-  attempts: z.int().nonnegative(),
-  last_error: z.string().nullable(),
+  attempts: z.int().nonnegative().describe('Attempts made so far.'),
+  last_status: z.int().nullable().default(null).describe("The receiver's HTTP status on the last attempt (null: it did not answer)."),
+  last_error: z.string().nullable().describe('Why the last attempt failed (null once delivered).'),
+  next_attempt_at: z.iso.datetime().nullable().default(null).describe('While pending after a failed attempt: the latest time the next one is made.'),
 });
 export type WebhookState = z.infer<typeof WebhookState>;
 

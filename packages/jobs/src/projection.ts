@@ -37,7 +37,7 @@ export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): J
     output: null,
     ready_sec: 0,
     report: null,
-    webhook: e.payload.webhook ? { url: e.payload.webhook.url, status: 'pending', attempts: 0, last_error: null } : null,
+    webhook: e.payload.webhook ? { url: e.payload.webhook.url, status: 'pending', attempts: 0, last_status: null, last_error: null, next_attempt_at: null } : null,
     applied_events: [e.id],
   };
 }
@@ -117,18 +117,24 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
         set('eta_sec', null);
       }
       break;
-    case 'job.webhook':
+    case 'job.webhook': {
       // A fact about the delivery, after the job ended: recorded whatever the status. A delivery
-      // once made stays made (a later failure of a second terminal event does not undo it).
-      if (job.webhook?.status !== 'delivered' || e.payload.outcome === 'delivered') {
-        set('webhook', {
-          url: e.payload.url,
-          status: e.payload.outcome,
-          attempts: e.payload.attempts,
-          last_error: e.payload.outcome === 'failed' ? (e.payload.reason ?? `HTTP ${e.payload.status ?? '?'}`) : null,
-        });
-      }
+      // once made stays made (a later failure of a second terminal event does not undo it); an
+      // attempt heard after a later one, or after the outcome, changes nothing.
+      const cur = job.webhook;
+      const p = e.payload;
+      if (cur?.status === 'delivered' && p.outcome !== 'delivered') break;
+      if (p.outcome === 'retrying' && cur && (cur.status !== 'pending' || cur.attempts >= p.attempts)) break;
+      set('webhook', {
+        url: p.url,
+        status: p.outcome === 'retrying' ? 'pending' : p.outcome,
+        attempts: p.attempts,
+        last_status: p.status ?? null,
+        last_error: p.outcome === 'delivered' ? null : (p.reason ?? `HTTP ${p.status ?? '?'}`),
+        next_attempt_at: p.outcome === 'retrying' ? (p.nextAttemptAt ?? null) : null,
+      });
       break;
+    }
   }
   if (!changed) return { outcome: 'stale' };
   if (e.occurredAt > next.updated_at) next.updated_at = e.occurredAt;

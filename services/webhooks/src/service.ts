@@ -5,7 +5,7 @@
  * job's record says the delivery failed. The `webhook-id` is the event id, the same on every attempt.
  */
 import { QUEUES, StemflowError, describeError, type EventOf, type QueueSpec } from '@stemflow/contracts';
-import { newEvent, type DeliveryContext, type EventBus } from '@stemflow/bus';
+import { newEvent, retryLevel, type DeliveryContext, type EventBus } from '@stemflow/bus';
 import { request, redactUrl, webhookSecret, type AddressPolicy } from '@stemflow/net';
 import { readWebhookTarget, type BlobStore } from '@stemflow/storage';
 import { webhookAttempts, type Logger } from '@stemflow/telemetry';
@@ -44,7 +44,7 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
     const shown = redactUrl(target.url);
     const body = webhookBody(e);
     const now = new Date();
-    const report = (outcome: 'delivered' | 'failed', extra: { status?: number; reason?: string }) =>
+    const report = (outcome: 'delivered' | 'failed' | 'retrying', extra: { status?: number; reason?: string; nextAttemptAt?: string }) =>
       d.bus.publish(newEvent('job.webhook', e.jobId, { outcome, event: e.type, webhookId: e.id, url: shown, attempts: ctx.attempt, ...extra }));
     let status: number | undefined;
     try {
@@ -75,9 +75,14 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
       // An address the guard refuses stays refused: recorded now, not retried for hours.
       const permanent = err instanceof StemflowError && err.code === 'URL_REFUSED';
       webhookAttempts.inc({ outcome: permanent || ctx.attempt >= spec.retry.maxAttempts ? 'failed' : 'retry' });
+      const answered = status !== undefined ? { status } : {};
       if (permanent || ctx.attempt >= spec.retry.maxAttempts) {
-        await report('failed', { ...(status !== undefined ? { status } : {}), reason });
+        await report('failed', { ...answered, reason });
         if (permanent) return void ctx.log.warn({ url: shown, reason }, 'webhook refused, not retried');
+      } else {
+        // Recorded on the job as it happens: the attempt, what the receiver said, when the next comes.
+        const nextAttemptAt = new Date(Date.now() + retryLevel(spec, ctx.attempt)).toISOString();
+        await report('retrying', { ...answered, reason, nextAttemptAt }).catch((err: Error) => ctx.log.warn({ err: err.message }, 'could not record the failed attempt'));
       }
       // Whatever else went wrong (an answer, a timeout, a reset) may go right later: the bus retries.
       throw new StemflowError(err instanceof StemflowError ? err.code : 'WEBHOOK_UNDELIVERED', reason, { retryable: true });
