@@ -89,4 +89,17 @@ describe('the orphan sweep', () => {
     for (const name of ['failed', 'canceled', 'gone', 'upload'] as const) expect(await writes[name].result, name).toBe('aborted');
     expect((await blobs.list('jobs/')).map((b) => b.key)).toEqual([keys.pcm(running)]);
   });
+
+  it("removes whatever a late writer left under a deleted job's prefix once older than the grace, and nothing of a job that exists", async () => {
+    const live = await job('processing');
+    const deleted = uuidv7(); // deleted: its record and input are gone, a separator wrote on
+    await blobs.put(`jobs/${deleted}/work/pass-0/chunk-00000.bin`, Buffer.alloc(1000, 1));
+    await blobs.put(`jobs/${deleted}/work/live/vocals/0000000000000`, Buffer.alloc(100, 2));
+    await blobs.put(`jobs/${live}/work/pass-0/chunk-00000.bin`, Buffer.alloc(1000, 3));
+    const d = { blobs, jobs, log: createLogger('gateway', 'silent') };
+    expect((await sweepOrphanUploads(d, 60_000)).removedJobs).toBe(0); // younger than the grace
+    expect((await sweepOrphanUploads(d, 0, Date.now() + 1000)).removedJobs).toBe(1);
+    expect(await blobs.list(`jobs/${deleted}/`)).toEqual([]);
+    expect((await blobs.list(`jobs/${live}/`)).map((b) => b.key)).toEqual([`jobs/${live}/work/pass-0/chunk-00000.bin`]);
+  });
 });

@@ -134,9 +134,11 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     await d.blobs.delete(pcmKey).catch(() => {});
     if (nativeKey) await d.blobs.delete(nativeKey).catch(() => {});
   };
+  // A write that failed because the job was deleted under it (its folder removed), or canceled, is the job's end, not a failure.
+  if (failure !== undefined && !canceled) canceled = d.cancels.seen(id) || !(await d.blobs.head(e.payload.input.key).catch(() => ({ size: -1 })));
   if (failure !== undefined || canceled) {
     await removePcm();
-    if (canceled) return void log.info('canceled while decoding, stopped');
+    if (canceled) return void log.info('canceled or deleted while decoding, stopped');
     throw failure;
   }
   const { code, stderr } = await run.done;

@@ -8,6 +8,10 @@
  * behind it, which no grace bounds (a long song, many shifts, a slow machine), so it is removed
  * only once nobody can be making it: its job is gone or has ended. One left by a worker that died
  * while its job runs stays until the job ends (the redelivered job writes its own).
+ *
+ * And the fence behind a delete: any prefix `jobs/{id}/` whose job is gone and whose objects are
+ * all older than the grace is removed whole — whatever a late writer (a worker that had not yet
+ * heard of the delete) put there. So nothing of a deleted job outlives the grace plus one sweep.
  */
 import { TERMINAL_STATUSES } from '@stemflow/contracts';
 import type { Logger } from '@stemflow/telemetry';
@@ -27,9 +31,9 @@ export async function sweepOrphanUploads(d: Omit<Deps, 'bus'>, graceMs: number, 
     return ended.get(id)!;
   };
   const aborted = await d.blobs.abortStaleWrites('jobs/', cutoff, abandoned);
-  const candidates = new Map<string, boolean>(); // job id → every input object older than the cutoff
+  const candidates = new Map<string, boolean>(); // job id → every object of its prefix older than the cutoff
   for (const b of await d.blobs.list('jobs/')) {
-    const id = INPUT.exec(b.key)?.[1];
+    const id = JOB.exec(b.key)?.[1];
     if (!id) continue;
     const old = b.modified !== undefined && b.modified < cutoff;
     candidates.set(id, (candidates.get(id) ?? true) && old);

@@ -7,11 +7,14 @@
  *    asked, clipped as asked, encoded, uploaded. A job whose samples are final as they are made
  *    (clip=clamp, one pass) writes them while it separates and stores them in pieces the gateway
  *    streams; otherwise they are written from the checkpoints at the end (rescale: peaks first).
- * Cancel is honoured between chunks; progress and ETA are published per chunk.
+ * Progress and ETA are published per chunk. A cancel or a delete is a fence (JobFence): seen
+ * within a quarter second, it stops the stem writer and its encoders at once, no checkpoint is
+ * written after it, the pass stops at the end of the model run in flight, and what the job made
+ * is removed (its whole prefix, when it was deleted) — whatever the pass was doing when it heard.
  */
 import { SAMPLE_RATE } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, SEPARATE_SHARE, StemflowError, streamsWhileRunning, type EventOf } from '@stemflow/contracts';
+import { DECODE_SHARE, SEPARATE_SHARE, StemflowError, describeError, streamsWhileRunning, type EventOf } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
 import { keys, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
@@ -40,6 +43,80 @@ export type SeparateDeps = {
 export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): Promise<void> {
   const id = e.jobId;
   const log = d.log.child({ jobId: id });
+  const fence = new JobFence(d, id);
+  try {
+    await separate(d, e, fence, log);
+  } catch (err) {
+    // A pass cut by the job's end (its PCM deleted under it, its writer stopped) is not a failure.
+    if (!(await fence.ended(err))) throw err;
+    log.info({ err: describeError(err) }, 'the job ended while it was being separated: stopped');
+  } finally {
+    fence.close();
+  }
+  if (await fence.ended()) await fence.cleanUp();
+}
+
+/**
+ * The end of a job as the separator sees it: canceled (the event this instance received, or the
+ * gateway's marker) or deleted (its input gone from the store). Checked four times a second from
+ * the events this instance received, so the writer and its encoders stop within a second.
+ */
+class JobFence {
+  /** The cancel was seen: nothing more is written. */
+  stopped = false;
+  private readonly onStop: (() => Promise<unknown>)[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly d: SeparateDeps,
+    private readonly id: string,
+  ) {
+    this.timer = setInterval(() => {
+      if (!this.stopped && d.cancels.seen(id)) this.stop();
+    }, 250);
+    this.timer.unref();
+  }
+
+  /** Runs `fn` the moment the job's end is seen (now, if it already was). */
+  whenStopped(fn: () => Promise<unknown>) {
+    if (this.stopped) void fn().catch(() => {});
+    else this.onStop.push(fn);
+  }
+
+  private stop() {
+    this.stopped = true;
+    for (const fn of this.onStop.splice(0)) void fn().catch(() => {});
+  }
+
+  /**
+   * Whether the job was canceled or deleted. After an object of the job vanished (`err`), the
+   * delete's job.canceled, published before the objects are removed, may still be on its way:
+   * it is waited for a moment.
+   */
+  async ended(err?: unknown): Promise<boolean> {
+    if (this.stopped || (await this.d.cancels.isCanceled(this.id))) return true;
+    if ((err as { code?: string } | undefined)?.code !== 'OBJECT_NOT_FOUND') return false;
+    for (let i = 0; i < 20 && !this.d.cancels.seen(this.id); i++) await new Promise((r) => setTimeout(r, 100));
+    return this.d.cancels.seen(this.id);
+  }
+
+  /**
+   * What the job made is removed: its work area; everything under its prefix if it was deleted
+   * (its input is gone: late writes included).
+   */
+  async cleanUp() {
+    this.stop();
+    await new WorkStore(this.d.blobs, this.id).clear();
+    if (!(await this.d.blobs.head(keys.input(this.id)))) await this.d.blobs.deletePrefix(keys.job(this.id));
+  }
+
+  close() {
+    clearInterval(this.timer);
+  }
+}
+
+async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFence, log: Logger): Promise<void> {
+  const id = e.jobId;
   if (await d.blobs.head(keys.completed(id))) {
     log.info('job already completed (its stems were announced), not separating again');
     return;
@@ -97,14 +174,17 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
   let computed = 0;
   let yielded = false;
 
-  const isCanceled = () => d.cancels.isCanceled(id);
+  const isCanceled = async () => fence.stopped || (await d.cancels.isCanceled(id));
 
   for (const [pi, pass] of plan.passes.entries()) {
     // Resume after the last checkpointed chunk of this pass.
     const last = await work.last(pi);
     const resume: { after: number; carry: Carry } | undefined = last ? { after: last.k, carry: last.carry } : undefined;
     if (resume) log.info({ pass: pi, resumeAfter: resume.after }, 'resuming from checkpoint');
-    if (spec.live) writer = startWriter(d, spec, plan, work, resume?.after ?? -1, { onReady, isCanceled });
+    if (spec.live) {
+      const w = (writer = startWriter(d, spec, plan, work, resume?.after ?? -1, { onReady, isCanceled }));
+      fence.whenStopped(() => w.stop()); // its encoders end now, not after the model run in flight
+    }
     done += resume ? resume.after + 1 : 0;
     let tChunk = performance.now();
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
@@ -115,6 +195,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
         return false;
       },
       onChunk: async (k, region, carry) => {
+        if (fence.stopped) return; // the job ended during this model run: nothing of it is stored
         await withSpan(`separate chunk ${k}`, { kind: SpanKind.INTERNAL, attributes: { 'stemflow.job_id': id, 'stemflow.chunk.index': k, 'stemflow.chunk.count': pass.chunks.length, 'stemflow.pass': pi } }, () => work.checkpoint(pi, k, region, carry));
         done++;
         computed++;
