@@ -27,6 +27,8 @@ import type { BusHealth, EventBus, Handlers, RawMessage, Subscription } from './
 
 export type RabbitBusOptions = {
   url: string;
+  /** The connection's name as the broker shows it (management UI, rabbitmqctl list_connections): the service. */
+  name?: string;
   log?: Logger;
   /** Queues declared on every (re)connect so no event is unroutable; default: the whole topology. */
   queues?: QueueSpec[];
@@ -75,6 +77,7 @@ export class RabbitBus implements EventBus {
     bus.conn = await connect(opts.url, {
       // Without TCP_NODELAY, Nagle + delayed ACK add ~40 ms to every small publish and delivery.
       noDelay: true,
+      ...(opts.name ? { clientProperties: { connection_name: opts.name } } : {}),
       recovery: {
         waitForConnect: false,
         maxRetries: Infinity,

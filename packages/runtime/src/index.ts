@@ -17,8 +17,8 @@ export type Running = { stop: () => Promise<void> };
 type AnyConfig = ConfigOf<'all-in-one'> | ConfigOf<ServiceName>;
 
 /** RabbitMQ / S3 / MongoDB when their URLs are set; in-process, filesystem, embedded otherwise. */
-export async function createAdapters(c: ConfigOf<'status'>, log: Logger): Promise<Adapters> {
-  const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
+export async function createAdapters(c: ConfigOf<'status'>, log: Logger, service?: string): Promise<Adapters> {
+  const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }), ...(service ? { name: `stemflow-${service}` } : {}) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
   const blobs = createBlobStore(c);
   const jobs = await createJobStore(c);
   log.info(
@@ -62,7 +62,7 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   }
   let adapters: Adapters;
   try {
-    adapters = await createAdapters(config as unknown as ConfigOf<'status'>, log);
+    adapters = await createAdapters(config as unknown as ConfigOf<'status'>, log, name);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     process.exit(1);
