@@ -17,7 +17,8 @@ export type Handlers = { [N in EventName]?: Handler<N> };
 
 export type Subscription = { close: () => Promise<void> };
 
-export type BusHealth = { ok: boolean; detail?: string };
+/** `sessions`: how many times the bus has connected (it grows by one at each reconnect). */
+export type BusHealth = { ok: boolean; detail?: string; sessions?: number };
 
 export interface EventBus {
   /** Resolves once the broker confirmed the event is stored; rejects (retryable) otherwise. */

@@ -62,6 +62,8 @@ export class RabbitBus implements EventBus {
   private readonly settledElsewhere = new Map<string, true>();
   private readonly log: Logger;
   private connected = false;
+  /** Connections made so far: a consumer of exclusive queues knows from it that it reconnected. */
+  private sessions = 0;
   private lastError: string | undefined;
   private closing = false;
 
@@ -110,6 +112,7 @@ export class RabbitBus implements EventBus {
 
   /** Runs after every (re)connect: topology, publisher channel, consumers. */
   private async setup(model: ChannelModel): Promise<void> {
+    this.sessions++;
     const ch = await model.createConfirmChannel();
     ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'publisher channel error'));
     ch.on('close', () => {
@@ -345,8 +348,8 @@ export class RabbitBus implements EventBus {
   }
 
   async health(): Promise<BusHealth> {
-    if (this.connected && this.pub) return { ok: true, detail: `connected to ${redact(this.opts.url)}` };
-    return { ok: false, detail: `not connected to ${redact(this.opts.url)}: ${this.lastError ?? 'connecting'}` };
+    if (this.connected && this.pub) return { ok: true, detail: `connected to ${redact(this.opts.url)}`, sessions: this.sessions };
+    return { ok: false, detail: `not connected to ${redact(this.opts.url)}: ${this.lastError ?? 'connecting'}`, sessions: this.sessions };
   }
 
   /** Messages waiting in a queue (metrics, tests). */

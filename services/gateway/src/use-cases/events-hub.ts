@@ -36,6 +36,8 @@ export class EventsHub {
   private watchdog: NodeJS.Timeout | undefined;
   /** Whether events are arriving from the bus (else streams fall back to polling the read model). */
   live = false;
+  /** The bus's connection count when last seen. */
+  private sessions: number | undefined;
 
   private constructor(
     private readonly bus: EventBus,
@@ -46,12 +48,14 @@ export class EventsHub {
     const hub = new EventsHub(bus, log);
     const handlers = Object.fromEntries(EVENT_NAMES.map((n: EventName) => [n, async (e: AnyEvent) => hub.dispatch(e)]));
     hub.sub = await bus.subscribe(gatewayEventsQueue(uuidv7()), handlers);
-    hub.live = (await bus.health()).ok;
+    const first = await bus.health();
+    hub.live = first.ok;
+    hub.sessions = first.sessions;
     // The bus reconnects by itself and declares this gateway's queue again (empty): streams that
     // were open meanwhile read the read model once when events flow again.
     hub.watchdog = setInterval(() => {
       void bus.health().then(
-        (h) => hub.setLive(h.ok),
+        (h) => hub.observe(h),
         () => hub.setLive(false),
       );
     }, o.healthEveryMs ?? 1000);
@@ -59,11 +63,30 @@ export class EventsHub {
     return hub;
   }
 
+  /**
+   * The bus as the watchdog saw it. A reconnect faster than its tick never shows as down, yet the
+   * gateway's queue (exclusive) went with the old connection and what was published meanwhile
+   * never came: a new session counts as a reconnect.
+   */
+  private observe(h: { ok: boolean; sessions?: number }) {
+    const reconnected = h.sessions !== undefined && this.sessions !== undefined && h.sessions !== this.sessions;
+    this.sessions = h.sessions;
+    if (reconnected && h.ok && this.live) {
+      this.log.warn({ sessions: h.sessions }, 'the bus reconnected: streams resynchronize');
+      this.resyncAll();
+    }
+    this.setLive(h.ok);
+  }
+
+  private resyncAll() {
+    for (const set of this.listeners.values()) for (const l of set) l.resync();
+  }
+
   private setLive(live: boolean) {
     if (live === this.live) return;
     this.live = live;
     this.log.warn({ live }, live ? 'job events flow again from the bus: streams resynchronize' : 'job events from the bus stopped: streams poll the read model');
-    if (live) for (const set of this.listeners.values()) for (const l of set) l.resync();
+    if (live) this.resyncAll();
   }
 
   private dispatch(e: AnyEvent) {
