@@ -166,6 +166,13 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
     }
   }
 
+  // Held long already: the stems are encoded in a fresh delivery (every chunk is checkpointed, so
+  // it goes straight to encoding), with the whole consumer timeout before it instead of what is left.
+  if (!writer && d.maxHoldMs !== undefined && computed > 0 && performance.now() - t0 > d.maxHoldMs) {
+    log.info({ done, total, heldSec: Math.round((performance.now() - t0) / 1000) }, 'held the job as long as allowed: handing it back to the queue to encode its stems');
+    await d.bus.publish(newEvent('job.decoded', id, e.payload));
+    return;
+  }
   const tSep = performance.now();
   stage = 'encoding';
   progress = DECODE_SHARE + SEPARATE_SHARE;
