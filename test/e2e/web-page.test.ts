@@ -157,6 +157,17 @@ describe('the web page, with API keys on the server', () => {
     expect((await state(page)).playing).toBe(false);
     await page.click('.track[data-stem=vocals] .solo'); // solo off
 
+    // A double click on Play from 0:00 (play, then pause inside the 50 ms before the sources start):
+    // the clock never reads before the start, and Play works again (it died with a negative offset).
+    await page.evaluate(() => void ((window as any).stemflowMixer.offset = 0));
+    await page.dblclick('#play');
+    expect(await clock(page)).toBeGreaterThanOrEqual(0);
+    expect(await page.locator('#time').textContent()).not.toContain('-');
+    await page.click('#play');
+    await page.waitForFunction(() => (window as any).stemflowMixer.clock() > 0.2);
+    expect((await state(page)).playing).toBe(true);
+    await page.click('#play'); // pause again for what follows
+
     // Karaoke: the server renders drums + bass + other; it equals the sum of those stems.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#karaoke')]);
     const mixed = readFileSync((await download.path())!);
