@@ -6,7 +6,8 @@ import { openApiDocument } from '@stemflow/contracts';
 const BLOB = ts.factory.createTypeReferenceNode(ts.factory.createIdentifier('Blob'));
 
 export async function apiTypes(): Promise<string> {
-  const ast = await openapiTS(openApiDocument() as unknown as Parameters<typeof openapiTS>[0], {
+  // A copy: the generator may annotate what it is given, and the document is shared.
+  const ast = await openapiTS(structuredClone(openApiDocument()) as unknown as Parameters<typeof openapiTS>[0], {
     // A file in a form is a Blob (a File is one): the client sends it without a cast.
     transform: (s) => ((s as { contentMediaType?: string }).contentMediaType === 'application/octet-stream' || s.format === 'binary' ? BLOB : undefined),
     alphabetize: false,

@@ -17,7 +17,15 @@ export const WebhookPayload = z.object({
   data: z.discriminatedUnion('type', [JobCompleted, JobFailed, JobCanceled]).describe('The event exactly as on the bus (AsyncAPI document, /api/asyncapi.json).'),
 });
 
+/** The document, made once per version (the gateway's routes, its 405 table and the docs script all read it). */
+const made = new Map<string, ReturnType<typeof makeDocument>>();
 export function openApiDocument(version = '0.1.0') {
+  let doc = made.get(version);
+  if (!doc) made.set(version, (doc = makeDocument(version)));
+  return doc;
+}
+
+function makeDocument(version: string) {
   const auth = [{ bearer: [] }, {}];
   const tags = [
     { name: 'jobs', description: 'Submit, follow, cancel and delete separation jobs.' },

@@ -64,7 +64,6 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   // of seconds. Every limit is enforced on what decoding produces; when decoding reaches one, the
   // file holds at least that much, and a header that says more is believed for the sentence.
   const whole = info.durationSec ?? info.audio.durationSec;
-  const windowSec = whole === undefined ? undefined : Math.max(0, Math.min(whole - opts.start, opts.duration ?? Number.POSITIVE_INFINITY));
   const inRate = info.audio.sampleRate || SAMPLE_RATE;
   const window = opts.start > 0 || opts.duration !== undefined ? { startSample: Math.round(opts.start * inRate), endSample: opts.duration !== undefined ? Math.round((opts.start + opts.duration) * inRate) : undefined } : undefined;
   // The API key's audio minutes left today, when it has a daily quota (checked, then enforced while reading).
