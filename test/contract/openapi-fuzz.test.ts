@@ -18,7 +18,7 @@ const KEY = 'fuzz-key';
 
 let stack: TinyStack;
 beforeAll(async () => {
-  stack = await tinyStack({ apiKeys: [KEY, 'other-key'], webhookSecret: 'a-webhook-secret-of-32-characters!', importTimeoutMs: 3000 });
+  stack = await tinyStack({ apiKeys: [KEY, 'other-key'], webhookSecret: 'a-webhook-secret-of-32-characters!', importing: { timeoutMs: 3000 } });
 });
 afterAll(async () => {
   await stack?.close();

@@ -115,7 +115,7 @@ describe('decoding every common format', () => {
     const e = await upload('again.flac', await gen(1, 44100, 2, ['-c:a', 'flac', '-f', 'flac']));
     await decodeJob(deps(), e, { maxDurationSec: 60 });
     const before = (await blobs.head(keys.pcm(e.jobId)))!;
-    await blobs.delete(e.payload.input.key); // decoding again would now fail
+    await blobs.delete(e.payload.input!.key); // decoding again would now fail
     await decodeJob(deps(), e, { maxDurationSec: 60 });
     expect(published.filter((p) => p.type === 'job.decoded' && p.jobId === e.jobId)).toHaveLength(2);
     expect((await blobs.head(keys.pcm(e.jobId)))?.size).toBe(before.size);
@@ -126,7 +126,7 @@ describe('decoding every common format', () => {
 let victimUrl = '';
 beforeAll(async () => {
   const victim = await upload('victim.mp3', await gen(3, 44100, 2, ['-c:a', 'libmp3lame', '-f', 'mp3']));
-  victimUrl = await blobs.sourceUrl(victim.payload.input.key);
+  victimUrl = await blobs.sourceUrl(victim.payload.input!.key);
 });
 describe('bad inputs fail the job with a reason a user understands', () => {
   const mp3 = () => gen(20, 44100, 2, ['-c:a', 'libmp3lame', '-b:a', '128k', '-f', 'mp3']);

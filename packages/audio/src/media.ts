@@ -99,3 +99,6 @@ export function inputArgs(src: MediaSource): string[] {
   const location = url ? src.location : `file:${src.location}`;
   return ['-protocol_whitelist', protocols, '-f', src.media.demuxer, ...src.media.demuxerOptions, '-i', location];
 }
+
+/** The sniffer a stored input is typed with (uploads and imports): the decoder's own allowlist, so a refusal comes before decoding. */
+export const AUDIO_SNIFFER = { bytes: SNIFF_BYTES, type: async (head: Buffer) => (await sniffMedia(head)).mime };

@@ -129,7 +129,7 @@ async function settle(spec: QueueSpec, handlers: Handlers, msg: RawMessage, deco
     if (!isRetryable(err)) {
       // A permanent failure of the job (not audio, too long…): the job fails, the message is done.
       log.info({ err: reason, code: (err as StemflowError).code }, 'job failed permanently');
-      if (spec.failJobOnGiveUp) await failJob(spec, event, reason, (err as StemflowError).code, deps.bus);
+      if (spec.failJobOnGiveUp) await failJob(spec, event, reason, (err as StemflowError).code, deps.bus, (err as StemflowError).stage);
       return { kind: 'ack' };
     }
     if (attempt < spec.retry.maxAttempts) {
@@ -157,9 +157,9 @@ async function giveUp(spec: QueueSpec, event: AnyEvent, reason: string, bus: Pic
   if (spec.failJobOnGiveUp) await failJob(spec, event, reason, 'GAVE_UP', bus);
 }
 
-async function failJob(spec: QueueSpec, event: AnyEvent, reason: string, code: string, bus: Pick<EventBus, 'publish'>) {
+async function failJob(spec: QueueSpec, event: AnyEvent, reason: string, code: string, bus: Pick<EventBus, 'publish'>, stage = spec.stage) {
   if (event.type === 'job.failed' || event.type === 'job.canceled') return;
-  await bus.publish(newEvent('job.failed', event.jobId, { stage: spec.stage, reason, code, retryable: false }));
+  await bus.publish(newEvent('job.failed', event.jobId, { stage, reason, code, retryable: false }));
 }
 
 /** Headers every published event carries: version and the W3C trace context. */

@@ -14,7 +14,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a song (or name its URL) and start a separation job
-         * @description The file is streamed to the store as it arrives and typed by its content; a `Content-Length` over MAX_UPLOAD_BYTES is refused before the body (`Expect: 100-continue` is answered 413, not 100). With `input_url` the server fetches the file (same checks; public addresses only).
+         * @description The file is streamed to the store as it arrives and typed by its content; a `Content-Length` over MAX_UPLOAD_BYTES is refused before the body (`Expect: 100-continue` is answered 413, not 100). With `input_url` the answer comes at once (its address checked: public addresses only); the job's first stage, `importing`, fetches the file (within IMPORT_TIMEOUT_SEC, at most MAX_UPLOAD_BYTES, typed by its content; bytes so far in the job's `import`), and a source that fails makes the job fail with a code (URL_REFUSED, IMPORT_FAILED, IMPORT_TIMEOUT, INPUT_TOO_LARGE, NOT_AUDIO…).
          */
         post: operations["createJob"];
         delete?: never;
@@ -306,10 +306,21 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
-            stage: ("decoding" | "separating" | "encoding") | null;
+            stage: ("importing" | "decoding" | "separating" | "encoding") | null;
             progress: number;
             eta_sec: number | null;
             filename: string;
+            /** @description An input given by URL: its transfer, fetched as the job's first stage (`importing`); null for uploads. */
+            import: {
+                /** @description The URL, credentials and query redacted. */
+                url: string;
+                /** @description Bytes fetched so far. */
+                received_bytes: number;
+                /** @description What the source announced (Content-Length), if it did. */
+                total_bytes: number | null;
+                /** @description The file is stored whole. */
+                done: boolean;
+            } | null;
             stems: {
                 /** @enum {string} */
                 name: "drums" | "bass" | "other" | "vocals" | "accompaniment";
@@ -388,10 +399,21 @@ export interface components {
                 created_at: string;
                 /** Format: date-time */
                 updated_at: string;
-                stage: ("decoding" | "separating" | "encoding") | null;
+                stage: ("importing" | "decoding" | "separating" | "encoding") | null;
                 progress: number;
                 eta_sec: number | null;
                 filename: string;
+                /** @description An input given by URL: its transfer, fetched as the job's first stage (`importing`); null for uploads. */
+                import: {
+                    /** @description The URL, credentials and query redacted. */
+                    url: string;
+                    /** @description Bytes fetched so far. */
+                    received_bytes: number;
+                    /** @description What the source announced (Content-Length), if it did. */
+                    total_bytes: number | null;
+                    /** @description The file is stored whole. */
+                    done: boolean;
+                } | null;
                 stems: {
                     /** @enum {string} */
                     name: "drums" | "bass" | "other" | "vocals" | "accompaniment";
@@ -485,7 +507,7 @@ export interface components {
              * @description Stable machine-readable code (match on it, not on the text).
              * @enum {string}
              */
-            code: "BAD_REQUEST" | "INVALID_BODY" | "BODY_TOO_LARGE" | "INVALID_JOB_ID" | "INVALID_QUERY" | "INVALID_CURSOR" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "UNAUTHENTICATED" | "RATE_LIMITED" | "CONCURRENCY_LIMIT" | "QUOTA_EXCEEDED" | "TOO_MANY_CONNECTIONS" | "NOT_MULTIPART" | "MISSING_FILE" | "INPUT_TWICE" | "EMPTY_FILE" | "UNEXPECTED_FILE" | "TOO_MANY_PARTS" | "TOO_MANY_FIELDS" | "FIELD_TOO_LONG" | "BAD_UPLOAD" | "UPLOAD_ABORTED" | "UPLOAD_TOO_LARGE" | "NOT_AUDIO" | "UNSUPPORTED_MEDIA_TYPE" | "REQUEST_TIMEOUT" | "UPLOAD_TOO_SLOW" | "INVALID_OPTIONS" | "COST_LIMIT" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_UNSUPPORTED" | "IDEMPOTENCY_KEY_REUSED" | "CALLBACK_UNSUPPORTED" | "INVALID_URL" | "URL_REFUSED" | "URL_UNRESOLVED" | "IMPORT_FAILED" | "UPSTREAM_TIMEOUT" | "UPSTREAM_UNREACHABLE" | "UPSTREAM_ABORTED" | "JOB_NOT_FOUND" | "JOB_FINISHED" | "JOB_NOT_COMPLETED" | "STEM_NOT_FOUND" | "INVALID_MIX" | "RANGE_NOT_SATISFIABLE" | "WEBHOOKS_DISABLED" | "RENDERS_BUSY" | "DEPENDENCY_UNAVAILABLE" | "INTERNAL";
+            code: "BAD_REQUEST" | "INVALID_BODY" | "BODY_TOO_LARGE" | "INVALID_JOB_ID" | "INVALID_QUERY" | "INVALID_CURSOR" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "UNAUTHENTICATED" | "RATE_LIMITED" | "CONCURRENCY_LIMIT" | "QUOTA_EXCEEDED" | "TOO_MANY_CONNECTIONS" | "NOT_MULTIPART" | "MISSING_FILE" | "INPUT_TWICE" | "EMPTY_FILE" | "UNEXPECTED_FILE" | "TOO_MANY_PARTS" | "TOO_MANY_FIELDS" | "FIELD_TOO_LONG" | "BAD_UPLOAD" | "UPLOAD_ABORTED" | "UPLOAD_TOO_LARGE" | "NOT_AUDIO" | "UNSUPPORTED_MEDIA_TYPE" | "REQUEST_TIMEOUT" | "UPLOAD_TOO_SLOW" | "INVALID_OPTIONS" | "COST_LIMIT" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_UNSUPPORTED" | "IDEMPOTENCY_KEY_REUSED" | "CALLBACK_UNSUPPORTED" | "INVALID_URL" | "URL_REFUSED" | "URL_UNRESOLVED" | "JOB_NOT_FOUND" | "JOB_FINISHED" | "JOB_NOT_COMPLETED" | "STEM_NOT_FOUND" | "INVALID_MIX" | "RANGE_NOT_SATISFIABLE" | "WEBHOOKS_DISABLED" | "RENDERS_BUSY" | "DEPENDENCY_UNAVAILABLE" | "INTERNAL";
         };
         ProblemType: {
             code: string;
@@ -646,7 +668,7 @@ export interface components {
                 /** Format: date-time */
                 occurredAt: string;
                 payload: {
-                    /** @description Where it failed: upload, decoding, separating, encoding, bus. */
+                    /** @description Where it failed: importing, decoding, separating, encoding, status, webhook. */
                     stage: string;
                     /** @description A sentence a user understands. */
                     reason: string;
@@ -966,7 +988,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreateJobResponse"];
                 };
             };
-            /** @description `BAD_REQUEST`: The request is malformed. `INVALID_BODY`: The JSON body could not be parsed. `MISSING_FILE`: Neither a file nor input_url was sent. `INPUT_TWICE`: Both a file and input_url were sent. `EMPTY_FILE`: The uploaded file is empty. `UNEXPECTED_FILE`: A file came in a field other than "file", or more than one. `TOO_MANY_PARTS`: The form has too many parts. `TOO_MANY_FIELDS`: The form has too many fields. `FIELD_TOO_LONG`: A form field is too long. `BAD_UPLOAD`: The multipart body is malformed. `UPLOAD_ABORTED`: The upload was interrupted. `INVALID_OPTIONS`: A job option is unknown or invalid. `COST_LIMIT`: The options ask for more model runs than this server allows per job. `INVALID_IDEMPOTENCY_KEY`: Idempotency-Key must be 1 to 255 visible ASCII characters. `IDEMPOTENCY_UNSUPPORTED`: This server keeps no idempotency keys. `CALLBACK_UNSUPPORTED`: This server sends no webhooks: callback_url is refused. `INVALID_URL`: Not an http(s) URL. `URL_REFUSED`: The URL points to an address this server does not reach. `UPSTREAM_ABORTED`: The import was abandoned. */
+            /** @description `BAD_REQUEST`: The request is malformed. `INVALID_BODY`: The JSON body could not be parsed. `MISSING_FILE`: Neither a file nor input_url was sent. `INPUT_TWICE`: Both a file and input_url were sent. `EMPTY_FILE`: The uploaded file is empty. `UNEXPECTED_FILE`: A file came in a field other than "file", or more than one. `TOO_MANY_PARTS`: The form has too many parts. `TOO_MANY_FIELDS`: The form has too many fields. `FIELD_TOO_LONG`: A form field is too long. `BAD_UPLOAD`: The multipart body is malformed. `UPLOAD_ABORTED`: The upload was interrupted. `INVALID_OPTIONS`: A job option is unknown or invalid. `COST_LIMIT`: The options ask for more model runs than this server allows per job. `INVALID_IDEMPOTENCY_KEY`: Idempotency-Key must be 1 to 255 visible ASCII characters. `IDEMPOTENCY_UNSUPPORTED`: This server keeps no idempotency keys. `CALLBACK_UNSUPPORTED`: This server sends no webhooks: callback_url is refused. `INVALID_URL`: Not an http(s) URL. `URL_REFUSED`: The URL points to an address this server does not reach. */
             400: {
                 headers: {
                     /** @description What is left of each limit of the key (draft-ietf-httpapi-ratelimit-headers), e.g. `"requests";r=9;t=1`. Sent when the key has limits. */
@@ -980,7 +1002,7 @@ export interface operations {
                         /** @constant */
                         status?: 400;
                         /** @enum {unknown} */
-                        code?: "BAD_REQUEST" | "INVALID_BODY" | "MISSING_FILE" | "INPUT_TWICE" | "EMPTY_FILE" | "UNEXPECTED_FILE" | "TOO_MANY_PARTS" | "TOO_MANY_FIELDS" | "FIELD_TOO_LONG" | "BAD_UPLOAD" | "UPLOAD_ABORTED" | "INVALID_OPTIONS" | "COST_LIMIT" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_UNSUPPORTED" | "CALLBACK_UNSUPPORTED" | "INVALID_URL" | "URL_REFUSED" | "UPSTREAM_ABORTED";
+                        code?: "BAD_REQUEST" | "INVALID_BODY" | "MISSING_FILE" | "INPUT_TWICE" | "EMPTY_FILE" | "UNEXPECTED_FILE" | "TOO_MANY_PARTS" | "TOO_MANY_FIELDS" | "FIELD_TOO_LONG" | "BAD_UPLOAD" | "UPLOAD_ABORTED" | "INVALID_OPTIONS" | "COST_LIMIT" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_UNSUPPORTED" | "CALLBACK_UNSUPPORTED" | "INVALID_URL" | "URL_REFUSED";
                     };
                 };
             };
@@ -1058,7 +1080,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: The Idempotency-Key was used for another request. `URL_UNRESOLVED`: The URL names a host that does not resolve. `IMPORT_FAILED`: The input_url could not be fetched. `UPSTREAM_TIMEOUT`: The input_url did not answer in time. `UPSTREAM_UNREACHABLE`: The input_url could not be reached. */
+            /** @description `IDEMPOTENCY_KEY_REUSED`: The Idempotency-Key was used for another request. `URL_UNRESOLVED`: The URL names a host that does not resolve. */
             422: {
                 headers: {
                     /** @description What is left of each limit of the key (draft-ietf-httpapi-ratelimit-headers), e.g. `"requests";r=9;t=1`. Sent when the key has limits. */
@@ -1072,7 +1094,7 @@ export interface operations {
                         /** @constant */
                         status?: 422;
                         /** @enum {unknown} */
-                        code?: "IDEMPOTENCY_KEY_REUSED" | "URL_UNRESOLVED" | "IMPORT_FAILED" | "UPSTREAM_TIMEOUT" | "UPSTREAM_UNREACHABLE";
+                        code?: "IDEMPOTENCY_KEY_REUSED" | "URL_UNRESOLVED";
                     };
                 };
             };

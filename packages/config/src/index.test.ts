@@ -71,6 +71,8 @@ describe('config', () => {
   it('lists the variables each service reads', () => {
     expect(envNames('separator')).toContain('SEPARATOR_THREADS');
     expect(envNames('gateway')).toContain('MAX_UPLOAD_BYTES');
-    expect(envNames('decoder')).not.toContain('MAX_UPLOAD_BYTES');
+    expect(envNames('decoder')).toEqual(expect.arrayContaining(['MAX_UPLOAD_BYTES', 'IMPORT_TIMEOUT_SEC', 'OUTBOUND_ALLOW_CIDRS'])); // it imports inputs given by URL
+    expect(envNames('decoder')).not.toContain('WEBHOOK_SECRET');
+    expect(envNames('gateway')).not.toContain('IMPORT_TIMEOUT_SEC');
   });
 });

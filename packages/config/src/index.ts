@@ -110,10 +110,14 @@ export const commonEnv = z.object({
   /** When set, /metrics (the gateway's and each worker's) answers only `Authorization: Bearer <METRICS_TOKEN>`. */
   METRICS_TOKEN: opt(z.string().min(16, 'must be at least 16 characters')),
 });
+/** The largest input stored, uploaded or imported. */
+const maxUploadBytes = z.preprocess(blankIsUnset, int(1).default(500 * 1024 * 1024));
+/** Addresses outbound requests (imports, webhooks) may reach besides public ones. */
+const outboundAllowCidrs = z.preprocess(blankIsUnset, cidrs.default([]));
 export const httpEnv = z.object({
   PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8000)),
   HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
-  MAX_UPLOAD_BYTES: z.preprocess(blankIsUnset, int(1).default(500 * 1024 * 1024)),
+  MAX_UPLOAD_BYTES: maxUploadBytes,
   /** An upload that sends nothing for this long is dropped (its partial object removed). */
   HTTP_IDLE_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(60)),
   /** Uploads slower than this on average over an idle-timeout window are refused (slow-loris). */
@@ -130,15 +134,13 @@ export const httpEnv = z.object({
   MAX_MODEL_RUNS: maxModelRuns,
   /** Webhook URL and limits per API key ("*": every key; without API_KEYS, every client together). */
   API_KEY_SETTINGS: opt(keySettings),
-  /** A file imported by URL must arrive whole within this. */
-  IMPORT_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(120)),
   /** Browser origins allowed to call the API (CORS), comma-separated, or `*`; unset → none. */
   CORS_ORIGINS: opt(corsOrigins),
 });
 export const outboundEnv = z.object({
   /** Signs webhooks; each API key gets its own secret derived from it (GET /api/webhooks/secret). At least 32 characters. */
   WEBHOOK_SECRET: opt(z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)')),
-  OUTBOUND_ALLOW_CIDRS: z.preprocess(blankIsUnset, cidrs.default([])),
+  OUTBOUND_ALLOW_CIDRS: outboundAllowCidrs,
 });
 export const webhooksEnv = z.object({
   /** One delivery attempt (connect, send, the receiver's answer) within this. */
@@ -150,6 +152,12 @@ export const decoderEnv = z.object({
   /** Deadline of one decode, and how long ffmpeg may produce nothing before it is stopped. */
   DECODE_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1).default(600)),
   DECODE_STALL_SEC: z.preprocess(blankIsUnset, int(1).default(60)),
+  /** Inputs given by URL are fetched by the decoder (the job's `importing` stage): whole within this… */
+  IMPORT_TIMEOUT_SEC: z.preprocess(blankIsUnset, int(1, 3600).default(120)),
+  /** …no larger than uploads may be… */
+  MAX_UPLOAD_BYTES: maxUploadBytes,
+  /** …from public addresses, and these. */
+  OUTBOUND_ALLOW_CIDRS: outboundAllowCidrs,
 });
 export const separatorEnv = z.object({
   SEPARATOR_DEVICE: z.preprocess(blankIsUnset, z.enum(['auto', 'cpu', 'cuda']).default('auto')),

@@ -19,8 +19,15 @@ const pascal = (name: EventName) => name.split('.').map((w) => w[0]!.toUpperCase
 const ABOUT: Record<EventName, { summary: string; publisher: string; description: string }> = {
   'job.created': {
     publisher: 'gateway',
-    summary: 'An upload was stored and a job recorded.',
-    description: 'Published by the gateway once the upload is in the object store and the job is in the read model.',
+    summary: 'A job was recorded: its upload stored, or the URL its input is imported from.',
+    description:
+      'Published by the gateway once the job is in the read model and its upload in the object store (`input`), or, for an input given by URL, ' +
+      'with `import` instead: the decoder fetches it as the job\'s first stage (`importing`), reports bytes in job.progress, then publishes job.imported.',
+  },
+  'job.imported': {
+    publisher: 'decoder',
+    summary: 'An input given by URL is stored whole; decoding starts.',
+    description: 'Published by the decoder once the file at the job\'s URL is fetched, checked (size, type by content) and stored: `input` is what an upload\'s job.created would carry.',
   },
   'job.decoded': {
     publisher: 'decoder',

@@ -11,7 +11,9 @@ export class StemflowError extends Error {
   readonly retryAfterSec: number | undefined;
   /** The caller's limits and what is left of them (RateLimit-Policy / RateLimit fields), for a refusal over a limit. */
   readonly limits: { policy: string[]; state: string[] } | undefined;
-  constructor(code: string, message: string, opts: { retryable?: boolean; status?: number; cause?: unknown; retryAfterSec?: number; limits?: { policy: string[]; state: string[] } } = {}) {
+  /** The job's stage it ends, when not the consuming queue's own (job.failed's `stage`). */
+  readonly stage: string | undefined;
+  constructor(code: string, message: string, opts: { retryable?: boolean; status?: number; cause?: unknown; retryAfterSec?: number; limits?: { policy: string[]; state: string[] }; stage?: string } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'StemflowError';
     this.code = code;
@@ -19,6 +21,7 @@ export class StemflowError extends Error {
     this.status = opts.status ?? (this.retryable ? 503 : 400);
     this.retryAfterSec = opts.retryAfterSec;
     this.limits = opts.limits;
+    this.stage = opts.stage;
   }
 }
 

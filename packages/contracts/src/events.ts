@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AudioFormat, InputInfo, JobId, JobOptions, JobStage, QualityReport, StemObject } from './job.js';
+import { AudioFormat, ImportSource, InputInfo, JobId, JobOptions, JobStage, QualityReport, StemObject } from './job.js';
 
 /** Every event carries the job id and one payload, in one envelope shape. */
 const envelope = <T extends string, V extends number, P extends z.ZodType>(type: T, version: V, payload: P) =>
@@ -13,7 +13,10 @@ const envelope = <T extends string, V extends number, P extends z.ZodType>(type:
   });
 
 export const JobCreatedPayload = z.object({
-  input: InputInfo,
+  /** The uploaded file, stored. Absent for an import (then `import` says what to fetch). */
+  input: InputInfo.optional(),
+  /** An input given by URL, fetched by the decoder as the job's first stage (since 2026-12). */
+  import: ImportSource.optional(),
   options: JobOptions,
   owner: z.string().nullable().default(null),
   /** Set when the upload matched a completed job: its stems are reused, nothing is separated. */
@@ -26,7 +29,9 @@ export const JobCreatedPayload = z.object({
   webhook: z.object({ url: z.string() }).optional().describe('Since 2026-11: the job has a webhook target (redacted URL).'),
   /** The API key's audio left today when the job was accepted: the decoder refuses more (since 2026-11). */
   quota: z.object({ audioSecLeft: z.number().nonnegative(), minutesPerDay: z.number().positive() }).optional(),
-});
+}).refine((p) => (p.input === undefined) !== (p.import === undefined), 'a job.created carries either input or import');
+/** An input given by URL is stored whole: what it is (since 2026-12). The decoder goes on to decode it. */
+export const JobImportedPayload = z.object({ input: InputInfo });
 export const JobDecodedPayload = z.object({
   /** What the client asked for, carried on so the separator needs no database (since 2026-11; absent from older decoders). */
   options: JobOptions.optional(),
@@ -70,6 +75,10 @@ export const JobProgressPayload = z.object({
   chunk: z.object({ index: z.int().nonnegative(), count: z.int().positive() }).optional(),
   etaSec: z.number().nonnegative().optional(),
   readySec: z.number().nonnegative().optional().describe('Seconds of every stem already final and readable while the job runs (since 2026-12).'),
+  bytes: z
+    .object({ received: z.int().nonnegative(), total: z.int().nonnegative().optional() })
+    .optional()
+    .describe('importing: bytes of the input fetched so far, and what the source announced (since 2026-12).'),
 });
 /** Seconds and counts of the work that made the stems (this delivery's, when a job was resumed). */
 export const Timings = z
@@ -94,7 +103,7 @@ export const JobCompletedPayload = z.object({
   reusedFrom: JobId.optional().describe('The earlier job whose stems were copied (an identical upload): nothing was separated.'),
 });
 export const JobFailedPayload = z.object({
-  stage: z.string().describe('Where it failed: upload, decoding, separating, encoding, bus.'),
+  stage: z.string().describe('Where it failed: importing, decoding, separating, encoding, status, webhook.'),
   reason: z.string().min(1).describe('A sentence a user understands.'),
   code: z.string().min(1),
   retryable: z.literal(false),
@@ -113,6 +122,7 @@ export const JobWebhookPayload = z.object({
 });
 
 export const JobCreated = envelope('job.created', 1, JobCreatedPayload);
+export const JobImported = envelope('job.imported', 1, JobImportedPayload);
 export const JobDecoded = envelope('job.decoded', 1, JobDecodedPayload);
 export const JobProgress = envelope('job.progress', 1, JobProgressPayload);
 export const JobCompleted = envelope('job.completed', 1, JobCompletedPayload);
@@ -123,6 +133,7 @@ export const JobWebhook = envelope('job.webhook', 1, JobWebhookPayload);
 /** Event name → schema. The single table every publisher and consumer goes through. */
 export const EVENTS = {
   'job.created': JobCreated,
+  'job.imported': JobImported,
   'job.decoded': JobDecoded,
   'job.progress': JobProgress,
   'job.completed': JobCompleted,
@@ -136,6 +147,6 @@ export const EVENT_NAMES = Object.keys(EVENTS) as EventName[];
 export type EventOf<N extends EventName> = z.infer<(typeof EVENTS)[N]>;
 export type PayloadOf<N extends EventName> = EventOf<N>['payload'];
 export type AnyEvent = { [N in EventName]: EventOf<N> }[EventName];
-export const AnyEvent = z.discriminatedUnion('type', [JobCreated, JobDecoded, JobProgress, JobCompleted, JobFailed, JobCanceled, JobWebhook]);
+export const AnyEvent = z.discriminatedUnion('type', [JobCreated, JobImported, JobDecoded, JobProgress, JobCompleted, JobFailed, JobCanceled, JobWebhook]);
 
 export const isEventName = (s: unknown): s is EventName => typeof s === 'string' && s in EVENTS;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, STEM_NAMES, OPTION_NAMES, OPTION_TEXT, QualityReport, JOB_STATUSES, type OptionName } from './job.js';
+import { JobId, JobOptions, JobStage, JobStatus, OutputStemName, AudioFormat, WebhookState, ImportState, STEM_NAMES, OPTION_NAMES, OPTION_TEXT, QualityReport, JOB_STATUSES, type OptionName } from './job.js';
 
 const urlField = (what: string) => z.string().min(1).max(2048).describe(what);
 const CALLBACK = 'Where the job\'s end (job.completed, job.failed or job.canceled) is POSTed, signed as Standard Webhooks says; overrides the API key\'s webhook. Public http(s) addresses only.';
@@ -82,6 +82,7 @@ export const JobView = z.object({
   progress: z.number().min(0).max(1),
   eta_sec: z.number().nullable(),
   filename: z.string(),
+  import: ImportState.nullable().describe('An input given by URL: its transfer, fetched as the job\'s first stage (`importing`); null for uploads.'),
   stems: z.array(StemView),
   ready_sec: z.number().nonnegative().describe('Seconds of every stem already final while the job runs.'),
   live_stems: z

@@ -27,7 +27,8 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', '
 /** Whether a job has ended (completed, failed or canceled): nothing about it changes any more. */
 export const isFinished = (job: { status: JobStatus }) => TERMINAL_STATUSES.includes(job.status);
 
-export const STAGES = ['decoding', 'separating', 'encoding'] as const;
+/** `importing`: an input given by URL is being fetched into the store (bytes, not progress, move). */
+export const STAGES = ['importing', 'decoding', 'separating', 'encoding'] as const;
 /** Share of the whole job's progress at the end of decoding (the rest is separation and encoding). */
 export const DECODE_SHARE = 0.05;
 /** Share of the whole job's progress that separation covers, after decoding (encoding is the rest). */
@@ -131,6 +132,7 @@ export const streamsWhileRunning = (o: Pick<JobOptions, 'clip'>) => o.clip === '
 
 export const JobId = z.uuid().describe('Job id (UUID v7).');
 
+/** The stored input: what was uploaded, or what an import fetched. */
 export const InputInfo = z.object({
   key: z.string().min(1),
   filename: z.string(),
@@ -138,8 +140,34 @@ export const InputInfo = z.object({
   content_type: z.string(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   duration_sec: z.number().nonnegative().optional(),
+  url: z.string().optional().describe('Imported from this URL (credentials and query redacted); since 2026-12.'),
 });
 export type InputInfo = z.infer<typeof InputInfo>;
+
+/**
+ * An input given by URL, before it is fetched (job.created of an import, since 2026-12): where it
+ * will be stored and what it is called. The URL itself, credentials and query included, is kept in
+ * the store beside the job (the importer reads it there); events carry it redacted.
+ */
+export const ImportSource = z.object({
+  key: z.string().min(1).describe('Where the fetched file is stored.'),
+  filename: z.string().describe("The file's name, from the URL's path (the response's Content-Disposition may name it better)."),
+  url: z.string().describe('The URL, credentials and query redacted.'),
+});
+export type ImportSource = z.infer<typeof ImportSource>;
+
+/** The read model's input: an import's size, type and hash are known once it is fetched. */
+export const JobInput = InputInfo.partial({ size: true, content_type: true, sha256: true });
+export type JobInput = z.infer<typeof JobInput>;
+
+/** An import's transfer, as the importer reports it. */
+export const ImportState = z.object({
+  url: z.string().describe('The URL, credentials and query redacted.'),
+  received_bytes: z.int().nonnegative().describe('Bytes fetched so far.'),
+  total_bytes: z.int().nonnegative().nullable().describe('What the source announced (Content-Length), if it did.'),
+  done: z.boolean().describe('The file is stored whole.'),
+});
+export type ImportState = z.infer<typeof ImportState>;
 
 export const StemObject = z.object({
   name: OutputStemName,
@@ -187,8 +215,10 @@ export const Job = z.object({
   error_code: z.string().nullable().default(null),
   created_at: z.iso.datetime(),
   updated_at: z.iso.datetime(),
-  input: InputInfo,
+  input: JobInput,
   options: JobOptions,
+  /** An input given by URL: its transfer (null for uploads). */
+  import: ImportState.nullable().default(null),
   stems: z.array(StemObject).default([]),
   output: z
     .object({ sample_rate: z.int().positive(), frames: z.int().positive(), format: AudioFormat })

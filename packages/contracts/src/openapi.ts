@@ -106,7 +106,8 @@ function makeDocument(version: string) {
           summary: 'Upload a song (or name its URL) and start a separation job',
           description:
             'The file is streamed to the store as it arrives and typed by its content; a `Content-Length` over MAX_UPLOAD_BYTES is refused before the body ' +
-            '(`Expect: 100-continue` is answered 413, not 100). With `input_url` the server fetches the file (same checks; public addresses only).',
+            '(`Expect: 100-continue` is answered 413, not 100). With `input_url` the answer comes at once (its address checked: public addresses only); the job\'s first stage, `importing`, ' +
+            'fetches the file (within IMPORT_TIMEOUT_SEC, at most MAX_UPLOAD_BYTES, typed by its content; bytes so far in the job\'s `import`), and a source that fails makes the job fail with a code (URL_REFUSED, IMPORT_FAILED, IMPORT_TIMEOUT, INPUT_TOO_LARGE, NOT_AUDIO…).',
           parameters: [P.idempotencyKey],
           requestBody: {
             required: true,
@@ -131,7 +132,7 @@ function makeDocument(version: string) {
               ...ANY,
               'BAD_REQUEST', 'INVALID_BODY', 'BODY_TOO_LARGE', 'NOT_MULTIPART', 'MISSING_FILE', 'INPUT_TWICE', 'EMPTY_FILE', 'UNEXPECTED_FILE', 'TOO_MANY_PARTS', 'TOO_MANY_FIELDS', 'FIELD_TOO_LONG', 'BAD_UPLOAD', 'UPLOAD_ABORTED',
               'UPLOAD_TOO_LARGE', 'NOT_AUDIO', 'UNSUPPORTED_MEDIA_TYPE', 'REQUEST_TIMEOUT', 'UPLOAD_TOO_SLOW', 'INVALID_OPTIONS', 'COST_LIMIT', 'INVALID_IDEMPOTENCY_KEY', 'IDEMPOTENCY_UNSUPPORTED', 'IDEMPOTENCY_KEY_REUSED',
-              'CALLBACK_UNSUPPORTED', 'INVALID_URL', 'URL_REFUSED', 'URL_UNRESOLVED', 'IMPORT_FAILED', 'UPSTREAM_TIMEOUT', 'UPSTREAM_UNREACHABLE', 'UPSTREAM_ABORTED',
+              'CALLBACK_UNSUPPORTED', 'INVALID_URL', 'URL_REFUSED', 'URL_UNRESOLVED',
               'CONCURRENCY_LIMIT', 'QUOTA_EXCEEDED',
             ]),
           },

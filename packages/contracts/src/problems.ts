@@ -49,10 +49,6 @@ export const PROBLEMS = {
   INVALID_URL: { status: 400, title: 'Not an http(s) URL' },
   URL_REFUSED: { status: 400, title: 'The URL points to an address this server does not reach' },
   URL_UNRESOLVED: { status: 422, title: 'The URL names a host that does not resolve' },
-  IMPORT_FAILED: { status: 422, title: 'The input_url could not be fetched' },
-  UPSTREAM_TIMEOUT: { status: 422, title: 'The input_url did not answer in time' },
-  UPSTREAM_UNREACHABLE: { status: 422, title: 'The input_url could not be reached' },
-  UPSTREAM_ABORTED: { status: 400, title: 'The import was abandoned' },
   // A job and its files
   JOB_NOT_FOUND: { status: 404, title: 'No such job' },
   JOB_FINISHED: { status: 409, title: 'The job already ended' },
@@ -80,6 +76,12 @@ export const problemType = (code: ProblemCode) => `/api/problems/${code}`;
  * the sentence itself.
  */
 export const JOB_ERRORS = {
+  URL_REFUSED: 'The input_url (or a redirect from it) points to an address this server does not reach',
+  URL_UNRESOLVED: "The input_url's host does not resolve",
+  IMPORT_FAILED: 'The input_url answered an error status, or redirected more than 5 times',
+  IMPORT_TIMEOUT: 'The file at the input_url did not arrive whole within IMPORT_TIMEOUT_SEC',
+  IMPORT_UNREACHABLE: 'The input_url could not be reached',
+  INPUT_TOO_LARGE: 'The file at the input_url is larger than MAX_UPLOAD_BYTES',
   NOT_AUDIO: 'The file is not audio or video this server decodes',
   UNSUPPORTED_MEDIA_TYPE: 'The file is of a kind this server does not decode',
   NO_AUDIO_STREAM: 'The file has no audio track',

@@ -17,6 +17,7 @@ export const valid: Record<EventName, unknown> = {
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' },
     owner: null,
   },
+  'job.imported': { input: { key: `jobs/${jobId}/input/song.flac`, filename: 'song.flac', size: 2345678, content_type: 'audio/flac', sha256: sha, url: 'https://media.example.com/songs/song.flac?…' } },
   'job.decoded': { options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale' }, pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 441000, durationSec: 10 },
   'job.progress': { stage: 'separating', progress: 0.475, chunk: { index: 0, count: 2 }, etaSec: 5.6 },
   'job.completed': {
@@ -39,6 +40,7 @@ export const valid: Record<EventName, unknown> = {
 
 export const invalid: Record<EventName, unknown> = {
   'job.created': { input: { key: 'k', filename: 'x', size: -1, content_type: 'audio/mpeg', sha256: sha }, options: {} },
+  'job.imported': { input: { key: 'k', filename: 'x', size: 1, content_type: 'audio/flac' } },
   'job.decoded': { pcmKey: 'k', sampleRate: 48000, channels: 2, frames: 1, durationSec: 1 },
   'job.progress': { stage: 'separating', progress: 1.5 },
   'job.completed': { stems: [], model: 'htdemucs', timings: {} },

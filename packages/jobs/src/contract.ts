@@ -16,6 +16,16 @@ export const created = (jobId: string, at = t(0), sha = 'c'.repeat(64), owner: s
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner,
   }, at);
+/** An input given by URL: job.created names what to fetch; the decoder reports bytes, then job.imported. */
+export const createdImport = (jobId: string, at = t(0)) =>
+  ev('job.created', jobId, {
+    import: { key: `jobs/${jobId}/input/source`, filename: 'song.flac', url: 'https://media.example.com/song.flac?…' },
+    options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
+    owner: null,
+  }, at);
+const importing = (jobId: string, received: number, at: string) => ev('job.progress', jobId, { stage: 'importing', progress: 0, bytes: { received, total: 4000 } }, at);
+const imported = (jobId: string, at: string) =>
+  ev('job.imported', jobId, { input: { key: `jobs/${jobId}/input/source`, filename: 'song (live).flac', size: 3990, content_type: 'audio/flac', sha256: 'f'.repeat(64), url: 'https://media.example.com/song.flac?…' } }, at);
 export const progress = (jobId: string, stage: JobStage, p: number, at: string, readySec?: number) => ev('job.progress', jobId, { stage, progress: p, etaSec: 10, ...(readySec !== undefined ? { readySec } : {}) }, at);
 export const decoded = (jobId: string, at: string) =>
   ev('job.decoded', jobId, { pcmKey: `jobs/${jobId}/pcm/mix.f32`, sampleRate: 44100, channels: 2, frames: 882000, durationSec: 20, output: { sampleRate: 48000, frames: 960000, format: 'wav24' } }, at);
@@ -33,6 +43,18 @@ const lifecycle = (jobId: string): AnyEvent[] => [
   progress(jobId, 'separating', 0.7, t(4), 12),
   progress(jobId, 'encoding', 0.95, t(5)),
   completed(jobId, t(6)),
+];
+
+/** An imported job's life: fetched (bytes reported, the source announced a little more than it sent), then as an upload's. */
+const importLifecycle = (jobId: string): AnyEvent[] => [
+  createdImport(jobId, t(0)),
+  importing(jobId, 1000, t(1)),
+  importing(jobId, 3000, t(2)),
+  imported(jobId, t(3)),
+  progress(jobId, 'decoding', 0.02, t(4)),
+  decoded(jobId, t(5)),
+  progress(jobId, 'separating', 0.5, t(6)),
+  completed(jobId, t(7)),
 ];
 
 /** Applies events as the status service does: an event for a job not created yet comes back later. */
@@ -111,14 +133,28 @@ export function jobStoreContract(name: string, make: () => Promise<JobStoreHarne
       expect(j).toMatchObject({ status: 'failed', error_message: 'The file is not audio.', error_code: 'NOT_AUDIO', updated_at: t(3) });
     });
 
-    it(`ends in the same document whatever the order of a job's events (${opts.orders} orders)`, async () => {
+    it('an import: bytes while it is fetched, then what was stored, then the stages of any job', async () => {
+      const { store } = await make();
+      const id = uuidv7();
+      const [c, b1, b3, imp, pDec] = importLifecycle(id) as [AnyEvent, AnyEvent, AnyEvent, AnyEvent, AnyEvent];
+      expect((await store.apply(c)).job).toMatchObject({ status: 'pending', input: { filename: 'song.flac' }, import: { received_bytes: 0, total_bytes: null, done: false } });
+      expect((await store.apply(b3)).job).toMatchObject({ status: 'processing', stage: 'importing', progress: 0, import: { received_bytes: 3000, total_bytes: 4000, done: false } });
+      expect((await store.apply(b1)).outcome).toBe('stale'); // bytes only grow
+      const got = (await store.apply(imp)).job!;
+      expect(got.input).toEqual({ key: `jobs/${id}/input/source`, filename: 'song (live).flac', size: 3990, content_type: 'audio/flac', sha256: 'f'.repeat(64), url: 'https://media.example.com/song.flac?…' });
+      expect(got.import).toEqual({ url: 'https://media.example.com/song.flac?…', received_bytes: 3990, total_bytes: 3990, done: true });
+      expect((await store.apply(pDec)).job).toMatchObject({ stage: 'decoding', progress: 0.02 });
+    });
+
+    for (const [what, life] of [['an upload', lifecycle], ['an import', importLifecycle]] as const)
+    it(`ends in the same document whatever the order of ${what}'s events (${opts.orders} orders)`, async () => {
       const { store } = await make();
       const ref = uuidv7();
-      await applyAll(store, lifecycle(ref));
+      await applyAll(store, life(ref));
       const want = comparable(await store.get(ref))!;
       for (let k = 0; k < opts.orders; k++) {
         const id = uuidv7();
-        const events = lifecycle(id);
+        const events = life(id);
         const order = k === 0 ? [...events].reverse() : shuffled(events, k + 1);
         await applyAll(store, [...order, ...shuffled(order, k + 99)]); // every event twice, too
         const got = comparable(await store.get(id))!;

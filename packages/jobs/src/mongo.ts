@@ -47,6 +47,7 @@ const jobSchema = new mongoose.Schema<Doc>(
     options_key: { type: String, required: true },
     stems: { type: mongoose.Schema.Types.Mixed, default: [] },
     webhook: { type: mongoose.Schema.Types.Mixed, default: null },
+    import: { type: mongoose.Schema.Types.Mixed, default: null },
     output: { type: mongoose.Schema.Types.Mixed, default: null },
     ready_sec: { type: Number, default: 0 },
     report: { type: mongoose.Schema.Types.Mixed, default: null },

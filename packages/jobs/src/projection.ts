@@ -10,16 +10,17 @@
 import { DECODE_SHARE, TERMINAL_STATUSES, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
 
 export { DECODE_SHARE };
-const RANK: Record<JobStage, number> = { decoding: 1, separating: 2, encoding: 3 };
+const RANK: Record<JobStage, number> = { importing: 1, decoding: 2, separating: 3, encoding: 4 };
 const MAX_REMEMBERED_EVENTS = 500;
 
 export type Outcome = 'applied' | 'duplicate' | 'stale' | 'unknown-job';
 
 export const isTerminal = (job: Pick<Job, 'status'>) => TERMINAL_STATUSES.includes(job.status);
-const rank = (job: Pick<Job, 'status' | 'stage'>) => (job.stage ? RANK[job.stage] : job.status === 'pending' ? 0 : 1);
+const rank = (job: Pick<Job, 'status' | 'stage'>) => (job.stage ? RANK[job.stage] : job.status === 'pending' ? 0 : RANK.decoding);
 
 /** A new pending job from its job.created event. */
 export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): Job {
+  const imp = e.payload.import;
   return {
     id: e.jobId,
     owner: e.payload.owner ?? null,
@@ -31,8 +32,9 @@ export function jobFromCreated(e: Extract<AnyEvent, { type: 'job.created' }>): J
     error_code: null,
     created_at: e.occurredAt,
     updated_at: e.occurredAt,
-    input: e.payload.input,
+    input: e.payload.input ?? { key: imp!.key, filename: imp!.filename, url: imp!.url },
     options: e.payload.options,
+    import: imp ? { url: imp.url, received_bytes: 0, total_bytes: null, done: false } : null,
     stems: [],
     output: null,
     ready_sec: 0,
@@ -60,6 +62,13 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
     case 'job.created':
       // The gateway inserted this document before publishing: nothing new.
       break;
+    case 'job.imported': {
+      // What was fetched: a fact, recorded whatever the status (the decoded duration stays).
+      const input = { ...e.payload.input, ...(next.input.duration_sec !== undefined ? { duration_sec: next.input.duration_sec } : {}) };
+      set('input', input);
+      set('import', { url: job.import?.url ?? e.payload.input.url ?? '', received_bytes: e.payload.input.size, total_bytes: e.payload.input.size, done: true });
+      break;
+    }
     case 'job.decoded':
       if (next.input.duration_sec !== e.payload.durationSec) {
         next.input.duration_sec = e.payload.durationSec;
@@ -79,6 +88,11 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       // How much of the stems is final: a fact that only grows, whatever the status.
       // (A document written before 2026-12 has no ready_sec.)
       if (e.payload.readySec !== undefined && e.payload.readySec > (next.ready_sec ?? 0)) set('ready_sec', e.payload.readySec);
+      // An import's bytes so far: they only grow, and stop once it is stored.
+      const b = e.payload.bytes;
+      if (b && job.import && !job.import.done && (b.received > job.import.received_bytes || (b.total !== undefined && job.import.total_bytes === null))) {
+        set('import', { ...job.import, received_bytes: b.received, total_bytes: b.total ?? job.import.total_bytes });
+      }
       const r = RANK[e.payload.stage];
       if (live && (rank(job) < r || (rank(job) === r && job.progress < e.payload.progress))) {
         set('status', 'processing');

@@ -14,3 +14,4 @@ export function createBlobStore(c: StorageConfig): BlobStore {
   if (!c.S3_ACCESS_KEY || !c.S3_SECRET_KEY) throw new Error('S3_ENDPOINT is set but S3_ACCESS_KEY or S3_SECRET_KEY is missing');
   return new S3BlobStore({ endpoint: c.S3_ENDPOINT, accessKey: c.S3_ACCESS_KEY, secretKey: c.S3_SECRET_KEY, bucket: c.S3_BUCKET, region: c.S3_REGION });
 }
+export { storeChecked, type Sniffer, type StoredFile, type StoreChecked } from './store-checked.js';

@@ -73,6 +73,12 @@ export const keys = {
   created: (id: string) => `jobs/${id}/created.json`,
   /** Written by the gateway before job.created when the job's end goes to a webhook: { url, owner }. */
   webhook: (id: string) => `jobs/${id}/webhook.json`,
+  /**
+   * Written by the gateway before job.created when the input is given by URL: { url }, whole (it
+   * may hold credentials or a signed query; events and the read model carry it redacted). The
+   * decoder fetches it into `input`.
+   */
+  importSource: (id: string) => `jobs/${id}/import.json`,
   /** A stem's waveform peaks at one zoom level (samples per pixel), computed on first request. */
   peaks: (id: string, stem: string, samplesPerPixel: number) => `jobs/${id}/peaks/${stem}.${samplesPerPixel}.json`,
   /** A mixdown of some stems with gains, rendered on first request; `name` is the request's hash. */
@@ -152,6 +158,16 @@ export const writeWebhookTarget = (blobs: Pick<BlobStore, 'put'>, jobId: string,
 export async function readWebhookTarget(blobs: Pick<BlobStore, 'get'>, jobId: string): Promise<WebhookTarget | undefined> {
   const bytes = await readObjectIfAny(blobs, keys.webhook(jobId));
   return bytes ? (JSON.parse(bytes.toString('utf8')) as WebhookTarget) : undefined;
+}
+
+/** Where an input given by URL is fetched from (the whole URL). */
+export type ImportTarget = { url: string };
+export const writeImportTarget = (blobs: Pick<BlobStore, 'put'>, jobId: string, t: ImportTarget) =>
+  blobs.put(keys.importSource(jobId), Buffer.from(JSON.stringify(t)), { contentType: 'application/json' });
+/** The job's import URL, or undefined when it has none (or the job was deleted). */
+export async function readImportTarget(blobs: Pick<BlobStore, 'get'>, jobId: string): Promise<ImportTarget | undefined> {
+  const bytes = await readObjectIfAny(blobs, keys.importSource(jobId));
+  return bytes ? (JSON.parse(bytes.toString('utf8')) as ImportTarget) : undefined;
 }
 
 /** A small object, or undefined when there is none: one request (both stores answer NOT_FOUND). */

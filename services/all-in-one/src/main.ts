@@ -24,8 +24,10 @@ function localSecret(file: string): string {
 await runService('all-in-one', async ({ config, log, adapters, checks }) => {
   // One process signs and serves the secrets: without WEBHOOK_SECRET, one is made once and kept.
   const webhookSecret = config.WEBHOOK_SECRET ?? localSecret(join(config.STORAGE_ROOT, 'webhook-secret'));
+  const policy = addressPolicy(config.OUTBOUND_ALLOW_CIDRS);
   const pipeline = await startPipeline(adapters, log, {
-    webhooks: { secret: webhookSecret, policy: addressPolicy(config.OUTBOUND_ALLOW_CIDRS), timeoutMs: config.WEBHOOK_TIMEOUT_SEC * 1000 },
+    webhooks: { secret: webhookSecret, policy, timeoutMs: config.WEBHOOK_TIMEOUT_SEC * 1000 },
+    import: { policy, timeoutMs: config.IMPORT_TIMEOUT_SEC * 1000, maxBytes: config.MAX_UPLOAD_BYTES },
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
     maxDurationSec: config.MAX_DURATION_SEC,

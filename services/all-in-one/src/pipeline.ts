@@ -3,7 +3,7 @@
  * instance). `pnpm start` puts the gateway in front of it; the CLI drives it directly.
  */
 import type { Adapters, Check, Running } from '@stemflow/runtime';
-import { startDecoder } from '@stemflow/decoder';
+import { startDecoder, type ImportConfig } from '@stemflow/decoder';
 export { ffmpegVersions } from '@stemflow/decoder';
 import { loadEngine, startSeparator } from '@stemflow/separator';
 import { startStatus } from '@stemflow/status';
@@ -17,6 +17,8 @@ export type PipelineOptions = {
   maxModelRuns?: number;
   decodeTimeoutSec?: number;
   decodeStallSec?: number;
+  /** Inputs given by URL (the server; the CLI imports none). */
+  import?: ImportConfig;
   maxHoldSec?: number;
   jobTtlHours?: number | undefined;
   /** Delivers jobs' ends to their webhooks (the server; not the CLI). */
@@ -30,6 +32,7 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
     ...(o.maxModelRuns !== undefined ? { maxModelRuns: o.maxModelRuns } : {}),
     ...(o.decodeTimeoutSec !== undefined ? { timeoutSec: o.decodeTimeoutSec } : {}),
     ...(o.decodeStallSec !== undefined ? { stallSec: o.decodeStallSec } : {}),
+    ...(o.import ? { import: o.import } : {}),
   });
   const { engine, device, health } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
   const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });

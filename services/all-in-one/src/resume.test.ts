@@ -30,7 +30,7 @@ it('a resumed job keeps the quota it was accepted with', { timeout: 30_000 }, as
   const first = new InMemoryBus({ log });
   const id = crypto.randomUUID();
   const upload = await storeInput(blobs, id, 'song.flac', Readable.from(song), { maxBytes: 1 << 24 });
-  const job = await createJob({ bus: first, blobs, jobs, log }, id, upload, { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, 'key-a', { quota: { audioSecLeft: 2, minutesPerDay: 1 } });
+  const job = await createJob({ bus: first, blobs, jobs, log }, id, { upload }, { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, 'key-a', { quota: { audioSecLeft: 2, minutesPerDay: 1 } });
   await first.close();
 
   // The next run: the same stores, a new bus, the workers, then the resume.

@@ -7,11 +7,18 @@
  * stored (the decoder from a complete PCM, the separator from its last checkpointed chunk).
  */
 import { type EventBus } from '@stemflow/bus';
-import { EVENTS, type JobStatus } from '@stemflow/contracts';
-import { jobCreatedEvent } from '@stemflow/gateway';
+import { EVENTS, type Job, type JobStatus } from '@stemflow/contracts';
+import { jobCreatedEvent, type JobSource } from '@stemflow/gateway';
 import type { JobStore } from '@stemflow/jobs';
 import { keys, readObjectIfAny, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
+
+/** A job's input as its record has it: the stored upload (or import), else the URL still to fetch. */
+function sourceOf(job: Job): JobSource {
+  const i = job.input;
+  if (i.size !== undefined && i.sha256 !== undefined && i.content_type !== undefined) return { upload: { key: i.key, filename: i.filename, size: i.size, contentType: i.content_type, sha256: i.sha256 } };
+  return { url: i.url ?? '' };
+}
 
 export async function resumeInFlight(d: { bus: EventBus; jobs: JobStore; blobs: BlobStore; log: Logger }): Promise<number> {
   let resumed = 0;
@@ -25,7 +32,7 @@ export async function resumeInFlight(d: { bus: EventBus; jobs: JobStore; blobs: 
         // A job accepted before its announcement was kept: made again from its record (no quota, no reuse).
         const event = stored?.success
           ? stored.data
-          : await jobCreatedEvent({ findReusable: async () => undefined }, job.id, { key: job.input.key, filename: job.input.filename, size: job.input.size, contentType: job.input.content_type, sha256: job.input.sha256 }, job.options, job.owner);
+          : await jobCreatedEvent({ findReusable: async () => undefined }, job.id, sourceOf(job), job.options, job.owner);
         await d.bus.publish(event);
         resumed++;
       }

@@ -34,7 +34,7 @@ export async function separateCommand(a: CommonArgs & { device: 'auto' | 'cpu' |
     const stored = await storeInput(blobs, id, basename(path), createReadStream(path), { maxBytes: Number.POSITIVE_INFINITY });
     pipeline = await startPipeline(adapters, log, { device: a.device, threads: a.threads, maxDurationSec: 24 * 3600, maxModelRuns: Number.POSITIVE_INFINITY });
     if (!a.quiet) io.stderr.write(`separating ${basename(path)} on the ${pipeline.device === 'cuda' ? 'GPU (CUDA)' : 'CPU'}\n`);
-    await createJob({ ...adapters, log }, id, stored, a.options, null);
+    await createJob({ ...adapters, log }, id, { upload: stored }, a.options, null);
     const bar = progressBar(io.stderr, a.quiet);
     const job = await followJob(() => jobs.get(id), bar);
     if (job.status !== 'completed') {

@@ -6,6 +6,7 @@ import { timeStage } from '@stemflow/telemetry';
 import { decodeJob, type DecodeConfig, type DecodeDeps } from './use-cases/decode-job.js';
 
 export { decodeJob, clock } from './use-cases/decode-job.js';
+export type { ImportConfig } from './use-cases/import-input.js';
 /** For processes that decode without runService (the CLI): is ffmpeg there, and which. */
 export { ffmpegVersions } from '@stemflow/audio';
 

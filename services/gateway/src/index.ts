@@ -1,5 +1,5 @@
 /** The gateway's public face: its use cases (the CLI stores and submits through them), the app and the server. */
-export type { Deps } from './use-cases/jobs.js';
+export type { Deps, JobSource } from './use-cases/jobs.js';
 export { createJob, cancelJob, deleteJob, getOwnedJob, jobCreatedEvent, toView } from './use-cases/jobs.js';
 export { storeInput, type StoredUpload } from './use-cases/store-input.js';
 export { startOrphanSweeper, sweepOrphanUploads } from './use-cases/sweep-orphans.js';

@@ -9,6 +9,7 @@ import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOp
 import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { Transform, type Readable } from 'node:stream';
+import { importDefaults, importInput, type ImportConfig } from './import-input.js';
 
 /** Everything the decoder needs comes with its events or from the store: no database. */
 export type DecodeDeps = { bus: EventBus; blobs: BlobStore; log: Logger; cancels: Cancellations };
@@ -19,6 +20,8 @@ export type DecodeConfig = {
   /** Deadline of one decode, and how long ffmpeg may produce nothing. */
   timeoutSec?: number;
   stallSec?: number;
+  /** Inputs given by URL: the address guard, deadline and size (defaults: public addresses, 120 s, 500 MiB). */
+  import?: ImportConfig;
 };
 export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
@@ -52,8 +55,11 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     return;
   }
 
-  const media = await sniffStored(d.blobs, e.payload.input.key);
-  const src = { location: await d.blobs.sourceUrl(e.payload.input.key), media };
+  // An input given by URL is fetched first (the job's `importing` stage).
+  const input = e.payload.input ?? (await importInput(d, e, cfg.import ?? importDefaults()));
+  if (!input) return;
+  const media = await sniffStored(d.blobs, input.key);
+  const src = { location: await d.blobs.sourceUrl(input.key), media };
   const info = await probe(src);
   if (!info.audio) throw fail('NO_AUDIO_STREAM', info.hasVideo ? 'The video has no audio track.' : 'The file has no audio track.');
   const opts = e.payload.options;
@@ -134,7 +140,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
     if (nativeKey) await d.blobs.delete(nativeKey).catch(() => {});
   };
   // A write that failed because the job was deleted under it (its folder removed), or canceled, is the job's end, not a failure.
-  if (failure !== undefined && !canceled) canceled = d.cancels.seen(id) || !(await d.blobs.head(e.payload.input.key).catch(() => ({ size: -1 })));
+  if (failure !== undefined && !canceled) canceled = d.cancels.seen(id) || !(await d.blobs.head(input.key).catch(() => ({ size: -1 })));
   if (failure !== undefined || canceled) {
     await removePcm();
     if (canceled) return void log.info('canceled or deleted while decoding, stopped');
@@ -244,10 +250,11 @@ async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | un
 async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   const fromId = e.payload.reuseOf!;
   const from = e.payload.reuseStems;
-  if (!from) throw new StemflowError('REUSE_UNLISTED', `the job to reuse (${fromId}) came without its stems (from an older gateway): upload the file again`);
+  const input = e.payload.input;
+  if (!from || !input) throw new StemflowError('REUSE_UNLISTED', `the job to reuse (${fromId}) came without its stems (from an older gateway): upload the file again`);
   // The duration job.completed reports: the input's, as ffprobe reads it (nothing is decoded).
-  const media = await sniffStored(d.blobs, e.payload.input.key);
-  const info = await probe({ location: await d.blobs.sourceUrl(e.payload.input.key), media });
+  const media = await sniffStored(d.blobs, input.key);
+  const info = await probe({ location: await d.blobs.sourceUrl(input.key), media });
   const stems = [];
   for (const s of from) {
     const key = s.key.replace(`jobs/${fromId}/`, `jobs/${e.jobId}/`);

@@ -40,12 +40,10 @@ export type GatewayOptions = {
   keySettings?: Record<string, KeySettings> | undefined;
   /** Idempotency keys, job slots and request counters shared with the other gateways. */
   ledger?: Ledger | undefined;
-  /** Which addresses imports and webhooks may reach (default: public ones only). */
+  /** Which addresses an input_url and a callback_url may name (default: public ones only); the decoder and the webhook service check again where they connect. */
   policy?: AddressPolicy;
   /** Signs webhooks (per key, derived); without it a callback_url is refused. */
   webhookSecret?: string | undefined;
-  /** A file imported by URL must arrive within this. */
-  importTimeoutMs?: number;
   /** When set, /metrics answers only `Authorization: Bearer <token>`. */
   metricsToken?: string | undefined;
   /** Browser origins allowed to call the API (CORS); none by default. `*`: any. */

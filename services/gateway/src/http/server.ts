@@ -26,7 +26,6 @@ type HttpConfig = Pick<
   | 'MAX_CONNECTIONS_PER_CLIENT'
   | 'MAX_MODEL_RUNS'
   | 'API_KEY_SETTINGS'
-  | 'IMPORT_TIMEOUT_SEC'
   | 'WEBHOOK_SECRET'
   | 'OUTBOUND_ALLOW_CIDRS'
   | 'DATABASE_URL'
@@ -52,7 +51,6 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     keySettings: c.API_KEY_SETTINGS,
     policy: addressPolicy(c.OUTBOUND_ALLOW_CIDRS),
     webhookSecret: c.WEBHOOK_SECRET,
-    importTimeoutMs: c.IMPORT_TIMEOUT_SEC * 1000,
     hub,
     maxUploadBytes: c.MAX_UPLOAD_BYTES,
     apiKeys: c.API_KEYS,

@@ -2,10 +2,10 @@
 import { newEvent, type EventBus } from '@stemflow/bus';
 import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type EventOf, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
-import { keys, markCanceled, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
+import { keys, markCanceled, safeFileName, writeImportTarget, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import type { StoredUpload } from './store-input.js';
-import { redactUrl } from '@stemflow/net';
+import { pathName, redactUrl } from '@stemflow/net';
 
 export type Deps = { bus: EventBus; blobs: BlobStore; jobs: JobStore; log: Logger };
 
@@ -20,17 +20,23 @@ export type JobExtras = {
   quota?: { audioSecLeft: number; minutesPerDay: number } | undefined;
 };
 
+/** Where a job's input comes from: an upload already stored, or a URL its first stage fetches. */
+export type JobSource = { upload: StoredUpload } | { url: string };
+
 /**
  * The one builder of a job's job.created event: its input, options and owner, the stems it may
  * reuse (the same bytes and options done before for this owner), its webhook, and the owner's
  * audio left today. Published once by the gateway and kept beside the job, it is what a resumed
  * job is announced with again.
  */
-export async function jobCreatedEvent(jobs: Pick<JobStore, 'findReusable'>, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<EventOf<'job.created'>> {
+export async function jobCreatedEvent(jobs: Pick<JobStore, 'findReusable'>, jobId: string, source: JobSource, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<EventOf<'job.created'>> {
   // The same bytes with the same options were separated before (for this owner): reuse the stems.
-  const reuse = await jobs.findReusable(upload.sha256, options, owner).catch(() => undefined);
+  // (An import's bytes are known only once fetched: it is always separated.)
+  const reuse = 'upload' in source ? await jobs.findReusable(source.upload.sha256, options, owner).catch(() => undefined) : undefined;
   return newEvent('job.created', jobId, {
-    input: { key: upload.key, filename: upload.filename, size: upload.size, content_type: upload.contentType, sha256: upload.sha256 },
+    ...('upload' in source
+      ? { input: { key: source.upload.key, filename: source.upload.filename, size: source.upload.size, content_type: source.upload.contentType, sha256: source.upload.sha256 } }
+      : { import: { key: keys.input(jobId), filename: safeFileName(pathName(source.url)), url: redactUrl(source.url) } }),
     options,
     owner,
     // The stems to copy travel with the event: the decoder needs no database.
@@ -40,11 +46,12 @@ export async function jobCreatedEvent(jobs: Pick<JobStore, 'findReusable'>, jobI
   });
 }
 
-export async function createJob(d: Deps, jobId: string, upload: StoredUpload, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<Job> {
-  const event = await jobCreatedEvent(d.jobs, jobId, upload, options, owner, extras);
+export async function createJob(d: Deps, jobId: string, source: JobSource, options: JobOptions, owner: string | null, extras: JobExtras = {}): Promise<Job> {
+  const event = await jobCreatedEvent(d.jobs, jobId, source, options, owner, extras);
   const job = jobFromCreated(event);
   try {
     if (extras.webhook) await writeWebhookTarget(d.blobs, jobId, extras.webhook);
+    if ('url' in source) await writeImportTarget(d.blobs, jobId, { url: source.url });
     await d.blobs.put(keys.created(jobId), Buffer.from(JSON.stringify(event)), { contentType: 'application/json' });
     await d.jobs.create(job);
     await d.bus.publish(event);
@@ -95,6 +102,7 @@ export function toView(job: Job, base = '/api'): JobView {
     progress: job.progress,
     eta_sec: job.eta_sec,
     filename: job.input.filename,
+    import: job.import ?? null,
     stems: job.stems.map((s) => ({ name: s.name, format: s.format, bytes: s.bytes, url: `${base}/jobs/${job.id}/stems/${s.name}` })),
     ready_sec: job.ready_sec ?? 0,
     live_stems:

@@ -6,23 +6,21 @@
  * when a later step refuses.
  */
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
 import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
-import { checkTarget, request, type AddressPolicy } from '@stemflow/net';
+import { checkTarget, type AddressPolicy } from '@stemflow/net';
 import type { WebhookTarget } from '@stemflow/storage';
 import { modelRuns } from '@stemflow/audio';
 import { limitRefusals } from '@stemflow/telemetry';
 import { Limits, rateLimitFields, secondsToUtcMidnight } from './limits.js';
-import { createJob, type Deps } from './jobs.js';
+import { createJob, type Deps, type JobSource } from './jobs.js';
 import { storeInput, type StoredUpload } from './store-input.js';
 
 /** How long an Idempotency-Key is remembered. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
 /** A lease whose job does not exist after this long was left by a request that died: taken over. */
 const ORPHAN_LEASE_MS = 60_000;
-const MAX_IMPORT_REDIRECTS = 5;
 
 export type SubmitOptions = {
   maxUploadBytes: number;
@@ -31,13 +29,12 @@ export type SubmitOptions = {
   policy: AddressPolicy;
   /** Without it, webhooks are off: a callback_url is refused. */
   webhookSecret?: string | undefined;
-  importTimeoutMs: number;
 };
 
 export type Submission = { options: JobOptions; callbackUrl?: string | undefined; inputUrl?: string | undefined };
 export type Caller = { owner: string | null; settings: KeySettings };
-/** One submit: who, what, and the request's Idempotency-Key; `signal` aborts when the client goes. */
-export type SubmitRequest = { jobId: string; caller: Caller; idempotencyKey: string | undefined; signal?: AbortSignal | undefined };
+/** One submit: who, what, and the request's Idempotency-Key. */
+export type SubmitRequest = { jobId: string; caller: Caller; idempotencyKey: string | undefined };
 /** The answer: the job (new, or the first one of a replayed Idempotency-Key). */
 export type SubmitOutcome = { job: CreateJobResponse; replayed: boolean };
 
@@ -113,7 +110,8 @@ export class Submitter {
 
   /**
    * The rest of a submit once its fields (and the upload, if any) are in. `upload` is deleted on
-   * every refusal; an import is fetched only after the key's replay check.
+   * every refusal. An input given by URL is not fetched here: its address is checked (a refused
+   * one is a 400 now), and the job's first stage, in the decoder, fetches it.
    */
   async accept(r: SubmitRequest, s: Submission, upload: StoredUpload | undefined): Promise<SubmitOutcome> {
     const { jobId, caller: c, idempotencyKey: key } = r;
@@ -126,6 +124,7 @@ export class Submitter {
       if (this.o.maxModelRuns !== undefined && minimal > this.o.maxModelRuns) {
         throw invalid('COST_LIMIT', `shifts ${s.options.shifts} with overlap ${s.options.overlap} takes at least ${minimal} model runs even for the shortest file; this server allows at most ${this.o.maxModelRuns} per job`);
       }
+      if (s.inputUrl) await checkTarget(s.inputUrl, this.o.policy);
       const webhook = await this.webhookFor(s, c);
 
       if (key) {
@@ -138,9 +137,7 @@ export class Submitter {
         undo.push(() => release(this.o.ledger!, leaseKey(c.owner, key), jobId));
       }
 
-      const input = upload ?? (await this.importUrl(jobId, s.inputUrl!, r.signal));
-      if (!upload) undo.push(() => this.d.blobs.delete(input.key));
-
+      const source: JobSource = upload ? { upload } : { url: s.inputUrl! };
       const quota = await this.checkMinutes(c);
       const max = c.settings.max_concurrent_jobs;
       if (max && this.limits) {
@@ -148,8 +145,8 @@ export class Submitter {
         if (!slot) throw tooMany('CONCURRENCY_LIMIT', `this API key has ${max} jobs pending or processing, the most it may run at once; submit again when one ends`, 5);
         undo.push(slot.release);
       }
-      const job = await createJob(this.d, jobId, input, s.options, c.owner, { webhook, quota });
-      this.d.log.info({ jobId: job.id, bytes: input.size, type: input.contentType, imported: !upload }, 'job accepted');
+      const job = await createJob(this.d, jobId, source, s.options, c.owner, { webhook, quota });
+      this.d.log.info({ jobId: job.id, ...(upload ? { bytes: upload.size, type: upload.contentType } : { importing: true }) }, 'job accepted');
       return { job: { id: job.id, status: 'pending', created_at: job.created_at }, replayed: false };
     } catch (err) {
       for (const u of undo.reverse()) await u().catch(() => {});
@@ -187,50 +184,4 @@ export class Submitter {
     const first = await this.jobsView.get(held.jobId).catch(() => undefined);
     return { id: held.jobId, status: 'pending', created_at: first?.created_at ?? held.created_at };
   }
-
-  /**
-   * Fetches an input by URL into the store, with an upload's checks (size, type by content) plus
-   * a deadline for the whole transfer, redirects followed and each hop's address checked.
-   */
-  private async importUrl(jobId: string, raw: string, signal: AbortSignal | undefined): Promise<StoredUpload> {
-    const client = new AbortController();
-    const gone = () => client.abort();
-    if (signal?.aborted) gone();
-    signal?.addEventListener('abort', gone, { once: true });
-    try {
-      const res = await request(raw, { method: 'GET', timeoutMs: this.o.importTimeoutMs, maxRedirects: MAX_IMPORT_REDIRECTS, policy: this.o.policy, signal: client.signal, headers: { accept: 'audio/*, video/*;q=0.5, */*;q=0.1' } });
-      const origin = new URL(res.url).origin;
-      if (res.status < 200 || res.status >= 300) {
-        res.body.destroy();
-        throw invalid('IMPORT_FAILED', res.status >= 300 && res.status < 400 ? `${origin} redirected more than ${MAX_IMPORT_REDIRECTS} times` : `${origin} answered HTTP ${res.status} for the input_url`, 422);
-      }
-      const length = Number(res.headers['content-length']);
-      if (Number.isFinite(length) && length > this.o.maxUploadBytes) {
-        res.body.destroy();
-        throw new StemflowError('UPLOAD_TOO_LARGE', `the file at input_url is ${length} bytes; this server accepts at most ${this.o.maxUploadBytes}`, { status: 413 });
-      }
-      const name = dispositionName(res.headers['content-disposition']) ?? decodeURIComponent(basename(new URL(res.url).pathname)) ?? undefined;
-      try {
-        return await storeInput(this.d.blobs, jobId, name, res.body, { maxBytes: this.o.maxUploadBytes, signal: client.signal });
-      } finally {
-        res.body.destroy();
-      }
-    } finally {
-      signal?.removeEventListener('abort', gone);
-    }
-  }
-}
-
-/** The file name a Content-Disposition header gives (filename* first), if any. */
-function dispositionName(h: string | undefined): string | undefined {
-  if (!h) return undefined;
-  const star = /filename\*\s*=\s*[^']*'[^']*'([^;]+)/i.exec(h);
-  if (star) {
-    try {
-      return decodeURIComponent(star[1]!.trim());
-    } catch {
-      /* fall through */
-    }
-  }
-  return /filename\s*=\s*"?([^";]+)"?/i.exec(h)?.[1]?.trim();
 }

@@ -41,9 +41,7 @@ export function jobsRouter(g: Gateway): Router {
     ureq.jobId = uuidv7();
     const caller: Caller = { owner: ownerFor(res) ?? null, settings: settingsFor(res) };
     const key = idempotencyKey(req.get('idempotency-key'));
-    const client = new AbortController();
-    res.once('close', () => client.abort());
-    const submit = (s: Submission, file: StoredUpload | undefined) => submitter.accept({ jobId: ureq.jobId, caller, idempotencyKey: key, signal: client.signal }, s, file);
+    const submit = (s: Submission, file: StoredUpload | undefined) => submitter.accept({ jobId: ureq.jobId, caller, idempotencyKey: key }, s, file);
     // A JSON body names its input by URL; a multipart one carries the file (or input_url).
     if (req.is('application/json')) {
       await submitter.precheck(caller, key);
