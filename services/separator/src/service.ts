@@ -4,7 +4,7 @@ import { isMarkedCanceled } from '@stemflow/storage';
 import type { SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { timeStage, type Logger } from '@stemflow/telemetry';
-import { HtdemucsEngine, supervisedRunner, workerRunner } from './core/index.js';
+import { HtdemucsEngine, supervisedRunner, workerRunner, type SupervisedRunner, type WorkerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
 export { separateJob } from './use-cases/separate-job.js';
@@ -14,7 +14,7 @@ export { HtdemucsEngine } from './core/index.js';
  * Loads the model (checked by sha256) in a worker thread and opens an engine on it: the model
  * runs there, this thread keeps the bus, HTTP, checkpoints and the DSP of the chunks around it.
  */
-export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check }> {
+export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check; runner: SupervisedRunner<WorkerRunner> }> {
   const { log, ...options } = o;
   const start = () => workerRunner({ ...options, log: (m) => log.warn(m) });
   const runner = supervisedRunner(await start(), start, (m) => log.error(m));
@@ -24,7 +24,7 @@ export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger 
     name: 'model',
     check: async () => ({ ok: true, detail: `htdemucs on ${runner.device} in a worker thread${runner.restarts ? `; restarted ${runner.restarts}× (last: ${runner.lastFailure})` : ''}` }),
   };
-  return { engine: new HtdemucsEngine(runner), device: runner.device, health };
+  return { engine: new HtdemucsEngine(runner), device: runner.device, health, runner };
 }
 
 /** One model instance, one job at a time (the queue's prefetch is 1); cancellations watched on its own queue and in the store. */

@@ -20,6 +20,18 @@ export type ModelRunner = {
   close(): Promise<void>;
   /** Why the runner can run no more (its thread died), or undefined while it can. */
   readonly dead?: Error | undefined;
+  /** Resolves once the runner's thread is gone (a worker's; absent for a runner without one). */
+  readonly exited?: Promise<void>;
+};
+/** A runner whose model lives in a worker thread. */
+export type WorkerRunner = ModelRunner & {
+  /**
+   * Kills the model's thread as a crash would: every run in flight and every later one fails at
+   * once ("the model worker was terminated"); the thread itself ends as soon as the native run it
+   * is inside returns (onnxruntime-node aborts the whole process if a thread is terminated inside
+   * a run). Resolves once it is gone. close() is the same, for an orderly end.
+   */
+  terminate(): Promise<void>;
 };
 
 /** Input names told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T]. */
@@ -66,7 +78,7 @@ type Hello = { type: 'ready'; device: 'cpu' | 'cuda' } | { type: 'log'; msg: str
  * Opens the model in a worker thread (the sha256 check included) and serves runs from it. A
  * worker that dies fails every run in flight and every later one with the reason.
  */
-export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg: string) => void; modelPath?: string }): Promise<ModelRunner> {
+export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg: string) => void; modelPath?: string }): Promise<WorkerRunner> {
   const { log, ...options } = o;
   const worker = new Worker(new URL('./model-worker.ts', import.meta.url), {
     workerData: options,
@@ -84,6 +96,17 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
     for (const p of pending.values()) p.reject(err);
     pending.clear();
   };
+  // Runs the thread is busy with (posted, not answered), even those whose callers were failed: the
+  // thread is never terminated inside a native run (onnxruntime-node aborts the whole process then).
+  let busy = 0;
+  let whenIdle: (() => void)[] = [];
+  const idle = () => (busy === 0 ? Promise.resolve() : new Promise<void>((r) => whenIdle.push(r)));
+  const settled = () => {
+    busy = Math.max(0, busy - 1);
+    if (busy === 0) for (const r of whenIdle.splice(0)) r();
+  };
+  let exitedNow!: () => void;
+  const exited = new Promise<void>((r) => (exitedNow = r));
   const device = await new Promise<'cpu' | 'cuda'>((resolve, reject) => {
     worker.on('message', (m: Hello | Reply) => {
       if ('type' in m) {
@@ -92,6 +115,7 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
         else reject(new StemflowError(m.code ?? 'MODEL_UNAVAILABLE', m.error, { status: 500 }));
         return;
       }
+      settled();
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
@@ -106,49 +130,66 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
       const err = new Error(`the model worker exited (${code})`);
       reject(err);
       fail(err);
+      busy = 1;
+      settled();
+      exitedNow();
     });
   });
+  /** Fails every run now, and ends the thread once its native run (if any) has returned. */
+  const stop = async (why: Error) => {
+    fail(why);
+    await idle();
+    await worker.terminate();
+    await exited;
+  };
   let next = 0;
   return {
     device,
     get dead() {
       return dead;
     },
+    exited,
     run: (mix, spec) => {
       if (dead) return Promise.reject(dead);
       const id = next++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
+        busy++;
         // The inputs are moved to the worker, not copied (the caller made them for this run).
         worker.postMessage({ id, mix, spec }, [mix.buffer as ArrayBuffer, spec.buffer as ArrayBuffer]);
       });
     },
-    close: async () => {
-      fail(new Error('the model worker was closed'));
-      await worker.terminate();
-    },
+    close: () => stop(new Error('the model worker was closed')),
+    terminate: () => stop(new Error('the model worker was terminated')),
   };
 }
 
-export type SupervisedRunner = ModelRunner & { readonly restarts: number; readonly lastFailure: string | undefined };
+export type SupervisedRunner<R extends ModelRunner = ModelRunner> = ModelRunner & {
+  readonly restarts: number;
+  readonly lastFailure: string | undefined;
+  /** The runner serving now (a new one after each restart). */
+  readonly current: R;
+};
 
 /**
  * A runner that outlives its thread: when the model's worker dies (out of memory, a crash in the
  * runtime), the run in flight fails (its job is retried by the bus) and the next run starts a new
  * worker, instead of every later job failing until the process restarts.
  */
-export function supervisedRunner(first: ModelRunner, start: () => Promise<ModelRunner>, log?: (msg: string) => void): SupervisedRunner {
+export function supervisedRunner<R extends ModelRunner>(first: R, start: () => Promise<R>, log?: (msg: string) => void): SupervisedRunner<R> {
   let current = first;
-  let replacing: Promise<ModelRunner> | undefined;
+  let replacing: Promise<R> | undefined;
   let restarts = 0;
   let lastFailure: string | undefined;
   let closed = false;
-  const live = async (): Promise<ModelRunner> => {
+  const live = async (): Promise<R> => {
     if (!current.dead || closed) return current;
     replacing ??= (async () => {
       lastFailure = current.dead!.message;
       log?.(`${lastFailure}: starting a new model worker`);
       try {
+        // One session in memory at a time (3-5 GiB each): the dead thread is gone first.
+        await current.exited;
         current = await start();
         restarts++;
         return current;
@@ -170,6 +211,9 @@ export function supervisedRunner(first: ModelRunner, start: () => Promise<ModelR
     },
     get lastFailure() {
       return lastFailure;
+    },
+    get current() {
+      return current;
     },
     run: async (mix, spec) => (await live()).run(mix, spec),
     close: async () => {
