@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source infra/lib.sh
 bash infra/engines.sh install >/dev/null
 bash infra/pnpm.sh install --frozen-lockfile --reporter=silent
+bash infra/models.sh
 # Engines this script starts are stopped when it ends (STEMFLOW_KEEP_ENGINES=1 keeps them); ones
 # that were already running are left as they were.
 all_up=1

@@ -53,17 +53,6 @@ install() {
 # the example consumer's (examples/python-consumer), and the test tools' (infra/tools: schemathesis).
 CONSUMER_VENV=$STEMFLOW_CACHE/python-consumer
 TOOLS_VENV=$STEMFLOW_CACHE/python-tools
-python_env() { # venv requirements name
-  local venv=$1 req=$2 name=$3 stamp="$1/.requirements"
-  if [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then log "$name: environment present"; return; fi
-  local t0=$SECONDS
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-  cp "$req" "$stamp"
-  log "$name: environment built in $((SECONDS - t0)) s"
-}
-
 pidfile() { echo "$STEMFLOW_RUN/$1.pid"; }
 alive() { local f; f=$(pidfile "$1"); [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
 spawn() { # name  command...

@@ -28,3 +28,15 @@ wait_for() {
   done
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A Python environment from PyPI at pinned versions, rebuilt only when its requirements change.
+python_env() { # venv requirements name
+  local venv=$1 req=$2 name=$3 stamp="$1/.requirements"
+  if [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then log "$name: environment present"; return; fi
+  local t0=$SECONDS
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+  log "$name: environment built in $((SECONDS - t0)) s"
+}

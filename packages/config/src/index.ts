@@ -114,6 +114,10 @@ export const commonEnv = z.object({
 const maxUploadBytes = z.preprocess(blankIsUnset, int(1).default(500 * 1024 * 1024));
 /** Addresses outbound requests (imports, webhooks) may reach besides public ones. */
 const outboundAllowCidrs = z.preprocess(blankIsUnset, cidrs.default([]));
+/** The graph a job separates with when it does not say (quality=full|fast): set on gateways and separators alike. */
+export const qualityEnv = z.object({
+  DEFAULT_QUALITY: z.preprocess(blankIsUnset, z.enum(['full', 'fast']).default('fast')),
+});
 export const httpEnv = z.object({
   PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8000)),
   HOST: z.preprocess(blankIsUnset, z.string().default('0.0.0.0')),
@@ -163,20 +167,22 @@ export const separatorEnv = z.object({
   SEPARATOR_DEVICE: z.preprocess(blankIsUnset, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
   /** Longest a job holds its message unacked before continuing from a fresh one (consumer timeout). */
   SEPARATOR_MAX_HOLD_SEC: z.preprocess(blankIsUnset, int(10).default(900)),
-  /** ONNX Runtime intra-op threads; 0 → all cores. */
+  /** ONNX Runtime intra-op threads per engine; 0 → the cores shared out among the engines. */
   SEPARATOR_THREADS: z.preprocess(blankIsUnset, int(0, 1024).default(0)),
+  /** Jobs one separator runs at once, each on its own engine (model worker and session). */
+  SEPARATOR_CONCURRENCY: z.preprocess(blankIsUnset, int(1, 64).default(1)),
 });
 
 const infra = commonEnv.extend(busEnv.shape).extend(storageEnv.shape).extend(jobsEnv.shape);
 
 /** One schema per deployable; `pnpm start` (all-in-one) takes the union. */
 export const SERVICE_ENV = {
-  gateway: infra.extend(httpEnv.shape).extend(outboundEnv.shape),
+  gateway: infra.extend(httpEnv.shape).extend(outboundEnv.shape).extend(qualityEnv.shape),
   decoder: infra.extend(decoderEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8001)) }),
-  separator: infra.extend(separatorEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8002)) }),
+  separator: infra.extend(separatorEnv.shape).extend(qualityEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8002)) }),
   status: infra.extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8003)) }),
   webhooks: infra.extend(outboundEnv.shape).extend(webhooksEnv.shape).extend({ PORT: z.preprocess(blankIsUnset, int(0, 65535).default(8004)) }),
-  'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape).extend(outboundEnv.shape).extend(webhooksEnv.shape),
+  'all-in-one': infra.extend(httpEnv.shape).extend(decoderEnv.shape).extend(separatorEnv.shape).extend(outboundEnv.shape).extend(webhooksEnv.shape).extend(qualityEnv.shape),
 } as const;
 export type ServiceName = keyof typeof SERVICE_ENV;
 export type ConfigOf<S extends ServiceName> = z.infer<(typeof SERVICE_ENV)[S]>;

@@ -36,6 +36,10 @@ export const SEPARATE_SHARE = 0.85;
 export const JobStage = z.enum(STAGES);
 export type JobStage = z.infer<typeof JobStage>;
 
+/** Which graph separates: the published fp32 weights, or the same network with its MatMul weights in int8. */
+export const QUALITIES = ['full', 'fast'] as const;
+export type Quality = (typeof QUALITIES)[number];
+
 /** What the client asked for. Every field has a default, so `{}` is a valid request. */
 export const JobOptions = z
   .object({
@@ -63,6 +67,10 @@ export const JobOptions = z
       .describe('Put what the model left out (the mix minus the other stems) into other, or into accompaniment with two_stems, so the stems add up to the mix.'),
     start: z.number().min(0).max(86_400).default(0).describe('Separate only from this second of the input (a preview window).'),
     duration: z.number().min(1).max(86_400).optional().describe('Separate only this many seconds, from start (default: to the end).'),
+    quality: z
+      .enum(QUALITIES)
+      .optional()
+      .describe("Which graph separates: full (the published fp32 weights) or fast (its MatMul weights in int8: about 1.3× faster, every stem within 0.1 dB of full's SDR on the fidelity material). Unset: the server's DEFAULT_QUALITY."),
   })
   .strict()
   .refine((o) => !o.residual || o.two_stems || o.stems.includes('other'), { message: 'residual goes into other (or accompaniment with two_stems): include other in stems', path: ['residual'] });
@@ -83,6 +91,7 @@ export const OPTION_TEXT = {
   residual: 'bool',
   start: 'number',
   duration: 'number',
+  quality: 'text',
 } as const satisfies Record<keyof z.infer<typeof JobOptions>, 'list' | 'text' | 'int' | 'number' | 'bool'>;
 export type OptionName = keyof typeof OPTION_TEXT;
 export const OPTION_NAMES = Object.keys(OPTION_TEXT) as OptionName[];

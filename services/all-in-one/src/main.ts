@@ -30,6 +30,8 @@ await runService('all-in-one', async ({ config, log, adapters, checks }) => {
     import: { policy, timeoutMs: config.IMPORT_TIMEOUT_SEC * 1000, maxBytes: config.MAX_UPLOAD_BYTES },
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
+    concurrency: config.SEPARATOR_CONCURRENCY,
+    quality: config.DEFAULT_QUALITY,
     maxDurationSec: config.MAX_DURATION_SEC,
     maxModelRuns: config.MAX_MODEL_RUNS,
     decodeTimeoutSec: config.DECODE_TIMEOUT_SEC,

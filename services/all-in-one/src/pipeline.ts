@@ -5,7 +5,7 @@
 import type { Adapters, Check, Running } from '@stemflow/runtime';
 import { startDecoder, type ImportConfig } from '@stemflow/decoder';
 export { ffmpegVersions } from '@stemflow/decoder';
-import { loadEngine, startSeparator } from '@stemflow/separator';
+import { loadEngines, startSeparator } from '@stemflow/separator';
 import { startStatus } from '@stemflow/status';
 import { startWebhooks, type WebhooksOptions } from '@stemflow/webhooks';
 import type { Logger } from '@stemflow/telemetry';
@@ -13,6 +13,10 @@ import type { Logger } from '@stemflow/telemetry';
 export type PipelineOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   threads: number;
+  /** Jobs separated at once (one engine each; default 1). */
+  concurrency?: number;
+  /** The graph loaded first: the one jobs run when they do not say. */
+  quality?: 'full' | 'fast';
   maxDurationSec: number;
   maxModelRuns?: number;
   decodeTimeoutSec?: number;
@@ -34,8 +38,8 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
     ...(o.decodeStallSec !== undefined ? { stallSec: o.decodeStallSec } : {}),
     ...(o.import ? { import: o.import } : {}),
   });
-  const { engine, device, health } = await loadEngine({ device: o.device, threads: o.threads, memArena: false, log });
-  const separator = await startSeparator({ ...adapters, engine, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
+  const { engines, device, health } = await loadEngines({ device: o.device, threads: o.threads, concurrency: o.concurrency ?? 1, memArena: false, quality: o.quality ?? 'full', log });
+  const separator = await startSeparator({ ...adapters, engines, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
   const webhooks = o.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, o.webhooks) : undefined;
   return {
     device,
@@ -43,7 +47,7 @@ export async function startPipeline(adapters: Adapters, log: Logger, o: Pipeline
     stop: async () => {
       await webhooks?.stop();
       await separator.stop();
-      await engine.close(); // the model's thread
+      await Promise.all(engines.map((e) => e.close())); // the models' threads
       await decoder.stop();
       await status.stop();
     },

@@ -39,6 +39,9 @@ Options:
                        stems add up to the mix
   --start <sec>        separate from this second only (a preview window)
   --duration <sec>     separate only this many seconds
+  --quality <q>        fast (int8 weights, about 1.3× faster, the same separation within
+                       0.1 dB) or full (the published fp32 weights); default: the server's
+                       DEFAULT_QUALITY (separate: fast)
   --out <dir>          where to write the stems (default: ./separated/<file name>/)
   --api <url>          submit: the gateway (default: $STEMFLOW_API or http://localhost:8000)
   --key <key>          submit: an API key (default: $STEMFLOW_API_KEY)

@@ -32,9 +32,10 @@ export async function separateCommand(a: CommonArgs & { device: 'auto' | 'cpu' |
   try {
     // Stored (and sniffed) first: a file that is not audio is refused before the model loads.
     const stored = await storeInput(blobs, id, basename(path), createReadStream(path), { maxBytes: Number.POSITIVE_INFINITY });
-    pipeline = await startPipeline(adapters, log, { device: a.device, threads: a.threads, maxDurationSec: 24 * 3600, maxModelRuns: Number.POSITIVE_INFINITY });
+    const options = { ...a.options, quality: a.options.quality ?? ('fast' as const) };
+    pipeline = await startPipeline(adapters, log, { device: a.device, threads: a.threads, quality: options.quality, maxDurationSec: 24 * 3600, maxModelRuns: Number.POSITIVE_INFINITY });
     if (!a.quiet) io.stderr.write(`separating ${basename(path)} on the ${pipeline.device === 'cuda' ? 'GPU (CUDA)' : 'CPU'}\n`);
-    await createJob({ ...adapters, log }, id, { upload: stored }, a.options, null);
+    await createJob({ ...adapters, log }, id, { upload: stored }, options, null);
     const bar = progressBar(io.stderr, a.quiet);
     const job = await followJob(() => jobs.get(id), bar);
     if (job.status !== 'completed') {

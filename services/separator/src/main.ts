@@ -1,16 +1,23 @@
 import { runService } from '@stemflow/runtime';
-import { loadEngine, startSeparator } from './service.js';
+import { loadEngines, startSeparator } from './service.js';
 
 await runService(
   'separator',
   async ({ config, log, adapters, checks }) => {
-    const { engine, health } = await loadEngine({ device: config.SEPARATOR_DEVICE, threads: config.SEPARATOR_THREADS, memArena: false, log });
+    const { engines, health } = await loadEngines({
+      device: config.SEPARATOR_DEVICE,
+      threads: config.SEPARATOR_THREADS,
+      concurrency: config.SEPARATOR_CONCURRENCY,
+      memArena: false,
+      quality: config.DEFAULT_QUALITY,
+      log,
+    });
     checks.push(health);
-    const separator = await startSeparator({ ...adapters, log, engine, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
+    const separator = await startSeparator({ ...adapters, log, engines, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
     return {
       stop: async () => {
         await separator.stop();
-        await engine.close();
+        await Promise.all(engines.map((e) => e.close()));
       },
     };
   },

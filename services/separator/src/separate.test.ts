@@ -17,6 +17,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HtdemucsEngine, planChunks } from './core/index.js';
 import { separateJob } from './use-cases/separate-job.js';
+import { startSeparator } from './service.js';
 
 const tinyModel = fileURLToPath(new URL('../../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
 const W = [0.1, 0.2, 0.3, 0.4];
@@ -336,6 +337,42 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(runs[0]!.modelRunSec + runs[1]!.modelRunSec).toBeCloseTo((engine.runMs - before) / 1000, 6);
   });
 
+  it('SEPARATOR_CONCURRENCY=2: two jobs in one separator at once, each on its own engine; one canceled, the other completes with its own timings', async () => {
+    const env = setup();
+    const engines = [engine, new HtdemucsEngine(await ort.InferenceSession.create(tinyModel))];
+    const queue: QueueSpec = { ...QUEUES.separator, name: `separator-${uuidv7()}` };
+    env.bus.declare(queue);
+    const sep = await startSeparator({ bus: env.bus, blobs: env.blobs, log: createLogger('t', 'silent'), engines }, queue);
+    try {
+      const [a, b] = [await job(env, 30 * SR, { format: 'wav16' }), await job(env, 30 * SR, { format: 'wav16' })];
+      // b is canceled once a and b have each made a chunk: both were in flight at once.
+      let canceled = false;
+      const both = () => [a, b].every((j) => env.events.some((e) => e.type === 'job.progress' && e.jobId === j.id && e.payload.chunk));
+      const watcher = setInterval(() => {
+        if (!canceled && both()) {
+          canceled = true;
+          void env.bus.publish(newEvent('job.canceled', b.id, {}));
+        }
+      }, 5);
+      await env.bus.publish(a.decoded);
+      await env.bus.publish(b.decoded);
+      const done = await until(() => env.events.find((e) => e.type === 'job.completed' && e.jobId === a.id) as EventOf<'job.completed'> | undefined);
+      clearInterval(watcher);
+      expect(canceled).toBe(true);
+      await until(async () => (await env.blobs.list(`jobs/${b.id}/work/`)).length === 0 || undefined);
+      expect(env.events.some((e) => e.type === 'job.completed' && e.jobId === b.id)).toBe(false);
+      expect(done.payload.stems).toHaveLength(4);
+      const t = done.payload.timings as { modelRunSec: number; separateSec: number };
+      expect(t.modelRunSec).toBeGreaterThan(0);
+      expect(t.modelRunSec).toBeLessThanOrEqual(t.separateSec); // its own engine's time, not both jobs'
+      const vocals = await stem(env.blobs, keys.stem(a.id, 'vocals', 'wav'));
+      expect(snr(expected(a.mix, 0.4), vocals)).toBeGreaterThan(60);
+    } finally {
+      await sep.stop();
+      await engines[1]!.close();
+    }
+  });
+
   it('two-stem mode, random shifts, a short clip, and compressed formats', async () => {
     const env = setup();
     const j = await job(env, 3 * SR, { two_stems: 'vocals', shifts: 2, format: 'flac' });
@@ -355,3 +392,13 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect((await stem(env.blobs, keys.stem(mp3.id, 'bass', 'mp3'))).length / 2).toBe(2 * SR);
   });
 });
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,41 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { watchCancellations } from '@stemflow/bus';
-import { QUEUES, type QueueSpec } from '@stemflow/contracts';
+import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
 import { isMarkedCanceled } from '@stemflow/storage';
-import type { SessionOptions } from '@stemflow/models';
+import type { Quality, SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { timeStage, type Logger } from '@stemflow/telemetry';
-import { HtdemucsEngine, supervisedRunner, workerRunner, type SupervisedRunner, type WorkerRunner } from './core/index.js';
+import { HtdemucsEngine, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
 export { separateJob } from './use-cases/separate-job.js';
 export { HtdemucsEngine } from './core/index.js';
 
 /**
- * Loads the model (checked by sha256) in a worker thread and opens an engine on it: the model
- * runs there, this thread keeps the bus, HTTP, checkpoints and the DSP of the chunks around it.
+ * Peak resident memory one engine adds (its session and the tensors of a run, arena off), measured
+ * by `pnpm bench separate` on the 20 s song; the first engine's includes the process itself.
  */
-export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check; runner: SupervisedRunner<WorkerRunner> }> {
-  const { log, ...options } = o;
-  const start = () => workerRunner({ ...options, log: (m) => log.warn(m) });
-  const runner = supervisedRunner(await start(), start, (m) => log.error(m));
-  log.info({ device: runner.device, threads: o.threads || 'all cores', thread: 'worker' }, 'model loaded');
+export const ENGINE_MEMORY_GIB = { full: 2.8, fast: 2.4 } as const;
+
+/**
+ * Loads the model (checked by sha256) in worker threads and opens `concurrency` engines on them,
+ * one job each: the model runs there, this thread keeps the bus, HTTP, checkpoints and the DSP of
+ * the chunks around it. Threads per session: `threads`, or the cores shared out. `quality` is the
+ * graph each loads first (the jobs' default); a job asking for the other switches its engine's.
+ * Refused at start when the machine's memory cannot hold the engines.
+ */
+export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; concurrency?: number; memoryBytes?: number }): Promise<{ engines: HtdemucsEngine[]; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[] }> {
+  const { log, concurrency = 1, memoryBytes = availableMemory(), ...options } = o;
+  const quality = o.quality ?? 'full';
+  const need = concurrency * Math.max(ENGINE_MEMORY_GIB.full, ENGINE_MEMORY_GIB[quality]) * 2 ** 30;
+  if (need > memoryBytes) {
+    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB.full} GiB per engine at quality full), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
+  }
+  const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(availableParallelism() / concurrency));
+  const start = async (q: Quality) => {
+    const one = () => workerRunner({ ...options, threads, quality: q, log: (m) => log.warn(m) });
+    return supervisedRunner(await one(), one, (m) => log.error(m));
+  };
+  const models: QualityRunner[] = [];
+  try {
+    for (let i = 0; i < concurrency; i++) models.push(await QualityRunner.open(quality, start));
+  } catch (err) {
+    await Promise.all(models.map((m) => m.close()));
+    throw err;
+  }
+  log.info({ device: models[0]!.device, quality, engines: concurrency, threads, thread: 'worker' }, 'model loaded');
   // A worker that died is replaced on the next run: health says so, and stays up.
   const health: Check = {
     name: 'model',
-    check: async () => ({ ok: true, detail: `htdemucs on ${runner.device} in a worker thread${runner.restarts ? `; restarted ${runner.restarts}× (last: ${runner.lastFailure})` : ''}` }),
+    check: async () => ({
+      ok: true,
+      detail: models
+        .map((m, i) => {
+          const r = m.current;
+          return `${concurrency > 1 ? `engine ${i + 1}: ` : ''}htdemucs (${m.quality}) on ${r.device} in a worker thread, ${threads} thread${threads > 1 ? 's' : ''}${r.restarts ? `; restarted ${r.restarts}× (last: ${r.lastFailure})` : ''}`;
+        })
+        .join('; '),
+    }),
   };
-  return { engine: new HtdemucsEngine(runner), device: runner.device, health, runner };
+  return { engines: models.map((m) => new HtdemucsEngine(m)), device: models[0]!.device, health, models };
 }
 
-/** One model instance, one job at a time (the queue's prefetch is 1); cancellations watched on its own queue and in the store. */
-export async function startSeparator(d: Omit<SeparateDeps, 'cancels'>, queue: QueueSpec = QUEUES.separator): Promise<Running> {
+/** One engine (the CLI, tests). */
+export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner }> {
+  const r = await loadEngines({ ...o, concurrency: 1 });
+  return { engine: r.engines[0]!, device: r.device, health: r.health, models: r.models[0]! };
+}
+
+/** The memory this process may use: the cgroup's limit when there is one, else the machine's. */
+function availableMemory(): number {
+  for (const f of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const v = Number(readFileSync(f, 'utf8').trim());
+      if (Number.isFinite(v) && v > 0 && v < totalmem()) return v;
+    } catch {
+      /* not this cgroup version */
+    }
+  }
+  return totalmem();
+}
+
+/**
+ * Jobs in flight, one per engine (each its own model worker and session): the queue's prefetch is
+ * the number of engines, and each delivery takes a free engine for the whole job. Cancellations
+ * are watched on the separator's own queue and in the store.
+ */
+export async function startSeparator(d: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { engines: HtdemucsEngine[] }), queue: QueueSpec = QUEUES.separator): Promise<Running> {
+  const pool = new EnginePool('engines' in d ? d.engines : [d.engine]);
   const cancels = await watchCancellations(d.bus, { marked: isMarkedCanceled(d.blobs) });
-  const deps: SeparateDeps = { ...d, cancels };
-  const sub = await d.bus.subscribe(queue, { 'job.decoded': (e) => timeStage('separate', () => separateJob(deps, e)) });
+  const deps = { ...d, cancels };
+  const sub = await d.bus.subscribe({ ...queue, prefetch: pool.size }, {
+    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, engine }, e))),
+  });
   return {
     stop: async () => {
       await sub.close();
       await cancels.close();
     },
   };
+}
+
+/** Engines lent to one job at a time; a job that finds none free waits for one. */
+class EnginePool {
+  private readonly free: HtdemucsEngine[];
+  private readonly waiting: ((e: HtdemucsEngine) => void)[] = [];
+  constructor(engines: HtdemucsEngine[]) {
+    if (!engines.length) throw new Error('a separator needs at least one engine');
+    this.free = [...engines];
+    this.size = engines.length;
+  }
+  readonly size: number;
+  async with<T>(fn: (e: HtdemucsEngine) => Promise<T>): Promise<T> {
+    const engine = this.free.pop() ?? (await new Promise<HtdemucsEngine>((r) => this.waiting.push(r)));
+    try {
+      return await fn(engine);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(engine);
+      else this.free.push(engine);
+    }
+  }
 }

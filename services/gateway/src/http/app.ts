@@ -25,7 +25,7 @@ import { unmatched } from './unmatched.js';
 
 export function createApp(deps: Deps, options: GatewayOptions) {
   const reader = jobReader(deps.jobs, options.hub);
-  const submitter = new Submitter(deps, { maxUploadBytes: options.maxUploadBytes, maxModelRuns: options.maxModelRuns, ledger: options.ledger, policy: options.policy ?? addressPolicy(), webhookSecret: options.webhookSecret }, reader);
+  const submitter = new Submitter(deps, { maxUploadBytes: options.maxUploadBytes, maxModelRuns: options.maxModelRuns, ledger: options.ledger, policy: options.policy ?? addressPolicy(), webhookSecret: options.webhookSecret, defaultQuality: options.defaultQuality ?? 'fast' }, reader);
   const g: Gateway = { deps, options, reader, submitter };
 
   const app = express();

@@ -2,6 +2,7 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { KeySettings } from '@stemflow/config';
+import type { Quality } from '@stemflow/contracts';
 import type { Ledger } from '@stemflow/jobs';
 import type { AddressPolicy } from '@stemflow/net';
 import type { Check } from '@stemflow/runtime';
@@ -21,6 +22,8 @@ export type GatewayOptions = {
   formTimeoutMs?: number;
   /** A job may cost at most this many model runs (options alone are checked here). */
   maxModelRuns?: number;
+  /** The graph a job separates with when it does not say (default: fast). */
+  defaultQuality?: Quality;
   apiKeys?: string[] | undefined;
   /** How often SSE looks at the read model. */
   ssePollMs?: number;

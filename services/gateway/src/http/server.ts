@@ -32,6 +32,7 @@ type HttpConfig = Pick<
   | 'STORAGE_ROOT'
   | 'CORS_ORIGINS'
   | 'METRICS_TOKEN'
+  | 'DEFAULT_QUALITY'
 >;
 
 /** Seconds a client told "too many connections" is asked to wait. */
@@ -58,6 +59,7 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     idleTimeoutMs: c.HTTP_IDLE_TIMEOUT_SEC * 1000,
     formTimeoutMs: headMs,
     maxModelRuns: c.MAX_MODEL_RUNS,
+    defaultQuality: c.DEFAULT_QUALITY,
     corsOrigins: c.CORS_ORIGINS,
     metricsToken: c.METRICS_TOKEN,
     checks,

@@ -6,7 +6,7 @@
  * when a later step refuses.
  */
 import { createHash } from 'node:crypto';
-import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions } from '@stemflow/contracts';
+import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions, type Quality } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
 import { checkTarget, type AddressPolicy } from '@stemflow/net';
@@ -29,6 +29,8 @@ export type SubmitOptions = {
   policy: AddressPolicy;
   /** Without it, webhooks are off: a callback_url is refused. */
   webhookSecret?: string | undefined;
+  /** The graph a job separates with when it does not say. */
+  defaultQuality: Quality;
 };
 
 export type Submission = { options: JobOptions; callbackUrl?: string | undefined; inputUrl?: string | undefined };
@@ -113,8 +115,10 @@ export class Submitter {
    * every refusal. An input given by URL is not fetched here: its address is checked (a refused
    * one is a 400 now), and the job's first stage, in the decoder, fetches it.
    */
-  async accept(r: SubmitRequest, s: Submission, upload: StoredUpload | undefined): Promise<SubmitOutcome> {
+  async accept(r: SubmitRequest, submitted: Submission, upload: StoredUpload | undefined): Promise<SubmitOutcome> {
     const { jobId, caller: c, idempotencyKey: key } = r;
+    // The job records the graph it runs, chosen now: a later change of the default does not change it.
+    const s: Submission = { ...submitted, options: { ...submitted.options, quality: submitted.options.quality ?? this.o.defaultQuality } };
     const undo: (() => Promise<unknown>)[] = [];
     if (upload) undo.push(() => this.d.blobs.delete(upload.key));
     try {

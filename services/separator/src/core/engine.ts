@@ -3,7 +3,7 @@
  * spectrogram of its frequency branch added to its time branch.
  */
 import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/audio';
-import { HTDEMUCS, type ort } from '@stemflow/models';
+import { HTDEMUCS, type Quality, type ort } from '@stemflow/models';
 import { inProcessRunner, type ModelRunner } from './runner.js';
 import { modelRunDuration } from '@stemflow/telemetry';
 
@@ -44,6 +44,11 @@ export class HtdemucsEngine {
     modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
     return { freq, time };
+  }
+
+  /** Runs the next chunks on this quality's graph (an engine on one session has no choice, and keeps it). */
+  async select(quality: Quality): Promise<void> {
+    await this.runner.select?.(quality);
   }
 
   close(): Promise<void> {

@@ -1,4 +1,4 @@
 export { HtdemucsEngine, STEMS, CH } from './engine.js';
 export { planChunks, triangle, type Chunk } from './plan.js';
 export { runPass, PLANES, type MixReader, type PassView, type Carry, type Region } from './pass.js';
-export { workerRunner, inProcessRunner, supervisedRunner, type ModelRunner, type SupervisedRunner, type WorkerRunner } from './runner.js';
+export { QualityRunner, workerRunner, inProcessRunner, supervisedRunner, type ModelRunner, type SupervisedRunner, type WorkerRunner } from './runner.js';

@@ -4,13 +4,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, StemflowError } from '@stemflow/contracts';
-import { modelPath, openSession, type SessionOptions } from '@stemflow/models';
+import { openSession, type SessionOptions } from '@stemflow/models';
 import { inputNames, runSession } from './runner.js';
 
 const port = parentPort!;
 const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string };
 try {
-  const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath ?? modelPath());
+  const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
   const names = inputNames(session);
   // Runs are served in order: the separator asks for the next only after the previous returned.
   let queue = Promise.resolve();

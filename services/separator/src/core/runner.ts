@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { BINS, FRAMES, SEGMENT } from '@stemflow/audio';
 import { StemflowError } from '@stemflow/contracts';
-import { ort, type SessionOptions } from '@stemflow/models';
+import { ort, type Quality, type SessionOptions } from '@stemflow/models';
 
 export type ModelOutputs = { freq: Float32Array; time: Float32Array };
 export type ModelRunner = {
@@ -22,6 +22,8 @@ export type ModelRunner = {
   readonly dead?: Error | undefined;
   /** Resolves once the runner's thread is gone (a worker's; absent for a runner without one). */
   readonly exited?: Promise<void>;
+  /** Makes the next runs use this quality's graph (a runner with one graph has no choice: absent). */
+  select?(quality: Quality): Promise<void>;
 };
 /** A runner whose model lives in a worker thread. */
 export type WorkerRunner = ModelRunner & {
@@ -222,4 +224,48 @@ export function supervisedRunner<R extends ModelRunner>(first: R, start: () => P
       await current.close();
     },
   };
+}
+
+/**
+ * One model in memory at a time, of the quality the job in hand asks for: selecting another ends
+ * the current worker (once its run returns) and starts the other's. A separator that sees one
+ * quality (the default) never switches; one that alternates pays a model load (about a second) per
+ * switch, not a second session's memory.
+ */
+export class QualityRunner implements ModelRunner {
+  private constructor(
+    private runner: SupervisedRunner<WorkerRunner>,
+    private loaded: Quality,
+    private readonly start: (q: Quality) => Promise<SupervisedRunner<WorkerRunner>>,
+  ) {}
+
+  static async open(first: Quality, start: (q: Quality) => Promise<SupervisedRunner<WorkerRunner>>): Promise<QualityRunner> {
+    return new QualityRunner(await start(first), first, start);
+  }
+
+  /** The quality loaded now, and its supervised runner (restarts, the worker serving). */
+  get quality(): Quality {
+    return this.loaded;
+  }
+  get current(): SupervisedRunner<WorkerRunner> {
+    return this.runner;
+  }
+  get device() {
+    return this.runner.device;
+  }
+  get dead() {
+    return this.runner.dead;
+  }
+  run(mix: Float32Array, spec: Float32Array) {
+    return this.runner.run(mix, spec);
+  }
+  async select(quality: Quality): Promise<void> {
+    if (quality === this.loaded) return;
+    await this.runner.close();
+    this.runner = await this.start(quality);
+    this.loaded = quality;
+  }
+  close() {
+    return this.runner.close();
+  }
 }

@@ -74,6 +74,8 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
   }
   const opts = e.payload.options;
   if (!opts) throw new StemflowError('OPTIONS_MISSING', 'The job reached the separator without its options (from a decoder older than this separator); submit it again.');
+  // The graph the job asked for (a job from before the option: the full one), loaded before the clock starts.
+  await d.engine.select(opts.quality ?? 'full');
   const work = new WorkStore(d.blobs, id);
   const t0 = performance.now();
   // The engine counts model time over its life: this job's share is the difference.

@@ -1,0 +1,91 @@
+/**
+ * pnpm bench throughput — how many jobs an hour one separator process does: a batch of 20 s songs
+ * (the generated mixture, decoded PCM already stored) queued at once, through the whole separator
+ * use case (plan, chunks, checkpoints, stems encoded) on the in-process bus and filesystem store,
+ * for SEPARATOR_CONCURRENCY × threads ∈ {1×cores, 2×cores/2, …} and quality full and fast. Each
+ * configuration in its own process (its peak RSS is its own): jobs/hour, job latency p50/p95 from
+ * queued to completed, peak RSS. BENCH_JOBS (default 4) songs per batch.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SR = 44100;
+const JOBS = Number(process.env.BENCH_JOBS ?? 4);
+const child = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
+
+type Result = { wallSec: number; latencies: number[]; peakRssMiB: number };
+
+async function run(concurrency: number, threads: number, quality: 'full' | 'fast'): Promise<Result> {
+  const { InMemoryBus, newEvent } = await import('@stemflow/bus');
+  const { QUEUES } = await import('@stemflow/contracts');
+  const { FsBlobStore, keys } = await import('@stemflow/storage');
+  const { loadEngines, startSeparator } = await import('@stemflow/separator');
+  const { createLogger } = await import('@stemflow/telemetry');
+  const { makeSources, mixdown } = await import('../support/mixture.js');
+  const log = createLogger('bench', 'silent');
+  const root = mkdtempSync(join(tmpdir(), 'throughput-'));
+  const blobs = new FsBlobStore(root);
+  const bus = new InMemoryBus({ log });
+  const [l, r] = mixdown(makeSources(20));
+  const frames = l.length;
+  const pcm = new Float32Array(2 * frames);
+  for (let i = 0; i < frames; i++) [pcm[2 * i], pcm[2 * i + 1]] = [l[i]!, r[i]!];
+  const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const, sample_rate: 'input' as const, residual: false, start: 0, quality };
+  const ids = Array.from({ length: JOBS }, () => crypto.randomUUID());
+  for (const id of ids) await blobs.put(keys.pcm(id), Buffer.from(pcm.buffer));
+  const { engines } = await loadEngines({ device: 'cpu', threads, concurrency, memArena: false, quality, log });
+  const done = new Map<string, number>();
+  let finish!: () => void;
+  const all = new Promise<void>((res) => (finish = res));
+  await bus.subscribe({ ...QUEUES.webhooks, name: 'bench.completed', bindings: ['job.completed', 'job.failed'] }, {
+    'job.completed': async (e) => {
+      done.set(e.jobId, performance.now());
+      if (done.size === JOBS) finish();
+    },
+    'job.failed': async (e) => {
+      throw new Error(`job failed: ${e.payload.reason}`);
+    },
+    'job.canceled': async () => {},
+  });
+  const sep = await startSeparator({ bus, blobs, log, engines });
+  const t0 = performance.now();
+  for (const id of ids) await bus.publish(newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: SR, channels: 2, frames, durationSec: frames / SR, stats: { mean: 0, std: 0.2 } }));
+  await all;
+  const wallSec = (performance.now() - t0) / 1000;
+  await sep.stop();
+  await Promise.all(engines.map((e) => e.close()));
+  rmSync(root, { recursive: true, force: true });
+  return { wallSec, latencies: ids.map((id) => (done.get(id)! - t0) / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+}
+
+if (child) {
+  const [c, t, q] = child.split(',');
+  process.stdout.write(`${JSON.stringify(await run(Number(c), Number(t), q as 'full' | 'fast'))}\n`);
+  process.exit(0);
+} else {
+  const cores = availableParallelism();
+  const shapes: [number, number][] = [];
+  for (let c = 1; c <= cores; c *= 2) shapes.push([c, Math.max(1, Math.floor(cores / c))]);
+  console.log(`separator throughput: ${JOBS} jobs of 20 s queued at once, ${cores} cores, one process per configuration\n`);
+  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+  const rows: { name: string; perHour: number }[] = [];
+  for (const quality of ['full', 'fast'] as const) {
+    for (const [c, t] of shapes) {
+      const out = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--child=${c},${t},${quality}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const line = out.stdout.trim().split('\n').pop() ?? '';
+      if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${c}×${t} ${quality} failed: ${out.stderr.slice(-2000)}`);
+      const r = JSON.parse(line) as Result;
+      const perHour = (JOBS / r.wallSec) * 3600;
+      const name = `${quality} ${c} job${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}`;
+      rows.push({ name, perHour });
+      console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h   latency p50 ${pct(r.latencies, 50).toFixed(1)} s, p95 ${pct(r.latencies, 95).toFixed(1)} s   batch ${r.wallSec.toFixed(1)} s   peak RSS ${(r.peakRssMiB / 1024).toFixed(2)} GiB`);
+    }
+  }
+  const base = rows.find((r) => r.name === `full 1 job × ${cores} threads`)!;
+  const best = rows.reduce((a, b) => (b.perHour > a.perHour ? b : a));
+  console.log(`\nagainst full 1 × ${cores} (the old default): ${rows.map((r) => `${r.name} ${(r.perHour / base.perHour).toFixed(2)}x`).join(', ')}`);
+  console.log(`most jobs/hour: ${best.name} (${(best.perHour / base.perHour).toFixed(2)}x; target ≥ 1.4x with the chosen defaults)`);
+}
