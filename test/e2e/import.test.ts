@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { LookupAddress } from 'node:dns';
 import { addressPolicy } from '@stemflow/net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../support/wait.js';
 import { hlsPlaylist, toneWav } from '../support/audio.js';
 import { followSse, type SseEvent } from '../support/jobs-http.js';
 import { tinyStack, type TinyStack } from '../support/tiny-stack.js';
@@ -50,15 +51,6 @@ async function origin(handler: (req: IncomingMessage, res: ServerResponse) => vo
 const submit = (url: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
   fetch(`${s.url}/api/jobs`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ input_url: url, ...extra }) });
 const job = async (id: string) => (await (await fetch(`${s.url}/api/jobs/${id}`)).json()) as any;
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const finished = (id: string) => until(`job ${id} to end`, async () => ((j) => (['completed', 'failed', 'canceled'].includes(j.status) ? j : undefined))(await job(id)));
 const stored = async (id: string) => (await s.blobs.list(`jobs/${id}/`)).map((o) => o.key.slice(`jobs/${id}/`.length)).sort();
 

@@ -19,19 +19,11 @@ import { startStatus } from '@stemflow/status';
 import { FsBlobStore, readObject } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
 import { expect, it } from 'vitest';
+import { until } from '../support/wait.js';
 import { decodedFrames, mixtureWav } from '../support/jobs-http.js';
 
 const log = createLogger('worker-death', 'silent');
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 it('the model worker killed mid-job: a new one is started and the job resumes from its checkpoint', { timeout: 180_000 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'worker-death-'));
