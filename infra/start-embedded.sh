@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/pnpm.sh install --frozen-lockfile --reporter=silent
-# The fast (int8) graph, made once from the published weights into the cache (needs python3).
-bash infra/models.sh
+# The fast (int8) graph, made once from the published weights into the cache (needs python3 with venv).
+if [ "${DEFAULT_QUALITY:-fast}" = fast ] && ! bash infra/models.sh; then
+  echo "stemflow: the fast graph could not be made (see above); start with DEFAULT_QUALITY=full to separate with the published weights only" >&2
+  exit 1
+fi
 # ffmpeg decodes the uploads and encodes the stems. Provisioned as the tests provision their
 # engines (Debian's package) where this runs as root with apt-get; elsewhere it stops here, saying how.
 if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then

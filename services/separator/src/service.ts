@@ -13,10 +13,11 @@ export { separateJob } from './use-cases/separate-job.js';
 export { HtdemucsEngine } from './core/index.js';
 
 /**
- * Peak resident memory one engine adds (its session and the tensors of a run, arena off), measured
- * by `pnpm bench separate` on the 20 s song; the first engine's includes the process itself.
+ * Peak resident memory per engine (its session and the tensors of a run, arena off), rounded up
+ * from `pnpm bench throughput`: one engine's process peaks at 2.91 GiB (full) and 2.81 GiB (fast),
+ * two full engines' at 5.35 GiB. The int8 weights are smaller; a run's activations are not.
  */
-export const ENGINE_MEMORY_GIB = { full: 2.8, fast: 2.4 } as const;
+export const ENGINE_MEMORY_GIB = { full: 2.8, fast: 2.8 } as const;
 
 /**
  * Loads the model (checked by sha256) in worker threads and opens `concurrency` engines on them,
@@ -30,7 +31,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   const quality = o.quality ?? 'full';
   const need = concurrency * Math.max(ENGINE_MEMORY_GIB.full, ENGINE_MEMORY_GIB[quality]) * 2 ** 30;
   if (need > memoryBytes) {
-    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB.full} GiB per engine at quality full), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
+    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB.full} GiB per engine), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
   }
   const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const start = async (q: Quality) => {
