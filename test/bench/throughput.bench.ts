@@ -4,11 +4,12 @@
  * use case (plan, chunks, checkpoints, stems encoded) on the in-process bus and filesystem store,
  * for SEPARATOR_CONCURRENCY × threads ∈ {1×cores, 2×cores/2, …} and quality full and fast. Each
  * configuration in its own process (its peak RSS is its own): jobs/hour, job latency p50/p95 from
- * queued to completed, peak RSS. BENCH_JOBS (default 4) songs per batch.
+ * queued to completed, peak RSS, and the main thread's event-loop delay p99 while they run. BENCH_JOBS (default 4) songs per batch.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +17,7 @@ const SR = 44100;
 const JOBS = Number(process.env.BENCH_JOBS ?? 4);
 const child = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 
-type Result = { wallSec: number; latencies: number[]; peakRssMiB: number };
+type Result = { wallSec: number; latencies: number[]; peakRssMiB: number; loopP99Ms: number };
 
 async function run(concurrency: number, threads: number, quality: 'full' | 'fast'): Promise<Result> {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
@@ -51,14 +52,18 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
     },
   });
   const sep = await startSeparator({ bus, blobs, log, engines });
+  // The main thread's event-loop delay while the jobs run (HTTP, health and heartbeats share it).
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const t0 = performance.now();
   for (const id of ids) await bus.publish(newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: SR, channels: 2, frames, durationSec: frames / SR, stats: { mean: 0, std: 0.2 } }));
   await all;
   const wallSec = (performance.now() - t0) / 1000;
+  loop.disable();
   await sep.stop();
   await Promise.all(engines.map((e) => e.close()));
   rmSync(root, { recursive: true, force: true });
-  return { wallSec, latencies: ids.map((id) => (done.get(id)! - t0) / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024 };
+  return { wallSec, latencies: ids.map((id) => (done.get(id)! - t0) / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024, loopP99Ms: loop.percentile(99) / 1e6 };
 }
 
 if (child) {
@@ -81,7 +86,7 @@ if (child) {
       const perHour = (JOBS / r.wallSec) * 3600;
       const name = `${quality} ${c} job${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}`;
       rows.push({ name, perHour });
-      console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h   latency p50 ${pct(r.latencies, 50).toFixed(1)} s, p95 ${pct(r.latencies, 95).toFixed(1)} s   batch ${r.wallSec.toFixed(1)} s   peak RSS ${(r.peakRssMiB / 1024).toFixed(2)} GiB`);
+      console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h   latency p50 ${pct(r.latencies, 50).toFixed(1)} s, p95 ${pct(r.latencies, 95).toFixed(1)} s   batch ${r.wallSec.toFixed(1)} s   peak RSS ${(r.peakRssMiB / 1024).toFixed(2)} GiB   loop p99 ${r.loopP99Ms.toFixed(0)} ms`);
     }
   }
   const base = rows.find((r) => r.name === `full 1 job × ${cores} threads`)!;

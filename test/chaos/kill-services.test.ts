@@ -85,6 +85,35 @@ describe('a service SIGKILLed mid-job, then restarted', () => {
     await expectCompletedOnce(id);
   });
 
+  it('the separator running two jobs at once (SEPARATOR_CONCURRENCY=2), mid-chunk: both resume from their checkpoints and complete once', { timeout: 300_000 }, async () => {
+    const sep = c.services.separator!;
+    await sep.kill('SIGTERM');
+    sep.env.SEPARATOR_CONCURRENCY = '2';
+    await sep.start();
+    try {
+      const progress = new Map<string, number>();
+      let killed: Promise<void> | undefined;
+      // Killed once both jobs are separating and each has a chunk checkpointed.
+      const watch = (e: SseEvent, id: string) => {
+        if (e.data.stage === 'separating') progress.set(id, e.data.progress);
+        if (!killed && progress.size === 2 && [...progress.values()].every((p) => p > 0.1)) killed = sep.kill('SIGKILL').then(() => sep.start());
+      };
+      const jobs = await Promise.all([job(watch), job(watch)]);
+      expect(killed).toBeDefined();
+      await killed;
+      for (const { id, events } of jobs) {
+        expect(events.at(-1)!.event).toBe('completed');
+        expect(sep.log).toMatch(new RegExp(`"jobId":"${id}","pass":0,"resumeAfter":\\d+,"msg":"resuming from checkpoint"`));
+        await expectFourStems(c.api, events, song.frames);
+        await expectCompletedOnce(id);
+      }
+    } finally {
+      delete sep.env.SEPARATOR_CONCURRENCY;
+      await sep.kill('SIGTERM');
+      await sep.start();
+    }
+  });
+
   it('the status service, mid-stream: the read model catches up, nothing lost', { timeout: 180_000 }, async () => {
     let killed: Promise<void> | undefined;
     const run = job((e) => {

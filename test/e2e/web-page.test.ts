@@ -9,6 +9,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { ffmpeg } from '../support/audio.js';
 import { decodedF32, mixtureWav } from '../support/jobs-http.js';
 import { ServiceProcess } from '../support/processes.js';
 
+const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const artifacts = join(root, 'test', 'artifacts');
 const port = 19_500 + (process.pid % 400);
@@ -24,6 +26,8 @@ const KEY = 'page-key-0123';
 let app: ServiceProcess;
 let browser: Browser;
 let song: { wav: Buffer; frames: number };
+/** The first test's job, completed: the phone test opens it by its link. */
+let firstJob = '';
 
 beforeAll(async () => {
   const data = mkdtempSync(join(tmpdir(), 'page-'));
@@ -52,6 +56,24 @@ const levels = (page: Page) =>
       s.meter.getFloatTimeDomainData(buf);
       return Math.sqrt(buf.reduce((a, v) => a + v * v, 0) / buf.length);
     }) as number[],
+  );
+/** Per track: the waveform canvases' width and how many of their columns have anything drawn. */
+const drawnColumns = (page: Page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll('.track')].map((row) => {
+      const host = [...row.querySelectorAll('.wave div')].find((d) => d.shadowRoot);
+      const canvases = [...(host?.shadowRoot?.querySelectorAll('canvas') ?? [])] as HTMLCanvasElement[];
+      let columns = 0;
+      let width = 0;
+      for (const c of canvases) {
+        const img = c.getContext('2d')!.getImageData(0, 0, c.width, c.height);
+        width += c.width;
+        for (let x = 0; x < c.width; x++) {
+          for (let y = 0; y < c.height; y++) if (img.data[(y * c.width + x) * 4 + 3]! > 0) { columns++; break; }
+        }
+      }
+      return { stem: (row as HTMLElement).dataset.stem, columns, width };
+    }),
   );
 const rms = (x: Float32Array) => Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length);
 const get = async (path: string) => Buffer.from(await (await fetch(`${api}${path}`, { headers: { authorization: `Bearer ${KEY}` } })).arrayBuffer());
@@ -89,22 +111,7 @@ describe('the web page, with API keys on the server', () => {
     expect(s0.duration).toBeCloseTo(20, 1);
 
     // Waveforms: every stem's canvas has drawn columns across its width (from the server's peaks).
-    const drawn = await page.evaluate(() =>
-      [...document.querySelectorAll('.track')].map((row) => {
-        const host = [...row.querySelectorAll('.wave div')].find((d) => d.shadowRoot);
-        const canvases = [...(host?.shadowRoot?.querySelectorAll('canvas') ?? [])] as HTMLCanvasElement[];
-        let columns = 0;
-        let width = 0;
-        for (const c of canvases) {
-          const img = c.getContext('2d')!.getImageData(0, 0, c.width, c.height);
-          width += c.width;
-          for (let x = 0; x < c.width; x++) {
-            for (let y = 0; y < c.height; y++) if (img.data[(y * c.width + x) * 4 + 3]! > 0) { columns++; break; }
-          }
-        }
-        return { stem: (row as HTMLElement).dataset.stem, columns, width };
-      }),
-    );
+    const drawn = await drawnColumns(page);
     for (const d of drawn) {
       expect(d.width, d.stem).toBeGreaterThan(100);
       expect(d.columns / d.width, `${d.stem}: share of columns drawn`).toBeGreaterThan(0.5);
@@ -174,6 +181,8 @@ describe('the web page, with API keys on the server', () => {
     expect(mixRequests).toHaveLength(1);
     expect(mixRequests[0]).toMatch(/\/mix\?stems=drums%2Cbass%2Cother&format=f32$/);
     const jobId = /\/jobs\/([^/]+)\/mix/.exec(mixRequests[0]!)![1]!;
+    firstJob = jobId;
+    expect(new URL(page.url()).hash).toBe(`#/jobs/${jobId}`); // the job's own link
     const parts = await Promise.all(['drums', 'bass', 'other'].map(async (n) => decodedF32(await get(`/api/jobs/${jobId}/stems/${n}`))));
     const mix = decodedF32(mixed);
     expect(mix.length).toBe(parts[0]!.length);
@@ -183,6 +192,153 @@ describe('the web page, with API keys on the server', () => {
     expect(Math.abs(20 * Math.log10(rms(mix) / rms(sum)))).toBeLessThan(0.1);
     expect(20 * Math.log10(rms(sum) / rms(diff))).toBeGreaterThan(90); // float sums: equal but for rounding
     expect(download.suggestedFilename()).toBe('browser song - drums + bass + other.wav');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('on a phone (390×844), from its link: the page fits, every waveform is drawn, a reload keeps the job; the keyboard does what the hint says; delete from the list', async () => {
+    expect(firstJob).not.toBe('');
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(api);
+    await page.evaluate((k) => localStorage.setItem('stemflow.apiKey', k), KEY);
+    const ready = () => page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 60_000, polling: 100 });
+    await page.goto(`${api}/#/jobs/${firstJob}`);
+    await ready();
+    await page.reload(); // the link survives a reload
+    await ready();
+    expect(new URL(page.url()).hash).toBe(`#/jobs/${firstJob}`);
+    expect(await page.locator('#state').textContent()).toContain('completed');
+
+    // The page is no wider than the phone, and every waveform has drawn columns across its own row.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    for (const d of await drawnColumns(page)) {
+      expect(d.width, d.stem).toBeGreaterThan(200);
+      expect(d.columns / d.width, `${d.stem}: share of columns drawn`).toBeGreaterThan(0.5);
+    }
+    for (const stem of ['drums', 'bass', 'other', 'vocals']) {
+      const box = (await page.locator(`.track[data-stem=${stem}] .dl`).boundingBox())!;
+      expect(box.x + box.width, `${stem}'s download link is on screen`).toBeLessThanOrEqual(390);
+    }
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'web-page-phone.png'), fullPage: true });
+
+    // Accessible names: each download says which stem, the progress bar and the table are labelled.
+    for (const stem of ['drums', 'bass', 'other', 'vocals']) expect(await page.getByRole('link', { name: `download ${stem}` }).count()).toBe(1);
+    expect(await page.getByRole('progressbar', { name: 'Job progress' }).count()).toBe(1);
+    expect(await page.getByRole('columnheader').allTextContents()).toEqual(['Song', 'State', 'Stems · format', 'Age', 'Actions']);
+
+    // An accessibility checker (axe-core, pinned) finds nothing serious on the page with its mixer open.
+    await page.evaluate(readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+    const violations = await page.evaluate(async () =>
+      ((await (window as any).axe.run(document, { resultTypes: ['violations'] })).violations as { id: string; impact: string; nodes: { target: string[] }[] }[]).map((v) => ({ id: v.id, impact: v.impact, where: v.nodes.map((n) => n.target.join(' ')).slice(0, 3) })),
+    );
+    expect(violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')).toEqual([]);
+
+    // ← → on a focused volume slider change the volume, not the position.
+    await page.focus('.track[data-stem=bass] .volume');
+    await page.keyboard.press('ArrowRight');
+    const vol = await state(page);
+    expect(vol.stems.find((s) => s.name === 'bass')!.gain).toBeCloseTo(1.05, 5);
+    expect(await clock(page)).toBe(0);
+    // On the seek bar: 5 s, not its 10 ms step.
+    await page.focus('#seek');
+    await page.keyboard.press('ArrowRight');
+    expect(await clock(page)).toBeCloseTo(5, 1);
+    // M and S act on the focused track.
+    await page.focus('.track[data-stem=drums] .volume');
+    await page.keyboard.press('m');
+    expect(await page.locator('.track[data-stem=drums] .mute').getAttribute('aria-pressed')).toBe('true');
+    expect((await state(page)).stems.find((s) => s.name === 'drums')!.gain).toBe(0);
+    await page.keyboard.press('s');
+    expect(await page.locator('.track[data-stem=drums] .solo').getAttribute('aria-pressed')).toBe('true');
+    await page.keyboard.press('s');
+    await page.keyboard.press('m');
+    expect(await page.locator('.track[data-stem=drums] .mute').getAttribute('aria-pressed')).toBe('false');
+    // A click on M, then Space: play/pause, not M again.
+    await page.click('.track[data-stem=other] .mute');
+    await page.keyboard.press(' ');
+    expect((await state(page)).playing).toBe(true);
+    expect(await page.locator('.track[data-stem=other] .mute').getAttribute('aria-pressed')).toBe('true');
+    await page.keyboard.press(' ');
+    expect((await state(page)).playing).toBe(false);
+
+    // Loop A–B: a drag across a waveform from 25 % to 35 % of the song loops that stretch; every
+    // stem's source loops it itself (sample-accurate, all on the same frames) and the clock wraps.
+    const wave = (await page.locator('.track[data-stem=vocals] .wave').boundingBox())!;
+    const y = wave.y + wave.height / 2;
+    await page.mouse.move(wave.x + wave.width * 0.25, y);
+    await page.mouse.down();
+    await page.mouse.move(wave.x + wave.width * 0.3, y, { steps: 4 });
+    await page.mouse.move(wave.x + wave.width * 0.35, y, { steps: 4 });
+    await page.mouse.up();
+    const loop = await page.evaluate(() => (window as any).stemflowMixer.loop as { a: number; b: number; on: boolean });
+    expect(loop.on).toBe(true);
+    expect(loop.a).toBeCloseTo(0.25 * vol.duration, 0);
+    expect(loop.b).toBeCloseTo(0.35 * vol.duration, 0);
+    expect(await page.locator('#loop').getAttribute('aria-pressed')).toBe('true');
+    await page.click('#play');
+    await page.waitForFunction(() => {
+      const w = ((window as any).wrap ??= { max: 0, wrapped: false });
+      const t = (window as any).stemflowMixer.clock();
+      if (t < w.max - 0.5) w.wrapped = true;
+      w.max = Math.max(w.max, t);
+      return w.wrapped;
+    }, undefined, { timeout: 15_000, polling: 50 });
+    const t = await clock(page);
+    expect(t).toBeGreaterThanOrEqual(loop.a - 0.01);
+    expect(t).toBeLessThan(loop.b);
+    const sources = await page.evaluate(() => (window as any).stemflowMixer.stems.map((s: any) => [s.source.loop, s.source.loopStart, s.source.loopEnd]));
+    for (const src of sources) expect(src).toEqual([true, loop.a, loop.b]);
+    // L turns it off (the stretch stays drawn); [ and ] set its ends at the playhead.
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    await page.keyboard.press('l');
+    expect(await page.locator('#loop').getAttribute('aria-pressed')).toBe('false');
+    await page.keyboard.press(' ');
+    await page.evaluate(() => void ((window as any).stemflowMixer.offset = 10));
+    await page.keyboard.press('[');
+    await page.evaluate(() => void ((window as any).stemflowMixer.offset = 12));
+    await page.keyboard.press(']');
+    expect(await page.evaluate(() => (window as any).stemflowMixer.loop)).toEqual({ a: 10, b: 12, on: true });
+
+    // Practice: tempo 75 % and +3 semitones. Every stem's source plays at 0.75 from one start time
+    // and one offset (relative offset 0), SoundTouch on the sum takes the pitch back and up 3, the
+    // clock runs in song time at 0.75; a seek keeps it all.
+    await page.keyboard.press('l'); // the loop off
+    await page.locator('#tempo').fill('0.75');
+    await page.locator('#transpose').fill('3');
+    expect(await page.locator('#tempoval').textContent()).toBe('75 %');
+    expect(await page.locator('#transposeval').textContent()).toBe('+3 st');
+    await page.click('#play');
+    const box2 = (await page.locator('.track[data-stem=bass] .wave').boundingBox())!;
+    await page.mouse.click(box2.x + box2.width * 0.6, box2.y + box2.height / 2); // seek while playing
+    await page.waitForFunction(() => (window as any).stemflowMixer.clock() > 0.6 * (window as any).stemflowMixer.duration + 0.3);
+    const practice = await page.evaluate(() => {
+      const m = (window as any).stemflowMixer;
+      const before = { t: m.clock(), at: m.ctx.currentTime };
+      return {
+        sources: m.stems.map((s: any) => [s.source.playbackRate.value, s.startOffset]),
+        stretch: m.stretch ? [m.stretch.parameters.get('playbackRate').value, m.stretch.parameters.get('pitchSemitones').value] : null,
+        before,
+      };
+    });
+    expect(new Set(practice.sources.map((x: number[]) => x.join())).size).toBe(1);
+    expect(practice.sources[0][0]).toBeCloseTo(0.75, 5);
+    expect(practice.sources[0][1]).toBeCloseTo(0.6 * vol.duration, 0);
+    expect(practice.stretch).toEqual([0.75, 3]);
+    const lv2 = await levels(page);
+    lv2.forEach((v, i) => expect(v, `stem ${i} is sounding at 75 %`).toBeGreaterThan(1e-4));
+    await page.click('#practicereset');
+    expect(await page.evaluate(() => [(window as any).stemflowMixer.rate, (window as any).stemflowMixer.semitones])).toEqual([1, 0]);
+    await page.click('#play'); // pause
+
+    // Delete from the list: the row goes, the mixer closes, the link is cleared, the job is gone.
+    await page.click(`#recent tr[data-job="${firstJob}"] .delete`);
+    await page.waitForFunction((id) => !document.querySelector(`#recent tr[data-job="${id}"]`), firstJob);
+    expect(await page.locator('#mixer').isHidden()).toBe(true);
+    expect(new URL(page.url()).hash).toBe('');
+    expect((await fetch(`${api}/api/jobs/${firstJob}`, { headers: { authorization: `Bearer ${KEY}` } })).status).toBe(404);
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -168,6 +168,33 @@ describe('mixdowns', () => {
     expect(mix.reduce((a, v) => Math.max(a, Math.abs(v)), 0)).toBeLessThanOrEqual(out === 'f32' ? peak + 1e-6 : 1);
   });
 
+  it('carries a tempo (the key kept) and a transposition (the tempo kept), as the page plays them', async () => {
+    const { id, files } = await completedJob('wav16', ['drums']);
+    const left = (x: Float32Array) => x.filter((_, i) => i % 2 === 0);
+    /** Zero crossings per second of the left channel (the drums tone: 110 Hz, 220 crossings/s). */
+    const crossingsPerSec = (x: Float32Array) => {
+      const l = left(x).subarray(44100, 4 * 44100); // away from the ends and the swell's silence
+      let n = 0;
+      for (let i = 1; i < l.length; i++) if ((l[i - 1]! < 0) !== (l[i]! < 0)) n++;
+      return n / (l.length / 44100);
+    };
+    const orig = decodedF32(files.drums!);
+    const slow = await get(`/api/jobs/${id}/mix?stems=drums&format=f32&tempo=0.5`);
+    expect(slow.status).toBe(200);
+    expect(slow.headers.get('content-disposition')).toContain(encodeURIComponent('drums (50 %).wav'));
+    const s2 = decodedF32(Buffer.from(await slow.arrayBuffer()));
+    expect(s2.length / orig.length).toBeCloseTo(2, 1); // twice as long…
+    expect(crossingsPerSec(s2) / crossingsPerSec(orig)).toBeCloseTo(1, 1); // …in the same key
+    const up = await get(`/api/jobs/${id}/mix?stems=drums&format=f32&semitones=12`);
+    const u = decodedF32(Buffer.from(await up.arrayBuffer()));
+    expect(u.length / orig.length).toBeCloseTo(1, 1); // as long…
+    expect(crossingsPerSec(u) / crossingsPerSec(orig)).toBeCloseTo(2, 1); // …an octave up
+    for (const bad of ['tempo=2', 'tempo=0.1', 'semitones=13', 'semitones=1.5']) {
+      const r = await get(`/api/jobs/${id}/mix?stems=drums&${bad}`);
+      expect([r.status, ((await r.json()) as { code: string }).code], bad).toEqual([400, 'INVALID_QUERY']);
+    }
+  });
+
   it('is rendered once (the same request is the same object) and gone with its job', async () => {
     const { id } = await completedJob('wav16');
     for (let i = 0; i < 2; i++) expect((await get(`/api/jobs/${id}/mix?stems=vocals,drums`)).status).toBe(200);

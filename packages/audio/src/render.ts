@@ -129,7 +129,7 @@ export type MixInput = { src: MediaSource; gain: number };
  * separator does with stems) and `clamp` clips it. Returns the peak of the sum and the gain
  * applied. Rejects, with ffmpeg killed, on any failure or after `timeoutMs`.
  */
-export async function renderMix(inputs: MixInput[], format: AudioFormat, file: string, o: { clip?: 'rescale' | 'clamp'; timeoutMs?: number; sampleRate?: number | undefined } = {}): Promise<{ peak: number; gain: number }> {
+export async function renderMix(inputs: MixInput[], format: AudioFormat, file: string, o: { clip?: 'rescale' | 'clamp'; timeoutMs?: number; sampleRate?: number | undefined; tempo?: number | undefined; semitones?: number | undefined } = {}): Promise<{ peak: number; gain: number }> {
   const rate = String(rateFor(format, o.sampleRate ?? SAMPLE_RATE));
   if (!inputs.length) throw new StemflowError('EMPTY_MIX', 'a mix needs at least one stem', { status: 400 });
   const timeoutMs = o.timeoutMs ?? 300_000;
@@ -137,7 +137,10 @@ export async function renderMix(inputs: MixInput[], format: AudioFormat, file: s
   const g = (v: number) => v.toFixed(6);
   const side = (ch: 0 | 1) => inputs.map((x, i) => `${g(x.gain)}*c${2 * i + ch}`).join('+');
   const merge = n > 1 ? `${inputs.map((_, i) => `[${i}:a]`).join('')}amerge=inputs=${n},` : '[0:a]';
-  const filter = `${merge}pan=stereo|c0=${side(0)}|c1=${side(1)}[out]`;
+  // Practice versions: time-stretched and transposed together by Rubber Band (ffmpeg's rubberband filter).
+  const tempo = o.tempo ?? 1, semitones = o.semitones ?? 0;
+  const stretch = tempo !== 1 || semitones !== 0 ? `,rubberband=tempo=${tempo}:pitch=${(2 ** (semitones / 12)).toFixed(9)}:pitchq=quality` : '';
+  const filter = `${merge}pan=stereo|c0=${side(0)}|c1=${side(1)}${stretch}[out]`;
   // Pass 1: the float sum, raw, beside the target; its peak is measured as it streams out.
   const raw = `${file}.f32`;
   try {

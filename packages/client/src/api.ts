@@ -2082,6 +2082,10 @@ export interface operations {
                 gains?: string;
                 /** @description The file's format (default: the job's). */
                 format?: "wav16" | "wav24" | "f32" | "flac" | "mp3";
+                /** @description Play speed with the key kept, 0.5 to 1.5 (default 1), as the page's tempo control: time-stretched by Rubber Band. */
+                tempo?: number;
+                /** @description Transposition in semitones, −12 to 12 (default 0), the tempo kept. */
+                semitones?: number;
             };
             header?: {
                 /** @description One byte range, e.g. `bytes=0-1023` (several ranges, or one the server cannot read: the whole file is sent). */

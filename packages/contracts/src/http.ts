@@ -150,6 +150,8 @@ export const MixQuery = z
       .optional()
       .describe('Linear gains, `stem:value` pairs from 0 to 4, comma-separated (default 1: as separated), e.g. `bass:0.5`.'),
     format: AudioFormat.optional().describe("The file's format (default: the job's)."),
+    tempo: z.coerce.number().min(0.5).max(1.5).optional().describe('Play speed with the key kept, 0.5 to 1.5 (default 1), as the page\'s tempo control: time-stretched by Rubber Band.'),
+    semitones: z.coerce.number().int().min(-12).max(12).optional().describe('Transposition in semitones, −12 to 12 (default 0), the tempo kept.'),
   })
   .strict();
 

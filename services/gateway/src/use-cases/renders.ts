@@ -88,9 +88,10 @@ export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, le
 export type MixPick = { name: string; gain: number };
 
 /** The mixdown of the picked stems with their gains, rendered once; returns where it is. */
-export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], format: AudioFormat, exists: StillThere): Promise<{ key: string; bytes: number }> {
+export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], format: AudioFormat, exists: StillThere, practice: { tempo?: number | undefined; semitones?: number | undefined } = {}): Promise<{ key: string; bytes: number }> {
   const sorted = [...picks].sort((a, b) => a.name.localeCompare(b.name));
-  const name = createHash('sha256').update(JSON.stringify({ sorted, format, clip: job.options.clip })).digest('hex').slice(0, 24);
+  const tempo = practice.tempo ?? 1, semitones = practice.semitones ?? 0;
+  const name = createHash('sha256').update(JSON.stringify({ sorted, format, clip: job.options.clip, ...(tempo !== 1 || semitones !== 0 ? { tempo, semitones } : {}) })).digest('hex').slice(0, 24);
   const key = keys.mix(job.id, name, FORMAT_EXT[format]);
   const done = await blobs.head(key);
   if (done) return { key, bytes: done.size };
@@ -99,7 +100,7 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
     try {
       const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
       // At the stems' own rate (the input's, unless 44.1 kHz was asked; jobs before 2026-12: 44.1 kHz).
-      await renderMix(inputs, format, file, { clip: job.options.clip, sampleRate: job.report?.sample_rate ?? job.output?.sample_rate });
+      await renderMix(inputs, format, file, { clip: job.options.clip, sampleRate: job.report?.sample_rate ?? job.output?.sample_rate, tempo, semitones });
       const kept = (await blobs.list(`${keys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
       for (const old of kept.slice(0, Math.max(0, kept.length - MAX_MIXES_PER_JOB + 1))) await blobs.delete(old.key).catch(() => {});
       const { bytes } = await blobs.put(key, createReadStream(file), { contentType: 'application/octet-stream' });

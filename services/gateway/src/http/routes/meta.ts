@@ -74,6 +74,9 @@ export function siteRouter(metricsToken: string | undefined): Router {
   // The waveform library the page draws with (wavesurfer.js, BSD-3-Clause), from its package.
   const vendor = dirname(require.resolve('wavesurfer.js'));
   r.get('/vendor/wavesurfer.min.js', (_req, res) => void res.type('js').sendFile('wavesurfer.min.js', { root: vendor, maxAge: '1d' }));
+  // Tempo and transpose in the browser: SoundTouch's AudioWorklet processor (MPL-2.0), from its package.
+  const soundtouch = dirname(require.resolve('@soundtouchjs/audio-worklet/processor'));
+  r.get('/vendor/soundtouch-processor.js', (_req, res) => void res.type('js').sendFile('soundtouch-processor.js', { root: soundtouch, maxAge: '1d' }));
   r.use(express.static(PUBLIC, { index: 'index.html' }));
   return r;
 }

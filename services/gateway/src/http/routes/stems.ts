@@ -134,9 +134,11 @@ export function stemsRouter(g: Gateway): Router {
     if (job.status !== 'completed') throw notCompleted(job);
     const picks = parseMix(job, q.data.stems, q.data.gains);
     const format = q.data.format ?? job.stems[0]!.format;
-    const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id)).catch(deletedMeanwhile(job));
+    const practice = { tempo: q.data.tempo, semitones: q.data.semitones };
+    const mixed = await stemMix(d.blobs, job, picks, format, stillThere(job.id), practice).catch(deletedMeanwhile(job));
     const ext = FORMAT_EXT[format];
-    const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ');
+    const changed = [practice.tempo !== undefined && practice.tempo !== 1 ? `${Math.round(practice.tempo * 100)} %` : '', practice.semitones ? `${practice.semitones > 0 ? '+' : ''}${practice.semitones} st` : ''].filter(Boolean).join(' ');
+    const label = picks.map((p) => (p.gain === 1 ? p.name : `${p.name} ${Math.round(20 * Math.log10(Math.max(p.gain, 1e-6)))} dB`)).join(' + ') + (changed ? ` (${changed})` : '');
     const etag = etagOf('mix', mixed.key, mixed.bytes, ...job.stems.map((s) => stemTag(job, s)));
     await sendStoredFile(req, res, d.blobs, presignSec, { ...mixed, name: `${songName(job)} - ${label}.${ext}`, ext, etag, modified: finishedAt(job) }).catch(deletedMeanwhile(job));
   });
