@@ -76,18 +76,28 @@ if (child) {
   for (let c = 1; c <= cores; c *= 2) shapes.push([c, Math.max(1, Math.floor(cores / c))]);
   console.log(`separator throughput: ${JOBS} jobs of 20 s queued at once, ${cores} cores, one process per configuration\n`);
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
-  const rows: { name: string; perHour: number }[] = [];
-  for (const quality of ['full', 'fast'] as const) {
-    for (const [c, t] of shapes) {
+  // Each configuration BENCH_REPEAT times (default 3), interleaved, medians reported: one run of
+  // one configuration moves by ±15 % on this machine.
+  const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
+  const configs = (['full', 'fast'] as const).flatMap((quality) => shapes.map(([c, t]) => ({ quality, c, t, name: `${quality} ${c} job${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}` })));
+  const results = new Map<string, Result[]>();
+  for (let i = 0; i < REPEAT; i++) {
+    for (const { quality, c, t, name } of configs) {
       const out = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--child=${c},${t},${quality}`], { encoding: 'utf8', maxBuffer: 1 << 24 });
       const line = out.stdout.trim().split('\n').pop() ?? '';
-      if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${c}×${t} ${quality} failed: ${out.stderr.slice(-2000)}`);
-      const r = JSON.parse(line) as Result;
-      const perHour = (JOBS / r.wallSec) * 3600;
-      const name = `${quality} ${c} job${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}`;
-      rows.push({ name, perHour });
-      console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h   latency p50 ${pct(r.latencies, 50).toFixed(1)} s, p95 ${pct(r.latencies, 95).toFixed(1)} s   batch ${r.wallSec.toFixed(1)} s   peak RSS ${(r.peakRssMiB / 1024).toFixed(2)} GiB   loop p99 ${r.loopP99Ms.toFixed(0)} ms`);
+      if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${name} failed: ${out.stderr.slice(-2000)}`);
+      results.set(name, [...(results.get(name) ?? []), JSON.parse(line) as Result]);
     }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`(medians of ${REPEAT} runs per configuration, interleaved)\n`);
+  const rows: { name: string; perHour: number }[] = [];
+  for (const { name } of configs) {
+    const rs = results.get(name)!;
+    const perHour = median(rs.map((r) => (JOBS / r.wallSec) * 3600));
+    rows.push({ name, perHour });
+    const runs = rs.map((r) => ((JOBS / r.wallSec) * 3600).toFixed(0)).join(', ');
+    console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h (runs: ${runs})   latency p50 ${median(rs.map((r) => pct(r.latencies, 50))).toFixed(1)} s, p95 ${median(rs.map((r) => pct(r.latencies, 95))).toFixed(1)} s   peak RSS ${(median(rs.map((r) => r.peakRssMiB)) / 1024).toFixed(2)} GiB   loop p99 ${median(rs.map((r) => r.loopP99Ms)).toFixed(0)} ms`);
   }
   const base = rows.find((r) => r.name === `full 1 job × ${cores} threads`)!;
   const best = rows.reduce((a, b) => (b.perHour > a.perHour ? b : a));
