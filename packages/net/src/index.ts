@@ -115,4 +115,4 @@ export async function checkTarget(raw: string, policy: AddressPolicy): Promise<U
   return url;
 }
 export { request, type OutboundRequest, type OutboundResponse } from './request.js';
-export { MAX_IMPORT_REDIRECTS, dispositionName, openImport, pathName, type ImportOptions, type OpenedImport } from './import.js';
+export { openImport, pathName, type ImportOptions, type OpenedImport } from './import.js';

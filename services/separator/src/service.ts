@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { watchCancellations } from '@stemflow/bus';
 import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
@@ -15,9 +14,10 @@ export { HtdemucsEngine } from './core/index.js';
 /**
  * Peak resident memory per engine (its session and the tensors of a run, arena off), rounded up
  * from `pnpm bench throughput`: one engine's process peaks at 2.91 GiB (full) and 2.81 GiB (fast),
- * two full engines' at 5.35 GiB. The int8 weights are smaller; a run's activations are not.
+ * two full engines' at 5.35 GiB. The same at either quality: the int8 weights are smaller, a
+ * run's activations are not (and a job may switch an engine to either).
  */
-export const ENGINE_MEMORY_GIB = { full: 2.8, fast: 2.8 } as const;
+export const ENGINE_MEMORY_GIB = 2.8;
 
 /**
  * Loads the model (checked by sha256) in worker threads and opens `concurrency` engines on them,
@@ -29,9 +29,9 @@ export const ENGINE_MEMORY_GIB = { full: 2.8, fast: 2.8 } as const;
 export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; concurrency?: number; memoryBytes?: number }): Promise<{ engines: HtdemucsEngine[]; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[] }> {
   const { log, concurrency = 1, memoryBytes = availableMemory(), ...options } = o;
   const quality = o.quality ?? 'full';
-  const need = concurrency * Math.max(ENGINE_MEMORY_GIB.full, ENGINE_MEMORY_GIB[quality]) * 2 ** 30;
+  const need = concurrency * ENGINE_MEMORY_GIB * 2 ** 30;
   if (need > memoryBytes) {
-    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB.full} GiB per engine), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
+    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB} GiB per engine), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
   }
   const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(availableParallelism() / concurrency));
   const start = async (q: Quality) => {
@@ -68,17 +68,10 @@ export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger 
   return { engine: r.engines[0]!, device: r.device, health: r.health, models: r.models[0]! };
 }
 
-/** The memory this process may use: the cgroup's limit when there is one, else the machine's. */
+/** The memory this process may use: its cgroup's limit when there is one (Node reads it), else the machine's. */
 function availableMemory(): number {
-  for (const f of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
-    try {
-      const v = Number(readFileSync(f, 'utf8').trim());
-      if (Number.isFinite(v) && v > 0 && v < totalmem()) return v;
-    } catch {
-      /* not this cgroup version */
-    }
-  }
-  return totalmem();
+  const limit = process.constrainedMemory();
+  return limit > 0 && limit < totalmem() ? limit : totalmem();
 }
 
 /**

@@ -64,6 +64,11 @@ export async function importInput(d: DecodeDeps, e: EventOf<'job.created'>, cfg:
 
   const stop = new AbortController();
   const ended = () => d.cancels.seen(id);
+  // The job's end: whatever the transfer wrote is removed, and that is all.
+  const stopped = async () => {
+    await d.blobs.delete(src.key).catch(() => {});
+    log.info('job canceled or deleted while importing, stopped');
+  };
   const watch = setInterval(() => {
     if (ended()) stop.abort(new StemflowError('CANCELED', 'the job was canceled'));
   }, WATCH_MS);
@@ -83,19 +88,13 @@ export async function importInput(d: DecodeDeps, e: EventOf<'job.created'>, cfg:
       opened.body.destroy();
     }
     // A deletion that raced the last write: what was written is removed, the job is over.
-    if (ended() || !(await readImportTarget(d.blobs, id))) {
-      await d.blobs.delete(src.key).catch(() => {});
-      return void log.info('job canceled or deleted while importing, stopped');
-    }
+    if (ended() || !(await readImportTarget(d.blobs, id))) return void (await stopped());
     const input: InputInfo = { key: stored.key, filename: safeFileName(opened.filename ?? src.filename), size: stored.size, content_type: stored.contentType, sha256: stored.sha256, url: src.url };
     await d.bus.publish(newEvent('job.imported', id, { input }));
     log.info({ bytes: stored.size, type: stored.contentType, from: opened.origin }, 'imported');
     return input;
   } catch (err) {
-    if (ended()) {
-      await d.blobs.delete(src.key).catch(() => {});
-      return void log.info('job canceled or deleted while importing, stopped');
-    }
+    if (ended()) return void (await stopped());
     throw err instanceof StemflowError ? asJobError(err, src.url, cfg) : err;
   } finally {
     clearInterval(watch);
