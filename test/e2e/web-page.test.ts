@@ -196,6 +196,134 @@ describe('the web page, with API keys on the server', () => {
     await page.close();
   });
 
+  it('plays on the frame it schedules: the first sound, a loop\'s wrap and every stem after a tempo change and a seek, measured in samples', async () => {
+    expect(firstJob).not.toBe('');
+    // A tap (an AudioWorklet recorder, the test's own: CSP bypassed for its blob) on every stem's
+    // source records what it sends, frame by frame; each recording is matched against the stem's
+    // own samples to find the frame where a given sample of the song came out.
+    const context = await browser.newContext({ viewport: { width: 1000, height: 1100 }, bypassCSP: true });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(api);
+    await page.evaluate((k) => localStorage.setItem('stemflow.apiKey', k), KEY);
+    await page.goto(`${api}/#/jobs/${firstJob}`);
+    await page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 60_000, polling: 100 });
+    await page.evaluate(async () => {
+      const m = (window as any).stemflowMixer;
+      const tap = `registerProcessor('tap', class extends AudioWorkletProcessor {
+        constructor(o) { super(); this.buf = new Float32Array(o.processorOptions.frames); this.at = 0; this.start = -1; }
+        process(inputs) {
+          if (this.at >= this.buf.length) return false;
+          if (this.start < 0) this.start = currentFrame;
+          const x = inputs[0][0], k = Math.min(128, this.buf.length - this.at);
+          if (x) this.buf.set(x.subarray(0, k), this.at);
+          this.at += k;
+          if (this.at >= this.buf.length) this.port.postMessage({ start: this.start, data: this.buf });
+          return true;
+        }
+      });`;
+      await m.ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([tap], { type: 'text/javascript' })));
+      /** Records every stem's source for `seconds`, starting now. */
+      (window as any).record = (seconds: number) =>
+        Promise.all(
+          m.stems.map((s: any) => new Promise((resolve) => {
+            const node = new AudioWorkletNode(m.ctx, 'tap', { numberOfInputs: 1, numberOfOutputs: 0, processorOptions: { frames: Math.round(seconds * m.ctx.sampleRate) } });
+            node.port.onmessage = (e) => { s.meter.disconnect(node); resolve(e.data); };
+            s.meter.connect(node);
+          })),
+        );
+      /**
+       * The lag (frames) at which a recording best matches the stem's samples from `from` (a frame
+       * of the stem) at `rate`, expected at context frame `at`; with the match's residual (dB).
+       */
+      (window as any).lagOf = (rec: { start: number; data: Float32Array }, stem: any, from: number, rate: number, at: number, search = 512, n = 4096) => {
+        const b = stem.buffer.getChannelData(0);
+        const want = new Float32Array(n);
+        for (let i = 0; i < n; i++) { const p = from + i * rate, k = Math.floor(p), f = p - k; want[i] = b[k]! + f * ((b[k + 1] ?? 0) - b[k]!); }
+        const power = want.reduce((a, v) => a + v * v, 0);
+        let best = { lag: NaN, err: Infinity };
+        for (let lag = -search; lag <= search; lag++) {
+          const o = Math.round(at) - rec.start + lag;
+          if (o < 0 || o + n > rec.data.length) continue;
+          let e = 0;
+          for (let i = 0; i < n; i++) { const d = rec.data[o + i]! - want[i]!; e += d * d; }
+          if (e < best.err) best = { lag, err: e };
+        }
+        return { lag: best.lag, residualDb: 10 * Math.log10(best.err / power) };
+      };
+    });
+    type Match = { lag: number; residualDb: number };
+
+    // Play from 5 s: every stem's sample 5·rate comes out on the frame Play scheduled (when·rate).
+    const first = await page.evaluate(async () => {
+      const m = (window as any).stemflowMixer;
+      m.offset = 5;
+      const recs = (window as any).record(1);
+      const clicked = m.ctx.currentTime;
+      (document.getElementById('play') as HTMLButtonElement).click();
+      const r = await recs;
+      const sr = m.ctx.sampleRate;
+      return { lead: m.when - clicked, sr, matches: m.stems.map((s: any, i: number) => (window as any).lagOf(r[i], s, 5 * sr, 1, m.when * sr)) };
+    });
+    for (const x of first.matches as Match[]) {
+      expect(Math.abs(x.lag), `first sound ${x.lag} frames from its scheduled frame`).toBeLessThanOrEqual(128);
+      expect(x.residualDb).toBeLessThan(-30);
+    }
+    expect(new Set(first.matches.map((x: Match) => x.lag)).size, 'every stem starts on the same frame').toBe(1);
+    expect(first.lead).toBeLessThanOrEqual(0.06); // Play → first sound: the 50 ms lead that lets every stem start on one frame
+    await page.click('#play'); // pause
+
+    // A loop of 6–7 s from its start: after one pass, sample 6·rate again, one second of frames later.
+    const wrap = await page.evaluate(async () => {
+      const m = (window as any).stemflowMixer;
+      m.offset = 6;
+      (window as any).stemflowMixer.loop = null;
+      const recs = (window as any).record(1.5);
+      document.dispatchEvent(new KeyboardEvent('keydown', { key: '[' }));
+      m.offset = 7;
+      document.dispatchEvent(new KeyboardEvent('keydown', { key: ']' }));
+      (document.getElementById('play') as HTMLButtonElement).click();
+      const r = await recs;
+      const sr = m.ctx.sampleRate;
+      return { loop: m.loop, matches: m.stems.map((s: any, i: number) => (window as any).lagOf(r[i], s, 6 * sr, 1, (m.when + 1) * sr)) };
+    });
+    expect(wrap.loop).toEqual({ a: 6, b: 7, on: true });
+    for (const x of wrap.matches as Match[]) {
+      expect(Math.abs(x.lag), `the wrap ${x.lag} frames from the loop's end`).toBeLessThanOrEqual(128);
+      expect(x.residualDb).toBeLessThan(-30);
+    }
+    await page.click('#play'); // pause
+    await page.keyboard.press('l'); // the loop off
+
+    // Tempo 75 %, then a seek to 10 s while playing: every stem plays sample 10·rate on the same
+    // frame (relative offset 0), at 0.75 samples per frame.
+    const tempo = await page.evaluate(async () => {
+      const m = (window as any).stemflowMixer;
+      const t = document.getElementById('tempo') as HTMLInputElement;
+      t.value = '0.75';
+      t.dispatchEvent(new Event('input'));
+      (document.getElementById('play') as HTMLButtonElement).click();
+      await new Promise((r) => setTimeout(r, 300));
+      const recs = (window as any).record(1.2);
+      const seek = document.getElementById('seek') as HTMLInputElement;
+      seek.value = '10';
+      seek.dispatchEvent(new Event('input'));
+      const r = await recs;
+      const sr = m.ctx.sampleRate;
+      return { rate: m.stems.map((s: any) => s.source.playbackRate.value), matches: m.stems.map((s: any, i: number) => (window as any).lagOf(r[i], s, 10 * sr, 0.75, m.when * sr)) };
+    });
+    expect(tempo.rate).toEqual([0.75, 0.75, 0.75, 0.75]);
+    for (const x of tempo.matches as Match[]) {
+      expect(Math.abs(x.lag), `after the seek, ${x.lag} frames from the scheduled frame`).toBeLessThanOrEqual(128);
+      expect(x.residualDb).toBeLessThan(-30);
+    }
+    expect(new Set(tempo.matches.map((x: Match) => x.lag)).size, 'relative offset between stems').toBe(1);
+    console.log(`page timing (frames at ${first.sr} Hz): first sound ${first.matches.map((x: Match) => x.lag).join('/')}, loop wrap ${wrap.matches.map((x: Match) => x.lag).join('/')}, after tempo+seek ${tempo.matches.map((x: Match) => x.lag).join('/')}; residuals ${[...first.matches, ...wrap.matches, ...tempo.matches].map((x: Match) => x.residualDb.toFixed(0)).join(' ')} dB`);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   it('on a phone (390×844), from its link: the page fits, every waveform is drawn, a reload keeps the job; the keyboard does what the hint says; delete from the list', async () => {
     expect(firstJob).not.toBe('');
     const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
@@ -210,6 +338,14 @@ describe('the web page, with API keys on the server', () => {
     await ready();
     expect(new URL(page.url()).hash).toBe(`#/jobs/${firstJob}`);
     expect(await page.locator('#state').textContent()).toContain('completed');
+    // The page itself (its HTML, modules and the waveform library, the API's answers aside) is light.
+    const pageBytes = await page.evaluate(() =>
+      [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+        .filter((e) => !new URL(e.name).pathname.startsWith('/api/'))
+        .reduce((a, e) => a + (e as PerformanceResourceTiming).transferSize, 0),
+    );
+    expect(pageBytes).toBeGreaterThan(20_000); // it was counted
+    expect(pageBytes).toBeLessThan(300_000);
 
     // The page is no wider than the phone, and every waveform has drawn columns across its own row.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
@@ -355,6 +491,7 @@ describe('the web page, with API keys on the server', () => {
     await page.reload();
     expect(await page.locator('#listen').isChecked()).toBe(true); // the default: stems stream (clip=clamp)
     await page.check('#residual');
+    await page.fill('#start', '5'); // a preview from 5 s: times read as the song's
     await page.setInputFiles('#file', file);
     await page.waitForFunction(() => !document.getElementById('live')!.hidden, undefined, { timeout: 120_000, polling: 100 });
     await page.click('#liveplay');
@@ -370,6 +507,7 @@ describe('the web page, with API keys on the server', () => {
     );
     expect(heard.map((h: { name: string }) => h.name)).toEqual(['drums', 'bass', 'other', 'vocals']);
     for (const h of heard) expect(h.rms, `${h.name} is sounding`).toBeGreaterThan(1e-4);
+    expect(await page.locator('#liveready').textContent()).toMatch(/^0:(0[5-9]|[12]\d) \/ 0:\d\d ready$/);
     // Muting a stem while listening: its gain goes to 0.
     await page.click('#livestems [data-stem=vocals]');
     expect(await page.evaluate(() => (window as any).stemflowLive.stems.find((s: any) => s.name === 'vocals').gain.gain.value)).toBe(0);
@@ -378,7 +516,8 @@ describe('the web page, with API keys on the server', () => {
     await page.waitForFunction(() => !(document.getElementById('play') as HTMLButtonElement).disabled, undefined, { timeout: 240_000, polling: 250 });
     await page.waitForFunction(() => (window as any).stemflowMixer.playing === true, undefined, { timeout: 10_000 });
     expect(await clock(page)).toBeGreaterThanOrEqual(before);
-    expect(await page.locator('#report').textContent()).toMatch(/^44\.1 kHz · 0:30 · song − Σ stems: -\d+\.\d dB \(they add up to the song\) · peaks: drums -?\d+\.\d dBFS/);
+    expect(await page.locator('#time').textContent()).toMatch(/^0:(0[5-9]|[12]\d|30) \/ 0:30$/); // song time: the stems start at 0:05
+    expect(await page.locator('#report').textContent()).toMatch(/^44\.1 kHz · 0:25 · song − Σ stems: -\d+\.\d dB \(they add up to the song\) · peaks: drums -?\d+\.\d dBFS/);
     expect(await page.locator('#live').isHidden()).toBe(true);
     expect(problems).toEqual([]);
     await page.close();
@@ -400,6 +539,15 @@ describe('the web page, with API keys on the server', () => {
     await page.setInputFiles('#file', join(dir, 'picture.png'));
     await page.waitForFunction(() => document.getElementById('state')?.textContent === 'rejected');
     expect(await page.locator('#error').textContent()).toMatch(/not audio/);
+
+    // A job submitted elsewhere (here: the API, as the CLI would) appears in the list and moves on
+    // its own, without a reload.
+    const form = new FormData();
+    form.append('file', new Blob([readFileSync(join(dir, 'silent.mp4'))]), 'from elsewhere.mp4');
+    const other = (await (await fetch(`${api}/api/jobs`, { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } })).json()) as { id: string };
+    await page.waitForFunction((id) => document.querySelector(`#recent tr[data-job="${id}"] .st`)?.textContent === 'failed', other.id, { timeout: 30_000, polling: 200 });
+    // Time left in words: 65 s is about 65 s, not "about 2 min".
+    expect(await page.evaluate("import('/js/util.js').then(({ fmtEta }) => [fmtEta(65), fmtEta(12), fmtEta(100), fmtEta(600)])")).toEqual(['about 65 s left', 'about 10 s left', 'about 2 min left', 'about 10 min left']);
     await page.close();
   });
 });

@@ -310,6 +310,69 @@ export interface components {
             progress: number;
             eta_sec: number | null;
             filename: string;
+            /** @description The options the job runs with, defaults and the server's choices (quality) filled in. */
+            options: {
+                /**
+                 * @description Which stems to write (a subset of drums, bass, other, vocals).
+                 * @default [
+                 *       "drums",
+                 *       "bass",
+                 *       "other",
+                 *       "vocals"
+                 *     ]
+                 */
+                stems: ("drums" | "bass" | "other" | "vocals")[];
+                /**
+                 * @description Two-stem mode: "vocals" writes vocals and accompaniment (the sum of the rest).
+                 * @constant
+                 */
+                two_stems?: "vocals";
+                /**
+                 * @description Output encoding of each stem; "wav" follows the input (24-bit for a 24-bit or 32-bit input, 32-bit float for a float one, else 16-bit).
+                 * @default wav16
+                 * @enum {string}
+                 */
+                format: "wav16" | "wav24" | "f32" | "flac" | "mp3" | "wav";
+                /**
+                 * @description Random time shifts averaged (1 = none).
+                 * @default 1
+                 */
+                shifts: number;
+                /**
+                 * @description Overlap between model segments.
+                 * @default 0.25
+                 */
+                overlap: number;
+                /**
+                 * @description How peaks over full scale are handled: rescale (each stem scaled by its own peak, known when the whole stem is made) or clamp (samples limited to ±0.99; the stems can be heard while the job runs).
+                 * @default rescale
+                 * @enum {string}
+                 */
+                clip: "rescale" | "clamp";
+                /**
+                 * @description Sample rate of the stems: the input's own (the model runs at 44100 Hz either way), or 44100.
+                 * @default input
+                 * @enum {string}
+                 */
+                sample_rate: "44100" | "input";
+                /**
+                 * @description Put what the model left out (the mix minus the other stems) into other, or into accompaniment with two_stems, so the stems add up to the mix.
+                 * @default false
+                 */
+                residual: boolean;
+                /**
+                 * @description Separate only from this second of the input (a preview window).
+                 * @default 0
+                 */
+                start: number;
+                /** @description Separate only this many seconds, from start (default: to the end). */
+                duration?: number;
+                /**
+                 * @description Which graph separates: full (the published fp32 weights) or fast (its MatMul weights in int8: about 1.3× faster, every stem within 0.1 dB of full's SDR on the fidelity material). Unset: the server's DEFAULT_QUALITY.
+                 * @enum {string}
+                 */
+                quality?: "full" | "fast";
+            };
             /** @description An input given by URL: its transfer, fetched as the job's first stage (`importing`); null for uploads. */
             import: {
                 /** @description The URL, credentials and query redacted. */
@@ -403,6 +466,69 @@ export interface components {
                 progress: number;
                 eta_sec: number | null;
                 filename: string;
+                /** @description The options the job runs with, defaults and the server's choices (quality) filled in. */
+                options: {
+                    /**
+                     * @description Which stems to write (a subset of drums, bass, other, vocals).
+                     * @default [
+                     *       "drums",
+                     *       "bass",
+                     *       "other",
+                     *       "vocals"
+                     *     ]
+                     */
+                    stems: ("drums" | "bass" | "other" | "vocals")[];
+                    /**
+                     * @description Two-stem mode: "vocals" writes vocals and accompaniment (the sum of the rest).
+                     * @constant
+                     */
+                    two_stems?: "vocals";
+                    /**
+                     * @description Output encoding of each stem; "wav" follows the input (24-bit for a 24-bit or 32-bit input, 32-bit float for a float one, else 16-bit).
+                     * @default wav16
+                     * @enum {string}
+                     */
+                    format: "wav16" | "wav24" | "f32" | "flac" | "mp3" | "wav";
+                    /**
+                     * @description Random time shifts averaged (1 = none).
+                     * @default 1
+                     */
+                    shifts: number;
+                    /**
+                     * @description Overlap between model segments.
+                     * @default 0.25
+                     */
+                    overlap: number;
+                    /**
+                     * @description How peaks over full scale are handled: rescale (each stem scaled by its own peak, known when the whole stem is made) or clamp (samples limited to ±0.99; the stems can be heard while the job runs).
+                     * @default rescale
+                     * @enum {string}
+                     */
+                    clip: "rescale" | "clamp";
+                    /**
+                     * @description Sample rate of the stems: the input's own (the model runs at 44100 Hz either way), or 44100.
+                     * @default input
+                     * @enum {string}
+                     */
+                    sample_rate: "44100" | "input";
+                    /**
+                     * @description Put what the model left out (the mix minus the other stems) into other, or into accompaniment with two_stems, so the stems add up to the mix.
+                     * @default false
+                     */
+                    residual: boolean;
+                    /**
+                     * @description Separate only from this second of the input (a preview window).
+                     * @default 0
+                     */
+                    start: number;
+                    /** @description Separate only this many seconds, from start (default: to the end). */
+                    duration?: number;
+                    /**
+                     * @description Which graph separates: full (the published fp32 weights) or fast (its MatMul weights in int8: about 1.3× faster, every stem within 0.1 dB of full's SDR on the fidelity material). Unset: the server's DEFAULT_QUALITY.
+                     * @enum {string}
+                     */
+                    quality?: "full" | "fast";
+                };
                 /** @description An input given by URL: its transfer, fetched as the job's first stage (`importing`); null for uploads. */
                 import: {
                     /** @description The URL, credentials and query redacted. */

@@ -82,6 +82,7 @@ export const JobView = z.object({
   progress: z.number().min(0).max(1),
   eta_sec: z.number().nullable(),
   filename: z.string(),
+  options: JobOptions.describe('The options the job runs with, defaults and the server\'s choices (quality) filled in.'),
   import: ImportState.nullable().describe('An input given by URL: its transfer, fetched as the job\'s first stage (`importing`); null for uploads.'),
   stems: z.array(StemView),
   ready_sec: z.number().nonnegative().describe('Seconds of every stem already final while the job runs.'),

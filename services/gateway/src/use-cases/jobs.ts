@@ -102,6 +102,7 @@ export function toView(job: Job, base = '/api'): JobView {
     progress: job.progress,
     eta_sec: job.eta_sec,
     filename: job.input.filename,
+    options: job.options,
     import: job.import ?? null,
     stems: job.stems.map((s) => ({ name: s.name, format: s.format, bytes: s.bytes, url: `${base}/jobs/${job.id}/stems/${s.name}` })),
     ready_sec: job.ready_sec ?? 0,
