@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'models/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'models/**/*.test.ts', 'test/unit/**/*.test.ts'],
           env: { LOG_LEVEL: 'silent' },
           // Unit files run in parallel on 2 cores: a 4 s case can take three times as long.
           testTimeout: 30_000,
@@ -23,7 +23,7 @@ export default defineConfig({
           // One file at a time: they share one broker, and on 2 cores parallel files starve the
           // timing-sensitive ones (consumer takeover, child processes) into flakiness.
           fileParallelism: false,
-          exclude: [...configDefaults.exclude, 'test/chaos/**', 'test/separator/**', 'test/e2e/**'],
+          exclude: [...configDefaults.exclude, 'test/unit/**', 'test/chaos/**', 'test/separator/**', 'test/e2e/**'],
           sequence: { groupOrder: 1 },
         },
       },

@@ -1,5 +1,5 @@
 """
-A consumer of stemflow's job.completed and job.failed, written from README.md and
+A consumer of stemflow's job.completed and job.failed, written from docs/architecture.md and
 docs/asyncapi.yaml alone, as another team would: pika for RabbitMQ, jsonschema for the documented
 schemas, the minio client for the object store.
 

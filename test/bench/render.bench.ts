@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Separation wall time ÷ song duration on this machine's CPU (README, Benchmarks: pnpm bench separate). */
+/** Separation wall time ÷ song duration on this machine's CPU (docs/benchmarks.md: pnpm bench separate). */
 const SEPARATION_RTF = 0.72;
 const mode = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 

@@ -1,6 +1,6 @@
 /**
  * The example consumer (examples/python-consumer: Python, pika, jsonschema, the minio client),
- * written from README.md and docs/asyncapi.yaml alone, against the deployed services on the real
+ * written from docs/architecture.md and docs/asyncapi.yaml alone, against the deployed services on the real
  * broker and store. It must find every promise kept — headers and payloads as documented, stems
  * readable with the documented access, their sizes, hashes and durations as job.completed says —
  * see one job.completed per job, and lose nothing across its own restart. The cluster runs with
@@ -29,7 +29,7 @@ const lines: Line[] = [];
 let consumer: ChildProcess | undefined;
 let output = '';
 
-/** Starts the consumer as its README says, and waits until it listens. */
+/** Starts the consumer as docs/architecture.md says, and waits until it listens. */
 async function startConsumer() {
   const ready = lines.filter((l) => l.ready).length;
   consumer = spawn(engineEnv('STEMFLOW_CONSUMER_PYTHON'), ['examples/python-consumer/consumer.py'], {

@@ -1,13 +1,7 @@
-/** The error catalogue as the docs show it: by status in the README, whole in docs/api.md. */
+/** The error catalogue as docs/api.md shows it: every problem code, then every job error code. */
 import { JOB_ERRORS, PROBLEMS, PROBLEM_CODES } from '../src/problems.js';
 
-export function problemTables(): Record<'README.md' | 'docs/api.md', string> {
-  const byStatus = new Map<number, string[]>();
-  for (const c of PROBLEM_CODES) byStatus.set(PROBLEMS[c].status, [...(byStatus.get(PROBLEMS[c].status) ?? []), c]);
-  const compact = [...byStatus]
-    .sort(([a], [b]) => a - b)
-    .map(([status, codes]) => `- **${status}**: ${codes.map((c) => `\`${c}\``).join(', ')}`)
-    .join('\n');
+export function problemTables(): Record<'docs/api.md', string> {
   const full = [
     '| code | status | title |',
     '|---|---|---|',
@@ -19,5 +13,5 @@ export function problemTables(): Record<'README.md' | 'docs/api.md', string> {
     '|---|---|',
     ...Object.entries(JOB_ERRORS).map(([c, t]) => `| \`${c}\` | ${t} |`),
   ].join('\n');
-  return { 'README.md': `${compact}\n`, 'docs/api.md': `${full}\n` };
+  return { 'docs/api.md': `${full}\n` };
 }

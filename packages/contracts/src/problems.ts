@@ -2,7 +2,7 @@
  * Every error the HTTP API answers, as RFC 9457 problem details: one catalogue of codes, each with
  * the status it is sent with and its title (the same for every occurrence; `detail` says what
  * happened this time). The gateway's error mapper, the OpenAPI document, `GET /api/problems` and
- * the README are made from this table, so a code cannot be sent that is not documented.
+ * docs/api.md are made from this table, so a code cannot be sent that is not documented.
  */
 import { z } from 'zod';
 

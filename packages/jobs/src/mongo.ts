@@ -11,7 +11,7 @@
  *
  * On MongoDB `{_id, version}` is an index lookup. FerretDB v1 (the native engine) pushes only an
  * `_id`-only filter down to SQLite, so there each conditional write scans the collection; batching
- * is what keeps the projection up with the events there (README, Benchmarks).
+ * is what keeps the projection up with the events there (docs/benchmarks.md).
  */
 import { type AnyEvent, type Job, type JobOptions, type JobStatus, unavailable } from '@stemflow/contracts';
 import { LRUCache } from 'lru-cache';
