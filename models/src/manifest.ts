@@ -10,8 +10,10 @@ export const HTDEMUCS = {
   stems: ['drums', 'bass', 'other', 'vocals'] as const,
   sampleRate: 44_100,
   channels: 2,
-  /** Samples per model run (7.8 s). */
+  /** Samples per model run (7.8 s): Demucs's `model.segment` × the rate. */
   segment: 343_980,
+  /** The spectrogram branch's STFT (htdemucs.py `_spec`): the window and hop in samples. */
+  stft: { nFft: 4096, hop: 1024 },
   inputs: { mix: [1, 2, 343_980], spec: [1, 4, 2048, 336] },
   outputs: { freq: [1, 4, 4, 2048, 336], time: [1, 4, 2, 343_980] },
   licence: 'Weights by Meta AI (Demucs v4, htdemucs), released for research and personal use.',

@@ -12,13 +12,14 @@ const mode = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 
 async function child(minutes: number) {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
-  const { FsBlobStore, keys } = await import('@stemflow/storage');
+  const { FsBlobStore } = await import('@stemflow/storage');
+  const { objectKeys } = await import('@stemflow/contracts');
   const { decodeJob } = await import('@stemflow/decoder');
   const { createLogger } = await import('@stemflow/telemetry');
   const root = mkdtempSync(join(tmpdir(), 'dec-bench-'));
   const blobs = new FsBlobStore(root);
   const id = '01937f5e-8d2a-7c3b-9a1e-4b2c6d8e0f12';
-  const key = keys.input(id);
+  const key = objectKeys.input(id);
   // The input is written by ffmpeg straight into the store's directory.
   const file = join(root, key);
   spawnSync('mkdir', ['-p', join(root, `jobs/${id}/input`)]);
@@ -27,7 +28,7 @@ async function child(minutes: number) {
   const t0 = performance.now();
   await decodeJob({ bus: new InMemoryBus({ queues: [] }), blobs, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.created', id, { input: { key, filename: 'long.flac', size: 1, content_type: 'audio/flac', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null }), { maxDurationSec: 2 * 3600 });
   const sec = (performance.now() - t0) / 1000;
-  process.stdout.write(JSON.stringify({ minutes, sec, peakRssMiB: process.resourceUsage().maxRSS / 1024, pcmBytes: (await blobs.head(keys.pcm(id)))?.size }) + '\n');
+  process.stdout.write(JSON.stringify({ minutes, sec, peakRssMiB: process.resourceUsage().maxRSS / 1024, pcmBytes: (await blobs.head(objectKeys.pcm(id)))?.size }) + '\n');
 }
 
 if (mode) {

@@ -78,7 +78,8 @@ function report(passes: Pass[], frames: number) {
 /** The whole separator use case (store reads, checkpoints, encoding) with the tiny model. */
 async function rssRun(minutes: number) {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
-  const { FsBlobStore, keys } = await import('@stemflow/storage');
+  const { FsBlobStore } = await import('@stemflow/storage');
+  const { objectKeys } = await import('@stemflow/contracts');
   const { ort } = await import('@stemflow/models');
   const { HtdemucsEngine } = await import('@stemflow/separator/core');
   const { separateJob } = await import('@stemflow/separator');
@@ -91,7 +92,7 @@ async function rssRun(minutes: number) {
   // PCM written in 10 s blocks: the bench itself must not hold the track either.
   const { Readable } = await import('node:stream');
   let at = 0;
-  await blobs.put(keys.pcm(id), Readable.from((function* () {
+  await blobs.put(objectKeys.pcm(id), Readable.from((function* () {
     while (at < frames) {
       const k = Math.min(10 * SR, frames - at);
       const b = new Float32Array(2 * k);
@@ -104,7 +105,7 @@ async function rssRun(minutes: number) {
   const engine = new HtdemucsEngine(await ort.InferenceSession.create(tiny));
   const t1 = performance.now();
   const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const, sample_rate: 'input' as const, residual: false, start: 0 };
-  await separateJob({ bus, blobs, engine, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR }));
+  await separateJob({ bus, blobs, engine, log: createLogger('bench', 'silent'), cancels: { seen: () => false, isCanceled: async () => false, close: async () => {} } }, newEvent('job.decoded', id, { options, pcmKey: objectKeys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR }));
   report([{ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs }], frames);
 }
 

@@ -22,7 +22,8 @@ type Result = { wallSec: number; latencies: number[]; peakRssMiB: number; loopP9
 async function run(concurrency: number, threads: number, quality: 'full' | 'fast'): Promise<Result> {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
   const { QUEUES } = await import('@stemflow/contracts');
-  const { FsBlobStore, keys } = await import('@stemflow/storage');
+  const { FsBlobStore } = await import('@stemflow/storage');
+  const { objectKeys } = await import('@stemflow/contracts');
   const { loadEngines, startSeparator } = await import('@stemflow/separator');
   const { createLogger } = await import('@stemflow/telemetry');
   const { makeSources, mixdown } = await import('../support/mixture.js');
@@ -36,7 +37,7 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
   for (let i = 0; i < frames; i++) [pcm[2 * i], pcm[2 * i + 1]] = [l[i]!, r[i]!];
   const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const, sample_rate: 'input' as const, residual: false, start: 0, quality };
   const ids = Array.from({ length: JOBS }, () => crypto.randomUUID());
-  for (const id of ids) await blobs.put(keys.pcm(id), Buffer.from(pcm.buffer));
+  for (const id of ids) await blobs.put(objectKeys.pcm(id), Buffer.from(pcm.buffer));
   const { engines } = await loadEngines({ device: 'cpu', threads, concurrency, memArena: false, quality, log });
   const done = new Map<string, number>();
   let finish!: () => void;
@@ -56,7 +57,7 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const t0 = performance.now();
-  for (const id of ids) await bus.publish(newEvent('job.decoded', id, { options, pcmKey: keys.pcm(id), sampleRate: SR, channels: 2, frames, durationSec: frames / SR, stats: { mean: 0, std: 0.2 } }));
+  for (const id of ids) await bus.publish(newEvent('job.decoded', id, { options, pcmKey: objectKeys.pcm(id), sampleRate: SR, channels: 2, frames, durationSec: frames / SR, stats: { mean: 0, std: 0.2 } }));
   await all;
   const wallSec = (performance.now() - t0) / 1000;
   loop.disable();

@@ -5,10 +5,11 @@
  * still ends with the job's last state: the gateway reconnects, and every open stream reads the
  * read model once (resync). Services are processes on the real engines.
  */
+import { objectKeys } from '@stemflow/contracts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { newEvent } from '@stemflow/bus';
-import { keys } from '@stemflow/storage';
+
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { toneWav } from '../support/audio.js';
 import { startCluster, type Cluster } from '../support/cluster.js';
@@ -42,7 +43,7 @@ it('streams open while the broker closes the gateway\'s connection each end with
 
   // While it reconnects: the jobs complete (the events go to the status service, not to the gateway's queue, which is gone).
   for (const id of ids) {
-    const stems = [{ name: 'vocals' as const, format: 'wav16' as const, key: keys.stem(id, 'vocals', 'wav'), bytes: 4 }];
+    const stems = [{ name: 'vocals' as const, format: 'wav16' as const, key: objectKeys.stem(id, 'vocals', 'wav'), bytes: 4 }];
     await c.bus.publish(newEvent('job.completed', id, { stems, model: 'htdemucs', timings: {} }));
   }
   // Well before a quiet stream's own read (every 30 s): the reconnect's resync ended them.

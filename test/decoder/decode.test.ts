@@ -7,10 +7,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
-import { EVENT_NAMES, QUEUES, type EventOf, type QueueSpec } from '@stemflow/contracts';
+import { EVENT_NAMES, QUEUES, type EventOf, type QueueSpec, objectKeys } from '@stemflow/contracts';
 import { decodeJob, startDecoder } from '@stemflow/decoder';
-import { MonoStats } from '@stemflow/audio';
-import { S3BlobStore, keys } from '@stemflow/storage';
+import { MonoStats } from '@stemflow/models/shape';
+import { S3BlobStore } from '@stemflow/storage';
 import { readAll } from '@stemflow/storage/contract';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
@@ -42,7 +42,7 @@ const deps = () => ({ bus, blobs, log: createLogger('decoder', 'silent'), cancel
 
 async function upload(name: string, data: Buffer): Promise<EventOf<'job.created'>> {
   const id = uuidv7();
-  const key = keys.input(id);
+  const key = objectKeys.input(id);
   await blobs.put(key, data);
   return newEvent('job.created', id, {
     input: { key, filename: name, size: data.length, content_type: 'application/octet-stream', sha256: createHash('sha256').update(data).digest('hex') },
@@ -114,11 +114,11 @@ describe('decoding every common format', () => {
   it('a redelivered job.created announces the complete PCM again without decoding', async () => {
     const e = await upload('again.flac', await gen(1, 44100, 2, ['-c:a', 'flac', '-f', 'flac']));
     await decodeJob(deps(), e, { maxDurationSec: 60 });
-    const before = (await blobs.head(keys.pcm(e.jobId)))!;
+    const before = (await blobs.head(objectKeys.pcm(e.jobId)))!;
     await blobs.delete(e.payload.input!.key); // decoding again would now fail
     await decodeJob(deps(), e, { maxDurationSec: 60 });
     expect(published.filter((p) => p.type === 'job.decoded' && p.jobId === e.jobId)).toHaveLength(2);
-    expect((await blobs.head(keys.pcm(e.jobId)))?.size).toBe(before.size);
+    expect((await blobs.head(objectKeys.pcm(e.jobId)))?.size).toBe(before.size);
   });
 });
 
@@ -152,7 +152,7 @@ describe('bad inputs fail the job with a reason a user understands', () => {
     const err = await decodeJob(deps(), e, { maxDurationSec: 60, ...(costly ? { maxModelRuns: 300 } : {}) }).then(() => undefined, (x: unknown) => x);
     expect(err).toMatchObject({ code, retryable: false });
     expect((err as Error).message).toMatch(reason);
-    expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
+    expect(await blobs.head(objectKeys.pcm(e.jobId))).toBeUndefined();
   });
 
   it('a header that claims more than the file holds refuses nothing: a FLAC that says 10 hours and holds 3 s, and an mp3 cut off, decode what they hold', async () => {
@@ -181,7 +181,7 @@ describe('bad inputs fail the job with a reason a user understands', () => {
     const e = await upload('c.flac', await gen(1, 44100, 2, ['-c:a', 'flac', '-f', 'flac']));
     canceled.add(e.jobId);
     await decodeJob(deps(), e, { maxDurationSec: 60 });
-    expect(await blobs.head(keys.pcm(e.jobId))).toBeUndefined();
+    expect(await blobs.head(objectKeys.pcm(e.jobId))).toBeUndefined();
   });
 });
 
@@ -199,12 +199,12 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
     const input = await noise(3, 48_000);
     const e = await withOptions(input, { format: 'wav' });
     const { ev, pcm } = await decodedPcm(e);
-    expect(ev.payload.output).toEqual({ sampleRate: 48_000, frames: 144_000, format: 'wav24', nativeKey: keys.nativePcm(e.jobId) });
+    expect(ev.payload.output).toEqual({ sampleRate: 48_000, frames: 144_000, format: 'wav24', nativeKey: objectKeys.nativePcm(e.jobId) });
     // The normalization measured while decoding: what the separator would measure from the PCM, to the bit.
     const stats = new MonoStats();
     stats.add(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     expect(ev.payload.stats).toEqual(stats.result());
-    const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
+    const native = f32(await readAll(await blobs.get(objectKeys.nativePcm(e.jobId))));
     const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
     expect(native).toEqual(original);
   });
@@ -213,7 +213,7 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
     const e = await withOptions(await noise(2, 22_050, 'pcm_s16le'), { sample_rate: '44100' });
     const { ev } = await decodedPcm(e);
     expect(ev.payload.output).toEqual({ sampleRate: 44_100, frames: ev.payload.frames, format: 'wav16' });
-    expect(await blobs.head(keys.nativePcm(e.jobId))).toBeUndefined();
+    expect(await blobs.head(objectKeys.nativePcm(e.jobId))).toBeUndefined();
   });
 
   it('a 22.05 kHz input keeps its rate; MP3 stems of a 96 kHz input are 48 kHz (the most MP3 has)', async () => {
@@ -238,7 +238,7 @@ describe('the stems\' shape: their rate, exact length and format, and a preview 
     const late = await decodedPcm(await withOptions(await noise(20, 44_100), { start: 15, duration: 2 }));
     expect(late.ev.payload.window).toMatchObject({ trackFrames: 882_000, storedFrom: 15 * 44_100 - 343_980, from: 15 * 44_100, to: 17 * 44_100 });
     expect(late.ev.payload.frames).toBe(882_000 - (15 * 44_100 - 343_980));
-    const native = f32(await readAll(await blobs.get(keys.nativePcm(e.jobId))));
+    const native = f32(await readAll(await blobs.get(objectKeys.nativePcm(e.jobId))));
     const original = f32(await ffmpeg(['-i', 'pipe:0', '-f', 'f32le', '-'], input));
     expect(native).toEqual(original.subarray(2 * 120_000, 2 * 264_000));
     // A window that runs past the end ends with the input.

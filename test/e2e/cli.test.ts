@@ -40,7 +40,7 @@ describe('stemflow separate (in-process, no servers)', () => {
     expect(r.stderr).toBe(''); // --quiet
   });
 
-  it('a usage error → exit 2 with a sentence (every case: services/cli/src/cli.test.ts)', async () => {
+  it('a usage error → exit 2 with a sentence (every case: services/cli/src/index.test.ts)', async () => {
     const r = await runCli(['separate', 'my song.wav', '--format', 'exe'], { cwd: dir });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--format: .*wav16/);

@@ -4,10 +4,11 @@
  * worker's write for a job that still runs is left alone, however long it takes (a long decode or
  * stem is not an interrupted upload), and finishes.
  */
+import { objectKeys } from '@stemflow/contracts';
 import { Readable } from 'node:stream';
 import { newEvent } from '@stemflow/bus';
 import { jobFromCreated, MongoJobStore } from '@stemflow/jobs';
-import { S3BlobStore, keys } from '@stemflow/storage';
+import { S3BlobStore } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,12 +34,12 @@ afterAll(async () => {
 async function job(state: 'processing' | 'failed' | 'canceled') {
   const id = uuidv7();
   const created = newEvent('job.created', id, {
-    input: { key: keys.input(id), filename: 'song.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
+    input: { key: objectKeys.input(id), filename: 'song.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
   await jobs.create(jobFromCreated(created));
-  await jobs.apply(newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames: 44100, durationSec: 1 }));
+  await jobs.apply(newEvent('job.decoded', id, { pcmKey: objectKeys.pcm(id), sampleRate: 44100, channels: 2, frames: 44100, durationSec: 1 }));
   if (state === 'failed') await jobs.apply(newEvent('job.failed', id, { stage: 'separating', reason: 'The model ran out of memory.', code: 'MODEL_FAILED', retryable: false }));
   if (state === 'canceled') await jobs.apply(newEvent('job.canceled', id, {}));
   expect((await jobs.get(id))?.status).toBe(state);
@@ -61,11 +62,11 @@ describe('the orphan sweep', () => {
     const gone = uuidv7();
     const upload = uuidv7(); // a gateway died mid-upload: no job was created
     const writes = {
-      running: stalledWrite(keys.pcm(running)),
-      failed: stalledWrite(keys.nativePcm(failed)),
+      running: stalledWrite(objectKeys.pcm(running)),
+      failed: stalledWrite(objectKeys.nativePcm(failed)),
       canceled: stalledWrite(`jobs/${canceled}/stems/vocals.wav`),
-      gone: stalledWrite(keys.pcm(gone)),
-      upload: stalledWrite(keys.input(upload)),
+      gone: stalledWrite(objectKeys.pcm(gone)),
+      upload: stalledWrite(objectKeys.input(upload)),
     };
     const s3 = s3Client();
     const uploads = async () => (await s3.listIncompleteUploadsQuery(bucket, 'jobs/', '', '', '')).uploads as { key: string; uploadId: string }[];
@@ -82,12 +83,12 @@ describe('the orphan sweep', () => {
     expect(await sweepOrphanUploads(d, 60_000)).toEqual({ aborted: 0, removedJobs: 0 }); // all younger than the grace
     const r = await sweepOrphanUploads(d, 0, Date.now() + 1000);
     expect(r.aborted).toBe(4);
-    expect(await incomplete()).toEqual([keys.pcm(running)]);
+    expect(await incomplete()).toEqual([objectKeys.pcm(running)]);
 
     for (const w of Object.values(writes)) w.finish();
     expect(await writes.running.result).toBe('finished');
     for (const name of ['failed', 'canceled', 'gone', 'upload'] as const) expect(await writes[name].result, name).toBe('aborted');
-    expect((await blobs.list('jobs/')).map((b) => b.key)).toEqual([keys.pcm(running)]);
+    expect((await blobs.list('jobs/')).map((b) => b.key)).toEqual([objectKeys.pcm(running)]);
   });
 
   it("removes whatever a late writer left under a deleted job's prefix once older than the grace, and nothing of a job that exists", async () => {

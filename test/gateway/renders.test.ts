@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { newEvent, RabbitBus } from '@stemflow/bus';
-import { AUDIO_FORMATS, FORMAT_EXT, type AudioFormat, type StemObject } from '@stemflow/contracts';
+import { AUDIO_FORMATS, FORMAT_EXT, type AudioFormat, type StemObject, objectKeys } from '@stemflow/contracts';
 import { jobFromCreated, MongoJobStore } from '@stemflow/jobs';
-import { S3BlobStore, keys } from '@stemflow/storage';
+import { S3BlobStore } from '@stemflow/storage';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegFile } from '../support/audio.js';
@@ -44,18 +44,18 @@ async function completedJob(format: AudioFormat, names: readonly ('drums' | 'bas
   const stems: StemObject[] = [];
   for (const [i, name] of names.entries()) {
     const data = await stemAudio(110 * (i + 1), format);
-    const key = keys.stem(id, name, FORMAT_EXT[format]);
+    const key = objectKeys.stem(id, name, FORMAT_EXT[format]);
     await blobs.put(key, data);
     files[name] = data;
     stems.push({ name, format, key, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') });
   }
   const created = newEvent('job.created', id, {
-    input: { key: keys.input(id), filename: `song ${format}.wav`, size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
+    input: { key: objectKeys.input(id), filename: `song ${format}.wav`, size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) },
     options: { stems: ['drums', 'bass', 'other', 'vocals'], format, shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 },
     owner: null,
   });
   await jobs.create(jobFromCreated(created));
-  await jobs.apply(newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames: SEC * 44100, durationSec: SEC }));
+  await jobs.apply(newEvent('job.decoded', id, { pcmKey: objectKeys.pcm(id), sampleRate: 44100, channels: 2, frames: SEC * 44100, durationSec: SEC }));
   await jobs.apply(newEvent('job.completed', id, { stems, model: 'htdemucs', timings: {} }));
   return { id, files };
 }
@@ -119,9 +119,9 @@ describe('waveform peaks', () => {
     const r = await get(`/api/jobs/${id}/stems/drums/peaks`);
     expect(r.headers.get('content-type')).toMatch(/application\/json/);
     expect(((await r.json()) as { samples_per_pixel: number }).samples_per_pixel).toBe(1024);
-    for (const spp of [256, 512, 1024, 2048, 4096, 8192, 16384]) expect(await blobs.head(keys.peaks(id, 'drums', spp)), String(spp)).toBeDefined();
+    for (const spp of [256, 512, 1024, 2048, 4096, 8192, 16384]) expect(await blobs.head(objectKeys.peaks(id, 'drums', spp)), String(spp)).toBeDefined();
     // Served from the store now: replacing the stored level changes the answer.
-    await blobs.put(keys.peaks(id, 'drums', 1024), Buffer.from('{"kept":true}'));
+    await blobs.put(objectKeys.peaks(id, 'drums', 1024), Buffer.from('{"kept":true}'));
     expect(await (await get(`/api/jobs/${id}/stems/drums/peaks`)).json()).toEqual({ kept: true });
   });
 
@@ -249,7 +249,7 @@ describe('mixdowns', () => {
 
   it('404 for a job that has not completed', async () => {
     const id = uuidv7();
-    await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));
+    await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: objectKeys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));
     const r = await get(`/api/jobs/${id}/mix`);
     expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'JOB_NOT_COMPLETED']);
   });

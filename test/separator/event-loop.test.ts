@@ -7,7 +7,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SEGMENT } from '@stemflow/audio';
+import { SEGMENT } from '@stemflow/models/shape';
 import { openSession } from '@stemflow/models';
 import { HtdemucsEngine, workerRunner } from '@stemflow/separator/core';
 import { describe, expect, it } from 'vitest';

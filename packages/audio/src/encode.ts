@@ -49,7 +49,7 @@ export function startPcmFilter(filter: string, sampleRate: number, channels: num
 }
 
 /** One ffmpeg reading float32 PCM from stdin into `output`: the process handling every encoder shares. */
-function spawnEncoder(output: string[], sampleRate: number, label: string, stdout: boolean, channels = CHANNELS): Encoder & { stdout?: Readable } {
+function spawnEncoder(output: string[], sampleRate: number, label: string, stdout: boolean, channels: number = CHANNELS): Encoder & { stdout?: Readable } {
   const p = spawn('ffmpeg', ['-nostdin', '-v', 'error', '-f', 'f32le', '-ar', String(sampleRate), '-ac', String(channels), '-i', 'pipe:0', ...output], { stdio: ['pipe', stdout ? 'pipe' : 'ignore', 'pipe'] });
   let stderr = '';
   p.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));

@@ -7,10 +7,12 @@
 import { spawn } from 'node:child_process';
 import { type Readable, Transform } from 'node:stream';
 import { StemflowError } from '@stemflow/contracts';
+import { HTDEMUCS } from '@stemflow/models/shape';
 import { inputArgs, type MediaSource } from './media.js';
 
-export const SAMPLE_RATE = 44100;
-export const CHANNELS = 2;
+/** The PCM the decoder writes is what the model reads: its rate and channels, from its manifest. */
+export const SAMPLE_RATE = HTDEMUCS.sampleRate;
+export const CHANNELS = HTDEMUCS.channels;
 export const BYTES_PER_FRAME = CHANNELS * 4;
 /** ffmpeg's SoX resampler at its highest precision: how stemflow changes any audio's rate. */
 export const resampleFilter = (rate: number) => `aresample=${rate}:resampler=soxr:precision=28`;

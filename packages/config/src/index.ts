@@ -96,6 +96,8 @@ export const storageEnv = z.object({
   S3_REGION: z.preprocess(blankIsUnset, z.string().default('us-east-1')),
   STORAGE_ROOT: z.preprocess(blankIsUnset, z.string().default('./data')),
 });
+/** What the object store takes (packages/storage). */
+export type StorageSettings = z.infer<typeof storageEnv>;
 export const jobsEnv = z.object({
   /** Unset → the embedded job store under STORAGE_ROOT. */
   DATABASE_URL: opt(url(['mongodb:', 'mongodb+srv:'])),
@@ -174,6 +176,8 @@ export const separatorEnv = z.object({
 });
 
 const infra = commonEnv.extend(busEnv.shape).extend(storageEnv.shape).extend(jobsEnv.shape);
+/** What every service shares: the engines it connects to (packages/runtime builds the adapters from it). */
+export type InfraSettings = z.infer<typeof infra>;
 
 /** One schema per deployable; `pnpm start` (all-in-one) takes the union. */
 export const SERVICE_ENV = {

@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './openapi.js';
 export * from './asyncapi.js';
 export * from './problems.js';
+export * from './objects.js';

@@ -1,5 +1,5 @@
 export * from './port.js';
-export { project, jobFromCreated, isTerminal, DECODE_SHARE, type Outcome } from './projection.js';
+export { project, jobFromCreated, DECODE_SHARE, type Outcome } from './projection.js';
 export { EmbeddedJobStore } from './embedded.js';
 export { MongoJobStore } from './mongo.js';
 export { acquire, createLedger, EmbeddedLedger, MongoLedger, release, type Ledger, type Lease } from './ledger.js';

@@ -7,7 +7,7 @@
  *   job's events ends in the same document;
  * - updated_at is the latest event time applied, created_at the job.created time.
  */
-import { DECODE_SHARE, TERMINAL_STATUSES, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
+import { DECODE_SHARE, isFinished, type AnyEvent, type Job, type JobStage } from '@stemflow/contracts';
 
 export { DECODE_SHARE };
 const RANK: Record<JobStage, number> = { importing: 1, decoding: 2, separating: 3, encoding: 4 };
@@ -15,7 +15,6 @@ const MAX_REMEMBERED_EVENTS = 500;
 
 export type Outcome = 'applied' | 'duplicate' | 'stale' | 'unknown-job';
 
-export const isTerminal = (job: Pick<Job, 'status'>) => TERMINAL_STATUSES.includes(job.status);
 const rank = (job: Pick<Job, 'status' | 'stage'>) => (job.stage ? RANK[job.stage] : job.status === 'pending' ? 0 : RANK.decoding);
 
 /** A new pending job from its job.created event. */
@@ -56,7 +55,7 @@ export function project(job: Job | undefined, e: AnyEvent): { outcome: Outcome; 
       changed = true;
     }
   };
-  const live = !isTerminal(job);
+  const live = !isFinished(job);
 
   switch (e.type) {
     case 'job.created':

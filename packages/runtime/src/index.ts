@@ -3,7 +3,7 @@
  * graceful shutdown on SIGTERM/SIGINT, a second signal exits at once).
  */
 import { InMemoryBus, RabbitBus, type EventBus } from '@stemflow/bus';
-import { loadConfig, type ConfigOf, type ServiceName } from '@stemflow/config';
+import { loadConfig, type ConfigOf, type InfraSettings, type ServiceName } from '@stemflow/config';
 import { createJobStore, type JobStore } from '@stemflow/jobs';
 import { createBlobStore, type BlobStore } from '@stemflow/storage';
 import { QUEUES, describeError } from '@stemflow/contracts';
@@ -12,12 +12,11 @@ import { createLogger, registerJobsByStatus, registerQueueDepth, startTelemetry,
 
 export type Adapters = { bus: EventBus; blobs: BlobStore; jobs: JobStore };
 /** Health checks beyond the adapters (ffmpeg's version where a process needs it). */
-export type ExtraChecks = { checks: Check[] };
 export type Running = { stop: () => Promise<void> };
 type AnyConfig = ConfigOf<'all-in-one'> | ConfigOf<ServiceName>;
 
 /** RabbitMQ / S3 / MongoDB when their URLs are set; in-process, filesystem, embedded otherwise. */
-export async function createAdapters(c: ConfigOf<'status'>, log: Logger, service?: string): Promise<Adapters> {
+export async function createAdapters(c: InfraSettings, log: Logger, service?: string): Promise<Adapters> {
   const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }), ...(service ? { name: `stemflow-${service}` } : {}) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
   const blobs = createBlobStore(c);
   const jobs = await createJobStore(c);
@@ -62,7 +61,7 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
   }
   let adapters: Adapters;
   try {
-    adapters = await createAdapters(config as unknown as ConfigOf<'status'>, log, name);
+    adapters = await createAdapters(config, log, name);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     process.exit(1);

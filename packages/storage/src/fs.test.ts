@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { blobStoreContract } from './contract.js';
 import { FsBlobStore } from './fs.js';
-import { safeFileName } from './port.js';
+import { safeFileName } from './names.js';
 
 const root = mkdtempSync(join(tmpdir(), 'stemflow-fs-'));
 blobStoreContract('filesystem', async () => new FsBlobStore(root), { presigns: false });

@@ -5,7 +5,7 @@
  */
 import { startGateway } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
-import { startPipeline } from './pipeline.js';
+import { startPipeline } from './index.js';
 import { resumeInFlight } from './resume.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

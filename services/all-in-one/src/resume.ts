@@ -7,10 +7,10 @@
  * stored (the decoder from a complete PCM, the separator from its last checkpointed chunk).
  */
 import { type EventBus } from '@stemflow/bus';
-import { EVENTS, type Job, type JobStatus } from '@stemflow/contracts';
+import { EVENTS, type Job, type JobStatus, objectKeys } from '@stemflow/contracts';
 import { jobCreatedEvent, type JobSource } from '@stemflow/gateway';
 import type { JobStore } from '@stemflow/jobs';
-import { keys, readObjectIfAny, type BlobStore } from '@stemflow/storage';
+import { readObjectIfAny, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 
 /** A job's input as its record has it: the stored upload (or import), else the URL still to fetch. */
@@ -27,7 +27,7 @@ export async function resumeInFlight(d: { bus: EventBus; jobs: JobStore; blobs: 
     do {
       const page = await d.jobs.list({ status, limit: 100, ...(cursor ? { cursor } : {}) });
       for (const job of page.items) {
-        const kept = await readObjectIfAny(d.blobs, keys.created(job.id));
+        const kept = await readObjectIfAny(d.blobs, objectKeys.created(job.id));
         const stored = kept ? EVENTS['job.created'].safeParse(JSON.parse(kept.toString('utf8'))) : undefined;
         // A job accepted before its announcement was kept: made again from its record (no quota, no reuse).
         const event = stored?.success

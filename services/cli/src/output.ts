@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FORMAT_EXT, TERMINAL_STATUSES, type AudioFormat, type JobStatus } from '@stemflow/contracts';
+import { FORMAT_EXT, isFinished, type AudioFormat, type JobStatus } from '@stemflow/contracts';
 import type { Progress } from './progress.js';
 
 export type Io = { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
@@ -17,7 +17,7 @@ export async function followJob<J extends Seen>(read: () => Promise<J | undefine
       const j = await read();
       if (j) {
         bar.update({ stage: j.stage ?? j.status, progress: j.progress, etaSec: j.eta_sec });
-        if (TERMINAL_STATUSES.includes(j.status)) return j;
+        if (isFinished(j)) return j;
       }
       await new Promise((r) => setTimeout(r, everyMs));
     }

@@ -10,7 +10,7 @@ import { createJob, storeInput } from '@stemflow/gateway';
 import { EmbeddedJobStore } from '@stemflow/jobs';
 import { FsBlobStore } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
-import { UsageError, type CommonArgs } from './cli.js';
+import { UsageError, type CommonArgs } from './index.js';
 import { followJob, outDir, saveStems, type Io } from './output.js';
 import { progressBar } from './progress.js';
 

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebStream } from 'node:stream/web';
 import { ProblemError, asForm, followJob, problemFrom, problemOf, stemflowClient, type Job, type StemflowClient } from '@stemflow/client';
 import { fieldsFromOptions } from '@stemflow/contracts';
-import { UsageError, type CommonArgs } from './cli.js';
+import { UsageError, type CommonArgs } from './index.js';
 import { outDir, saveStems, type Io } from './output.js';
 import { progressBar } from './progress.js';
 

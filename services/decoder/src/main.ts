@@ -1,6 +1,6 @@
 import { addressPolicy } from '@stemflow/net';
 import { runService } from '@stemflow/runtime';
-import { startDecoder } from './service.js';
+import { startDecoder } from './index.js';
 
 await runService(
   'decoder',

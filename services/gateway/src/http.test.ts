@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent } from '@stemflow/bus';
 import { createParser } from 'eventsource-parser';
-import { QUEUES, type EventOf } from '@stemflow/contracts';
+import { QUEUES, type EventOf, objectKeys } from '@stemflow/contracts';
 import { startDecoder } from '@stemflow/decoder';
 import { EmbeddedJobStore } from '@stemflow/jobs';
 import { startStatus } from '@stemflow/status';
-import { FsBlobStore, keys } from '@stemflow/storage';
+import { FsBlobStore } from '@stemflow/storage';
 import { createLogger, registerJobsByStatus, registerQueueDepth } from '@stemflow/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, EventsHub } from './index.js';
@@ -58,8 +58,8 @@ async function complete(id: string) {
   const stems: EventOf<'job.completed'>['payload']['stems'] = [];
   for (const [i, name] of (['drums', 'bass', 'other', 'vocals'] as const).entries()) {
     const data = Buffer.from(`${name}-`.repeat(100 + i));
-    await blobs.put(keys.stem(id, name, 'wav'), data);
-    stems.push({ name, format: 'wav16', key: keys.stem(id, name, 'wav'), bytes: data.length });
+    await blobs.put(objectKeys.stem(id, name, 'wav'), data);
+    stems.push({ name, format: 'wav16', key: objectKeys.stem(id, name, 'wav'), bytes: data.length });
   }
   await bus.publish(newEvent('job.completed', id, { stems, model: 'htdemucs', timings: {} }));
   await until(async () => (await jobs.get(id))?.status === 'completed');
@@ -118,7 +118,7 @@ describe('deduplication', () => {
     const second = await upload('key-b', { format: 'wav16' });
     await until(async () => (await jobs.get(second))?.status === 'completed');
     const job = (await jobs.get(second))!;
-    expect(job.stems.map((s) => s.key)).toEqual(['drums', 'bass', 'other', 'vocals'].map((s) => keys.stem(second, s, 'wav')));
+    expect(job.stems.map((s) => s.key)).toEqual(['drums', 'bass', 'other', 'vocals'].map((s) => objectKeys.stem(second, s, 'wav')));
     // Copies: deleting the first job leaves the second one's stems in place.
     await fetch(`${url}/api/jobs/${first}`, { method: 'DELETE', headers: auth('key-b') });
     expect((await blobs.head(job.stems[0]!.key))?.size).toBe(job.stems[0]!.bytes);
@@ -284,8 +284,8 @@ describe('a stem while its job runs (clip=clamp): what is stored, then each new 
     await until(async () => !!(await jobs.get(id))?.output);
     return id;
   }
-  const piece = (id: string, from: number, to: number) => blobs.put(keys.livePart(id, 'vocals', from), file.subarray(from, to));
-  const manifest = (id: string) => blobs.put(keys.liveManifest(id, 'vocals'), Buffer.from(JSON.stringify({ format: 'wav16', contentType: 'audio/wav', sampleRate: 44100, frames: 50_000, bytes: file.length })));
+  const piece = (id: string, from: number, to: number) => blobs.put(objectKeys.livePart(id, 'vocals', from), file.subarray(from, to));
+  const manifest = (id: string) => blobs.put(objectKeys.liveManifest(id, 'vocals'), Buffer.from(JSON.stringify({ format: 'wav16', contentType: 'audio/wav', sampleRate: 44100, frames: 50_000, bytes: file.length })));
   const wake = (id: string) => bus.publish(newEvent('job.progress', id, { stage: 'separating', progress: 0.5, readySec: 1 }));
   /** Reads a response's body, calling `onBytes` with the count so far. */
   async function read(res: Response, onBytes?: (n: number) => void) {
@@ -342,8 +342,8 @@ describe('a stem while its job runs (clip=clamp): what is stored, then each new 
     const res = read(await fetch(`${url}/api/jobs/${id}/stems/vocals`, { headers: auth('key-a') }), (n) => (seen = n));
     await until(async () => seen === 50_000);
     // The separator's end: the stem stored whole, job.completed, the pieces removed.
-    await blobs.put(keys.stem(id, 'vocals', 'wav'), file);
-    await bus.publish(newEvent('job.completed', id, { stems: [{ name: 'vocals', format: 'wav16', key: keys.stem(id, 'vocals', 'wav'), bytes: file.length }], model: 'htdemucs', timings: {} }));
+    await blobs.put(objectKeys.stem(id, 'vocals', 'wav'), file);
+    await bus.publish(newEvent('job.completed', id, { stems: [{ name: 'vocals', format: 'wav16', key: objectKeys.stem(id, 'vocals', 'wav'), bytes: file.length }], model: 'htdemucs', timings: {} }));
     await blobs.deletePrefix(`jobs/${id}/work/`);
     expect((await res).bytes.equals(file)).toBe(true);
 

@@ -1,5 +1,5 @@
 import { runService } from '@stemflow/runtime';
-import { loadEngines, startSeparator } from './service.js';
+import { loadEngines, startSeparator } from './index.js';
 
 await runService(
   'separator',

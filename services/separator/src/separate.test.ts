@@ -9,15 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InMemoryBus, newEvent, type Cancellations } from '@stemflow/bus';
-import { EVENT_NAMES, QUEUES, type AnyEvent, type EventOf, type JobOptions, type QueueSpec } from '@stemflow/contracts';
+import { EVENT_NAMES, QUEUES, type AnyEvent, type EventOf, type JobOptions, type QueueSpec, objectKeys } from '@stemflow/contracts';
 import { ort } from '@stemflow/models';
-import { FsBlobStore, keys } from '@stemflow/storage';
+import { FsBlobStore } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HtdemucsEngine, planChunks } from './core/index.js';
 import { separateJob } from './use-cases/separate-job.js';
-import { startSeparator } from './service.js';
+import { startSeparator } from './index.js';
 
 const tinyModel = fileURLToPath(new URL('../../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
 const W = [0.1, 0.2, 0.3, 0.4];
@@ -55,9 +55,9 @@ async function job(env: ReturnType<typeof setup>, frames: number, options: Parti
   const id = uuidv7();
   const opts: JobOptions = { stems: [...NAMES], format: 'f32', shifts: 1, overlap: 0.25, clip: 'clamp', sample_rate: 'input', residual: false, start: 0, ...options };
   const mix = mixture(frames);
-  await env.blobs.put(keys.pcm(id), Buffer.from(mix.buffer));
+  await env.blobs.put(objectKeys.pcm(id), Buffer.from(mix.buffer));
   // The options come with the event: the separator reads no database.
-  const decoded = newEvent('job.decoded', id, { options: opts, pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR });
+  const decoded = newEvent('job.decoded', id, { options: opts, pcmKey: objectKeys.pcm(id), sampleRate: 44100, channels: 2, frames, durationSec: frames / SR });
   return { id, mix, decoded };
 }
 
@@ -117,7 +117,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     const done = env.events.find((e) => e.type === 'job.completed') as EventOf<'job.completed'>;
     expect(done.payload.stems.map((s) => s.name)).toEqual([...NAMES]);
     for (const [s, name] of NAMES.entries()) {
-      const got = await stem(env.blobs, keys.stem(j.id, name, 'wav'));
+      const got = await stem(env.blobs, objectKeys.stem(j.id, name, 'wav'));
       expect(got.length).toBe(j.mix.length);
       expect(snr(expected(j.mix, W[s]!), got)).toBeGreaterThan(90);
     }
@@ -139,7 +139,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     const mid = engine.runs;
     await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     expect(engine.runs - mid).toBe(2); // chunks 3 and 4 only (2 was checkpointed before the crash)
-    const vocals = await stem(env.blobs, keys.stem(j.id, 'vocals', 'wav'));
+    const vocals = await stem(env.blobs, objectKeys.stem(j.id, 'vocals', 'wav'));
     expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(90);
   });
 
@@ -167,7 +167,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
         expect(p.offset, name).toBe(at);
         at += p.bytes.length;
       }
-      const file = await readFile(join(env.blobs.root, keys.stem(j.id, name, 'wav')));
+      const file = await readFile(join(env.blobs.root, objectKeys.stem(j.id, name, 'wav')));
       expect(Buffer.concat(mine.map((p) => p.bytes)).equals(file), name).toBe(true);
     }
     // Ready seconds grow to the whole track; the pieces are gone with the work area.
@@ -190,9 +190,9 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     await separateJob({ ...env, blobs: recording, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     expect(pieces.length).toBeGreaterThan(1);
     pieces.sort((a, b) => a.key.localeCompare(b.key));
-    const file = await readFile(join(env.blobs.root, keys.stem(j.id, 'vocals', format)));
+    const file = await readFile(join(env.blobs.root, objectKeys.stem(j.id, 'vocals', format)));
     expect(Buffer.concat(pieces.map((p) => p.bytes)).equals(file)).toBe(true);
-    const vocals = await stem(env.blobs, keys.stem(j.id, 'vocals', format));
+    const vocals = await stem(env.blobs, objectKeys.stem(j.id, 'vocals', format));
     expect(vocals.length / 2).toBe(20 * SR + 123); // gapless: the encoder's delay and padding are trimmed
     expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(format === 'flac' ? 90 : 20);
   });
@@ -205,7 +205,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     // runs on the one before) finds the store down.
     const flaky = Object.create(env.blobs, {
       get: { value: async (key: string, range?: { start: number; end?: number }) => {
-        if (range && key === keys.pcm(j.id) && engine.runs > runsBefore) throw Object.assign(new Error('object store is unavailable'), { retryable: true });
+        if (range && key === objectKeys.pcm(j.id) && engine.runs > runsBefore) throw Object.assign(new Error('object store is unavailable'), { retryable: true });
         return env.blobs.get(key, range);
       } },
     }) as FsBlobStore;
@@ -223,7 +223,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     }
     // The retry resumes from the checkpoints and finishes.
     await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
-    expect((await env.blobs.head(keys.stem(j.id, 'vocals', 'wav')))?.size).toBeGreaterThan(0);
+    expect((await env.blobs.head(objectKeys.stem(j.id, 'vocals', 'wav')))?.size).toBeGreaterThan(0);
   });
 
   it('a redelivered job.decoded after job.completed separates nothing (the completion marker)', async () => {
@@ -365,7 +365,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
       const t = done.payload.timings as { modelRunSec: number; separateSec: number };
       expect(t.modelRunSec).toBeGreaterThan(0);
       expect(t.modelRunSec).toBeLessThanOrEqual(t.separateSec); // its own engine's time, not both jobs'
-      const vocals = await stem(env.blobs, keys.stem(a.id, 'vocals', 'wav'));
+      const vocals = await stem(env.blobs, objectKeys.stem(a.id, 'vocals', 'wav'));
       expect(snr(expected(a.mix, 0.4), vocals)).toBeGreaterThan(60);
     } finally {
       await sep.stop();
@@ -379,8 +379,8 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, j.decoded);
     const done = env.events.find((e) => e.type === 'job.completed') as EventOf<'job.completed'>;
     expect(done.payload.stems.map((s) => [s.name, s.format])).toEqual([['vocals', 'flac'], ['accompaniment', 'flac']]);
-    const v = await stem(env.blobs, keys.stem(j.id, 'vocals', 'flac'));
-    const acc = await stem(env.blobs, keys.stem(j.id, 'accompaniment', 'flac'));
+    const v = await stem(env.blobs, objectKeys.stem(j.id, 'vocals', 'flac'));
+    const acc = await stem(env.blobs, objectKeys.stem(j.id, 'accompaniment', 'flac'));
     expect(v.length).toBe(j.mix.length);
     expect(snr(expected(j.mix, 0.4), v)).toBeGreaterThan(60); // 24-bit FLAC
     // Accompaniment sums three de-normalized stems: 0.6·(x − mean) + 3·mean.
@@ -389,7 +389,7 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     expect(snr(m, acc)).toBeGreaterThan(60);
     const mp3 = await job(env, 2 * SR, { stems: ['bass'], format: 'mp3' });
     await separateJob({ ...env, cancels: noCancels, engine, log: createLogger('t', 'silent') }, mp3.decoded);
-    expect((await stem(env.blobs, keys.stem(mp3.id, 'bass', 'mp3'))).length / 2).toBe(2 * SR);
+    expect((await stem(env.blobs, objectKeys.stem(mp3.id, 'bass', 'mp3'))).length / 2).toBe(2 * SR);
   });
 });
 

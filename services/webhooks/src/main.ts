@@ -1,6 +1,6 @@
 import { runService } from '@stemflow/runtime';
 import { addressPolicy } from '@stemflow/net';
-import { startWebhooks } from './service.js';
+import { startWebhooks } from './index.js';
 
 await runService('webhooks', async ({ config, log, adapters, checks }) => {
   // Without a secret the gateways accept no webhook either: nothing to deliver, and health says so.

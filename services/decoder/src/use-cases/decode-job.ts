@@ -3,10 +3,11 @@
  * whose PCM is complete (its manifest written after it) only announces it again. Anything that is
  * not usable audio fails the job with a reason a user understands.
  */
-import { BYTES_PER_FRAME, MonoStats, STEM_DEMUXER, rateFor, SAMPLE_RATE, SEGMENT, SNIFF_BYTES, decodeToPcm, lastLine, maxFramesForRuns, modelRuns, probe, sniffMedia, type MediaType } from '@stemflow/audio';
+import { BYTES_PER_FRAME, CHANNELS, STEM_DEMUXER, rateFor, SAMPLE_RATE, SNIFF_BYTES, decodeToPcm, lastLine, probe, sniffMedia, type MediaType } from '@stemflow/audio';
+import { MonoStats, SEGMENT, maxFramesForRuns, modelRuns } from '@stemflow/models/shape';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions, type PayloadOf } from '@stemflow/contracts';
-import { keys, readObject, sha256Passing, type BlobStore } from '@stemflow/storage';
+import { DECODE_SHARE, StemflowError, type AudioFormat, type EventOf, type JobOptions, type PcmManifest, objectKeys } from '@stemflow/contracts';
+import { readPcmManifest, sha256Passing, writePcmManifest, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { Transform, type Readable } from 'node:stream';
 import { importDefaults, importInput, type ImportConfig } from './import-input.js';
@@ -26,10 +27,9 @@ export type DecodeConfig = {
 export const DECODE_DEFAULTS = { maxModelRuns: Number.POSITIVE_INFINITY, timeoutSec: 600, stallSec: 60 } as const;
 
 /** What the decode produced: the model's PCM, and the stems' shape (absent in manifests of older decoders). */
-type Manifest = Pick<PayloadOf<'job.decoded'>, 'frames' | 'durationSec' | 'output' | 'window' | 'stats'>;
-const manifestKey = (id: string) => `jobs/${id}/pcm/mix.json`;
 
-export const clock = (sec: number) => {
+/** A duration as a person reads it: 3:07, 1:02:03. */
+const spokenDuration = (sec: number) => {
   const s = Math.round(sec);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
@@ -47,8 +47,8 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   }
   if (e.payload.reuseOf) return reuseStems(d, e);
 
-  const pcmKey = keys.pcm(id);
-  const done = await readManifest(d.blobs, id);
+  const pcmKey = objectKeys.pcm(id);
+  const done = await readPcmManifest(d.blobs, id);
   if (done && (await d.blobs.head(pcmKey))?.size === done.frames * BYTES_PER_FRAME && (!done.output?.nativeKey || (await d.blobs.head(done.output.nativeKey))?.size === done.output.frames * BYTES_PER_FRAME)) {
     log.info('PCM already complete, announcing it again');
     await announce(d, e, pcmKey, done);
@@ -76,12 +76,12 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const quota = e.payload.quota;
   const quotaSec = quota?.audioSecLeft ?? Number.POSITIVE_INFINITY;
   const overQuota = (what: string) =>
-    fail('QUOTA_EXCEEDED', `${what}; this API key had ${clock(quotaSec)} of its ${quota?.minutesPerDay} audio minutes left for today (UTC) when the job was submitted.`);
+    fail('QUOTA_EXCEEDED', `${what}; this API key had ${spokenDuration(quotaSec)} of its ${quota?.minutesPerDay} audio minutes left for today (UTC) when the job was submitted.`);
   // What the job may cost: enforced while decoding (decoding stops where the cost would be exceeded).
   const maxRuns = cfg.maxModelRuns ?? DECODE_DEFAULTS.maxModelRuns;
   const { shifts, overlap } = e.payload.options;
   const costText = (sec: number) =>
-    `separating ${clock(sec)} of audio with shifts ${shifts} and overlap ${overlap} would take ${modelRuns(Math.round(sec * SAMPLE_RATE), e.payload.options).toLocaleString('en')} model runs; this server allows at most ${maxRuns.toLocaleString('en')} per job (use fewer shifts, less overlap or a shorter file)`;
+    `separating ${spokenDuration(sec)} of audio with shifts ${shifts} and overlap ${overlap} would take ${modelRuns(Math.round(sec * SAMPLE_RATE), e.payload.options).toLocaleString('en')} model runs; this server allows at most ${maxRuns.toLocaleString('en')} per job (use fewer shifts, less overlap or a shorter file)`;
   const costSec = maxFramesForRuns(maxRuns, e.payload.options) / SAMPLE_RATE;
   // A window's cost and quota are checked once decoded: what the file holds beyond it costs nothing.
   const limitSec = window ? cfg.maxDurationSec : Math.min(cfg.maxDurationSec, costSec, quotaSec);
@@ -90,7 +90,7 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   const stats = new MonoStats();
 
   let lastSent = 0;
-  const nativeKey = out.sampleRate !== SAMPLE_RATE ? keys.nativePcm(id) : undefined;
+  const nativeKey = out.sampleRate !== SAMPLE_RATE ? objectKeys.nativePcm(id) : undefined;
   const run = decodeToPcm(src, {
     window,
     nativeRate: nativeKey ? out.sampleRate : undefined,
@@ -99,12 +99,12 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
       // The header's length, now that decoding proved the file at least this long (unless it says less).
       const claimed = whole !== undefined && whole > limitSec ? whole : undefined;
       if (limitSec === quotaSec && quotaSec < Math.min(cfg.maxDurationSec, costSec)) {
-        return overQuota(claimed ? `The audio is ${clock(claimed)} long` : `The audio is longer than ${clock(quotaSec)}; decoding stopped there`);
+        return overQuota(claimed ? `The audio is ${spokenDuration(claimed)} long` : `The audio is longer than ${spokenDuration(quotaSec)}; decoding stopped there`);
       }
       if (limitSec < cfg.maxDurationSec) {
-        return fail('COST_LIMIT', claimed ? `The job is too costly: ${costText(claimed)}.` : `The job is too costly: the file holds more than ${clock(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`);
+        return fail('COST_LIMIT', claimed ? `The job is too costly: ${costText(claimed)}.` : `The job is too costly: the file holds more than ${spokenDuration(limitSec)} of audio, and ${costText(limitSec + 1)}. Decoding stopped there.`);
       }
-      return fail('TOO_LONG', claimed ? `The audio is ${clock(claimed)} long; this server accepts at most ${clock(cfg.maxDurationSec)}.` : `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}); decoding stopped there.`);
+      return fail('TOO_LONG', claimed ? `The audio is ${spokenDuration(claimed)} long; this server accepts at most ${spokenDuration(cfg.maxDurationSec)}.` : `The audio is longer than this server accepts (${spokenDuration(cfg.maxDurationSec)}); decoding stopped there.`);
     },
     timeoutMs: (cfg.timeoutSec ?? DECODE_DEFAULTS.timeoutSec) * 1000,
     stallMs: (cfg.stallSec ?? DECODE_DEFAULTS.stallSec) * 1000,
@@ -160,15 +160,15 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
   };
 
   if (win44 && trackFrames > 0 && to <= from) {
-    return rejectPcm(fail('WINDOW_OUTSIDE', `The preview starts at ${clock(opts.start)}, after the end of the ${clock(trackSec)} of audio in the file.`));
+    return rejectPcm(fail('WINDOW_OUTSIDE', `The preview starts at ${spokenDuration(opts.start)}, after the end of the ${spokenDuration(trackSec)} of audio in the file.`));
   }
   if (trackFrames === 0) {
     return rejectPcm(code === 0 ? fail('EMPTY_AUDIO', 'The file contains no audio samples.') : fail('NOT_AUDIO', `The file could not be decoded as audio (${lastLine(stderr)}).`));
   }
   if (trackSec > cfg.maxDurationSec) {
-    return rejectPcm(fail('TOO_LONG', `The audio is longer than this server accepts (${clock(cfg.maxDurationSec)}).`));
+    return rejectPcm(fail('TOO_LONG', `The audio is longer than this server accepts (${spokenDuration(cfg.maxDurationSec)}).`));
   }
-  if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${clock(decodedSec)} long`));
+  if (decodedSec > quotaSec + 0.05) return rejectPcm(overQuota(`The audio is ${spokenDuration(decodedSec)} long`));
   if (win44 && modelRuns(to - from + SEGMENT, opts) > maxRuns) return rejectPcm(fail('COST_LIMIT', `The job is too costly: ${costText(decodedSec)}.`));
   // Less than the header says (a file cut off, or a header that lies): what decodes is the song.
   if (whole !== undefined && trackSec < whole * 0.9 && whole - trackSec > 1) log.warn({ decodedSec: trackSec, headerSec: whole }, 'the file holds less audio than its header says; separating what it holds');
@@ -176,14 +176,14 @@ export async function decodeJob(d: DecodeDeps, e: EventOf<'job.created'>, cfg: D
 
   // The stems' exact length: the window's samples at their rate, as ffmpeg decoded them.
   const outFrames = nativeKey ? Math.floor((run.native?.bytes() ?? 0) / BYTES_PER_FRAME) : to - from;
-  const manifest: Manifest = {
+  const manifest: PcmManifest = {
     frames,
     durationSec: decodedSec,
     output: { sampleRate: out.sampleRate, frames: outFrames, format: out.format, ...(nativeKey ? { nativeKey } : {}) },
     ...(keep ? { window: { trackFrames, storedFrom: keep.from, from, to } } : {}),
     stats: stats.result(),
   };
-  await d.blobs.put(manifestKey(id), Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
+  await writePcmManifest(d.blobs, id, manifest);
   log.info({ frames, durationSec: decodedSec, format: info.formatName, codec: info.audio.codec }, 'decoded');
   await announce(d, e, pcmKey, manifest);
 }
@@ -203,10 +203,10 @@ async function sniffStored(blobs: BlobStore, key: string): Promise<MediaType> {
   }
 }
 
-async function announce(d: DecodeDeps, e: EventOf<'job.created'>, pcmKey: string, m: Manifest) {
+async function announce(d: DecodeDeps, e: EventOf<'job.created'>, pcmKey: string, m: PcmManifest) {
   // The options travel on: the separator reads no database.
   await d.bus.publish(
-    newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: 2, ...m }),
+    newEvent('job.decoded', e.jobId, { options: e.payload.options, pcmKey, sampleRate: SAMPLE_RATE, channels: CHANNELS, ...m }),
   );
 }
 
@@ -241,11 +241,6 @@ export function outputOf(opts: Pick<JobOptions, 'sample_rate' | 'format'>, audio
   return { sampleRate: rateFor(format, opts.sample_rate === '44100' || !audio.sampleRate ? SAMPLE_RATE : audio.sampleRate), format };
 }
 
-async function readManifest(blobs: BlobStore, id: string): Promise<Manifest | undefined> {
-  if (!(await blobs.head(manifestKey(id)))) return undefined;
-  return JSON.parse((await readObject(blobs, manifestKey(id))).toString()) as Manifest;
-}
-
 /** The same input and options were separated before: copy that job's stems (listed in the event), separate nothing. */
 async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   const fromId = e.payload.reuseOf!;
@@ -257,7 +252,7 @@ async function reuseStems(d: DecodeDeps, e: EventOf<'job.created'>) {
   const info = await probe({ location: await d.blobs.sourceUrl(input.key), media });
   const stems = [];
   for (const s of from) {
-    const key = s.key.replace(`jobs/${fromId}/`, `jobs/${e.jobId}/`);
+    const key = objectKeys.inJob(s.key, fromId, e.jobId);
     let sha256 = s.sha256;
     if ((await d.blobs.head(key))?.size !== s.bytes || !sha256) {
       if (!(await d.blobs.head(s.key))) throw new StemflowError('REUSE_GONE', `the job ${fromId} whose stems were to be reused is gone`);

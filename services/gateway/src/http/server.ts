@@ -39,29 +39,29 @@ type HttpConfig = Pick<
 const RETRY_AFTER_SEC = 5;
 const OVER_CAP = Symbol('over connection cap');
 
-export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = adapterChecks(d)): Promise<{ server: Server; stop: () => Promise<void> }> {
-  const headMs = c.REQUEST_HEAD_TIMEOUT_SEC * 1000;
+export async function startGateway(deps: Deps, config: HttpConfig, checks: Check[] = adapterChecks(deps)): Promise<{ server: Server; stop: () => Promise<void> }> {
+  const headMs = config.REQUEST_HEAD_TIMEOUT_SEC * 1000;
   // Every job event, on this gateway's own queue, for its SSE streams.
-  const hub = await EventsHub.start(d.bus, d.log.child({ component: 'events' }));
+  const hub = await EventsHub.start(deps.bus, deps.log.child({ component: 'events' }));
   // Idempotency keys, job slots and request counters: in the database, shared by every gateway.
-  const ledger = await createLedger(c);
-  const sweep = setInterval(() => void ledger.sweep().catch((err: Error) => d.log.warn({ err: err.message }, 'ledger sweep failed, will try again')), 60_000);
+  const ledger = await createLedger(config);
+  const sweep = setInterval(() => void ledger.sweep().catch((err: Error) => deps.log.warn({ err: err.message }, 'ledger sweep failed, will try again')), 60_000);
   sweep.unref();
-  const app = createApp(d, {
+  const app = createApp(deps, {
     ledger,
-    keySettings: c.API_KEY_SETTINGS,
-    policy: addressPolicy(c.OUTBOUND_ALLOW_CIDRS),
-    webhookSecret: c.WEBHOOK_SECRET,
+    keySettings: config.API_KEY_SETTINGS,
+    policy: addressPolicy(config.OUTBOUND_ALLOW_CIDRS),
+    webhookSecret: config.WEBHOOK_SECRET,
     hub,
-    maxUploadBytes: c.MAX_UPLOAD_BYTES,
-    apiKeys: c.API_KEYS,
-    minUploadBytesPerSec: c.UPLOAD_MIN_BYTES_PER_SEC,
-    idleTimeoutMs: c.HTTP_IDLE_TIMEOUT_SEC * 1000,
+    maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    apiKeys: config.API_KEYS,
+    minUploadBytesPerSec: config.UPLOAD_MIN_BYTES_PER_SEC,
+    idleTimeoutMs: config.HTTP_IDLE_TIMEOUT_SEC * 1000,
     formTimeoutMs: headMs,
-    maxModelRuns: c.MAX_MODEL_RUNS,
-    defaultQuality: c.DEFAULT_QUALITY,
-    corsOrigins: c.CORS_ORIGINS,
-    metricsToken: c.METRICS_TOKEN,
+    maxModelRuns: config.MAX_MODEL_RUNS,
+    defaultQuality: config.DEFAULT_QUALITY,
+    corsOrigins: config.CORS_ORIGINS,
+    metricsToken: config.METRICS_TOKEN,
     checks,
   });
   const server = createServer(
@@ -75,20 +75,20 @@ export async function startGateway(d: Deps, c: HttpConfig, checks: Check[] = ada
     (req: IncomingMessage, res: ServerResponse) => {
       // Past the cap the client already got its 503: nothing it sends is handled.
       if ((req.socket as Socket & { [OVER_CAP]?: boolean })[OVER_CAP]) return void req.socket.destroy();
-      if (refusedBySize(req, res, c.MAX_UPLOAD_BYTES)) return;
+      if (refusedBySize(req, res, config.MAX_UPLOAD_BYTES)) return;
       app(req, res);
     },
   );
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (refusedBySize(req, res, c.MAX_UPLOAD_BYTES, true)) return;
+    if (refusedBySize(req, res, config.MAX_UPLOAD_BYTES, true)) return;
     res.writeContinue();
     server.emit('request', req, res);
   });
-  capConnections(server, c.MAX_CONNECTIONS, c.MAX_CONNECTIONS_PER_CLIENT);
-  server.listen(c.PORT, c.HOST);
+  capConnections(server, config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_CLIENT);
+  server.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  dropIdle(server, c.HTTP_IDLE_TIMEOUT_SEC);
-  const stopSweeper = startOrphanSweeper(d, c.UPLOAD_ORPHAN_GRACE_SEC * 1000, d.log);
+  dropIdle(server, config.HTTP_IDLE_TIMEOUT_SEC);
+  const stopSweeper = startOrphanSweeper(deps, config.UPLOAD_ORPHAN_GRACE_SEC * 1000, deps.log);
   return {
     server,
     stop: async () => {

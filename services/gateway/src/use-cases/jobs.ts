@@ -1,8 +1,8 @@
 /** The gateway's use cases: plain functions over the ports, no express in sight. */
 import { newEvent, type EventBus } from '@stemflow/bus';
-import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type EventOf, type Job, type JobOptions, type JobView } from '@stemflow/contracts';
+import { StemflowError, isFinished, outputStemNames, streamsWhileRunning, describeError, unavailable, type EventOf, type Job, type JobOptions, type JobView, objectKeys, type WebhookTarget } from '@stemflow/contracts';
 import { jobFromCreated, type JobStore } from '@stemflow/jobs';
-import { keys, markCanceled, safeFileName, writeImportTarget, writeWebhookTarget, type BlobStore, type WebhookTarget } from '@stemflow/storage';
+import { markCanceled, safeFileName, writeImportTarget, writeWebhookTarget, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import type { StoredUpload } from './store-input.js';
 import { pathName, redactUrl } from '@stemflow/net';
@@ -36,7 +36,7 @@ export async function jobCreatedEvent(jobs: Pick<JobStore, 'findReusable'>, jobI
   return newEvent('job.created', jobId, {
     ...('upload' in source
       ? { input: { key: source.upload.key, filename: source.upload.filename, size: source.upload.size, content_type: source.upload.contentType, sha256: source.upload.sha256 } }
-      : { import: { key: keys.input(jobId), filename: safeFileName(pathName(source.url)), url: redactUrl(source.url) } }),
+      : { import: { key: objectKeys.input(jobId), filename: safeFileName(pathName(source.url)), url: redactUrl(source.url) } }),
     options,
     owner,
     // The stems to copy travel with the event: the decoder needs no database.
@@ -52,14 +52,14 @@ export async function createJob(d: Deps, jobId: string, source: JobSource, optio
   try {
     if (extras.webhook) await writeWebhookTarget(d.blobs, jobId, extras.webhook);
     if ('url' in source) await writeImportTarget(d.blobs, jobId, { url: source.url });
-    await d.blobs.put(keys.created(jobId), Buffer.from(JSON.stringify(event)), { contentType: 'application/json' });
+    await d.blobs.put(objectKeys.created(jobId), Buffer.from(JSON.stringify(event)), { contentType: 'application/json' });
     await d.jobs.create(job);
     await d.bus.publish(event);
     return job;
   } catch (err) {
     d.log.warn({ jobId, err: describeError(err) }, 'could not accept the job, removing what was kept');
     await d.jobs.delete(jobId).catch(() => {});
-    await d.blobs.deletePrefix(keys.job(jobId)).catch(() => {});
+    await d.blobs.deletePrefix(objectKeys.job(jobId)).catch(() => {});
     if (err instanceof StemflowError) throw err;
     throw unavailable('the job service', err);
   }
@@ -72,7 +72,6 @@ export async function getOwnedJob(d: { jobs: Pick<JobStore, 'get'> }, id: string
   return job;
 }
 
-export { isFinished };
 
 /**
  * Every worker instance gets the event on its own queue (applied within a chunk); the marker left
@@ -87,7 +86,7 @@ export async function cancelJob(d: Deps, job: Job): Promise<void> {
 /** Cancels a running job, then removes its objects and its record. */
 export async function deleteJob(d: Deps, job: Job): Promise<void> {
   if (!isFinished(job)) await d.bus.publish(newEvent('job.canceled', job.id, {}));
-  await d.blobs.deletePrefix(keys.job(job.id));
+  await d.blobs.deletePrefix(objectKeys.job(job.id));
   await d.jobs.delete(job.id);
 }
 

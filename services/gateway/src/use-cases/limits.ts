@@ -6,10 +6,10 @@
  *   a new job may use at most what is left, which the decoder enforces while it reads;
  * - requests per second: one counter per key and second, incremented atomically.
  */
-import type { Job } from '@stemflow/contracts';
+import { isFinished, type Job } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import type { JobStore, Ledger } from '@stemflow/jobs';
-import { acquire, isTerminal, release } from '@stemflow/jobs';
+import { acquire, release } from '@stemflow/jobs';
 
 type Deps = { ledger: Ledger; jobs: Pick<JobStore, 'usage'> & { get: (id: string) => Promise<Job | undefined> } };
 
@@ -28,7 +28,7 @@ export class Limits {
 
   private async slotDone(jobId: unknown, at: unknown, now: number): Promise<boolean> {
     const job = typeof jobId === 'string' ? await this.d.jobs.get(jobId).catch(() => undefined) : undefined;
-    if (job) return isTerminal(job);
+    if (job) return isFinished(job);
     return now - Number(at ?? 0) > ORPHAN_SLOT_MS;
   }
 

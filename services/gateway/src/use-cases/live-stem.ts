@@ -6,8 +6,8 @@
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { StemflowError, type Job } from '@stemflow/contracts';
-import { keys, readObjectIfAny, type BlobStore, type LiveManifest } from '@stemflow/storage';
+import { StemflowError, type Job, objectKeys, type LiveManifest } from '@stemflow/contracts';
+import { readLiveManifest, type BlobStore } from '@stemflow/storage';
 
 export type LiveDeps = {
   blobs: BlobStore;
@@ -22,8 +22,8 @@ export type LiveDeps = {
 /** The manifest once the separator started writing the stem; undefined if the job ended first. */
 export async function waitForLiveStem(d: LiveDeps, jobId: string, stem: string, closed: () => boolean): Promise<LiveManifest | undefined> {
   for (;;) {
-    const m = await readObjectIfAny(d.blobs, keys.liveManifest(jobId, stem));
-    if (m) return JSON.parse(m.toString()) as LiveManifest;
+    const m = await readLiveManifest(d.blobs, jobId, stem);
+    if (m) return m;
     const job = await d.job();
     if (!job || job.status !== 'pending' && job.status !== 'processing') return undefined;
     if (closed()) return undefined;
@@ -72,9 +72,9 @@ export async function pipeLiveStem(d: LiveDeps, jobId: string, stem: string, out
   while (to === undefined || at < to) {
     if (closed()) throw new StemflowError('CLIENT_GONE', 'the client went away');
     let moved = false;
-    const parts = await d.blobs.list(keys.liveStem(jobId, stem));
+    const parts = await d.blobs.list(objectKeys.liveStem(jobId, stem));
     for (const p of parts) {
-      const base = keys.livePartOffset(p.key);
+      const base = objectKeys.livePartOffset(p.key);
       if (base > at) break; // not there yet
       if (base + p.size <= at) continue;
       const before = at;

@@ -7,9 +7,9 @@ import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FORMAT_EXT, StemflowError, type AudioFormat, type Job, type StemObject } from '@stemflow/contracts';
+import { FORMAT_EXT, StemflowError, type AudioFormat, type Job, type StemObject, objectKeys } from '@stemflow/contracts';
 import { PEAK_LEVELS, STEM_DEMUXER, computePeaks, renderMix, type PeakLevel } from '@stemflow/audio';
-import { keys, readObject, readObjectIfAny, type BlobStore } from '@stemflow/storage';
+import { readObject, readObjectIfAny, type BlobStore } from '@stemflow/storage';
 
 /** Renders (ffmpeg processes) one gateway runs at once, and how many may wait for one. */
 export const MAX_RENDERS = 2;
@@ -71,15 +71,15 @@ const stemSource = async (blobs: BlobStore, s: StemObject) => ({ location: await
 
 /** The stem's peaks at one level, as the JSON bytes to send. */
 export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, level: PeakLevel, exists: StillThere): Promise<Buffer> {
-  const key = keys.peaks(job.id, stem.name, level);
+  const key = objectKeys.peaks(job.id, stem.name, level);
   const kept = await readObjectIfAny(blobs, key);
   if (kept) return kept;
-  const all = PEAK_LEVELS.map((spp) => keys.peaks(job.id, stem.name, spp));
+  const all = PEAK_LEVELS.map((spp) => objectKeys.peaks(job.id, stem.name, spp));
   await once(`peaks:${job.id}:${stem.name}`, () =>
     forLiveJob(blobs, job, exists, () => all, async () => {
       const levels = await computePeaks(await stemSource(blobs, stem), { maxSec: (job.input.duration_sec ?? 24 * 3600) + 5 });
       // The requested level last: its presence says every level is there.
-      for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(keys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
+      for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(objectKeys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
     }),
   );
   return readObject(blobs, key);
@@ -92,7 +92,7 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
   const sorted = [...picks].sort((a, b) => a.name.localeCompare(b.name));
   const tempo = practice.tempo ?? 1, semitones = practice.semitones ?? 0;
   const name = createHash('sha256').update(JSON.stringify({ sorted, format, clip: job.options.clip, ...(tempo !== 1 || semitones !== 0 ? { tempo, semitones } : {}) })).digest('hex').slice(0, 24);
-  const key = keys.mix(job.id, name, FORMAT_EXT[format]);
+  const key = objectKeys.mix(job.id, name, FORMAT_EXT[format]);
   const done = await blobs.head(key);
   if (done) return { key, bytes: done.size };
   return once(`mix:${key}`, () => forLiveJob(blobs, job, exists, () => [key], async () => {
@@ -101,7 +101,7 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
       const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
       // At the stems' own rate (the input's, unless 44.1 kHz was asked; jobs before 2026-12: 44.1 kHz).
       await renderMix(inputs, format, file, { clip: job.options.clip, sampleRate: job.report?.sample_rate ?? job.output?.sample_rate, tempo, semitones });
-      const kept = (await blobs.list(`${keys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
+      const kept = (await blobs.list(`${objectKeys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
       for (const old of kept.slice(0, Math.max(0, kept.length - MAX_MIXES_PER_JOB + 1))) await blobs.delete(old.key).catch(() => {});
       const { bytes } = await blobs.put(key, createReadStream(file), { contentType: 'application/octet-stream' });
       return { key, bytes };

@@ -4,9 +4,10 @@
  * that is too large, not audio, or cut off leaves no object behind. The HTTP upload and the CLI
  * store through it; the decoder's imports store the same way.
  */
+import { objectKeys } from '@stemflow/contracts';
 import type { Readable } from 'node:stream';
 import { AUDIO_SNIFFER } from '@stemflow/audio';
-import { keys, safeFileName, storeChecked, type BlobStore } from '@stemflow/storage';
+import { safeFileName, storeChecked, type BlobStore } from '@stemflow/storage';
 
 export type StoredUpload = { key: string; size: number; sha256: string; contentType: string; filename: string };
 
@@ -18,6 +19,6 @@ export async function storeInput(
   source: Readable,
   o: { maxBytes: number; signal?: AbortSignal },
 ): Promise<StoredUpload> {
-  const stored = await storeChecked(blobs, keys.input(jobId), source, { maxBytes: o.maxBytes, signal: o.signal, sniff: AUDIO_SNIFFER });
+  const stored = await storeChecked(blobs, objectKeys.input(jobId), source, { maxBytes: o.maxBytes, signal: o.signal, sniff: AUDIO_SNIFFER });
   return { ...stored, filename: safeFileName(originalName) };
 }

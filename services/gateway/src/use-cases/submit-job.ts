@@ -6,12 +6,11 @@
  * when a later step refuses.
  */
 import { createHash } from 'node:crypto';
-import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions, type Quality } from '@stemflow/contracts';
+import { StemflowError, invalid, type CreateJobResponse, type Job, type JobOptions, type Quality, type WebhookTarget } from '@stemflow/contracts';
 import type { KeySettings } from '@stemflow/config';
 import { acquire, optionsKey, release, type Ledger } from '@stemflow/jobs';
 import { checkTarget, type AddressPolicy } from '@stemflow/net';
-import type { WebhookTarget } from '@stemflow/storage';
-import { modelRuns } from '@stemflow/audio';
+import { modelRuns } from '@stemflow/models/shape';
 import { limitRefusals } from '@stemflow/telemetry';
 import { Limits, rateLimitFields, secondsToUtcMidnight } from './limits.js';
 import { createJob, type Deps, type JobSource } from './jobs.js';

@@ -13,27 +13,24 @@
  * all older than the grace is removed whole — whatever a late writer (a worker that had not yet
  * heard of the delete) put there. So nothing of a deleted job outlives the grace plus one sweep.
  */
-import { TERMINAL_STATUSES } from '@stemflow/contracts';
+import { JOBS_PREFIX, isFinished, objectKeys } from '@stemflow/contracts';
 import type { Logger } from '@stemflow/telemetry';
 import type { Deps } from './jobs.js';
-
-const INPUT = /^jobs\/([^/]+)\/input\//;
-const JOB = /^jobs\/([^/]+)\//;
 
 export async function sweepOrphanUploads(d: Omit<Deps, 'bus'>, graceMs: number, now = Date.now()): Promise<{ aborted: number; removedJobs: number }> {
   const cutoff = new Date(now - graceMs);
   const ended = new Map<string, Promise<boolean>>(); // job id → nobody is writing for it any more
   const abandoned = (key: string): boolean | Promise<boolean> => {
-    if (INPUT.test(key)) return true;
-    const id = JOB.exec(key)?.[1];
+    if (objectKeys.isInput(key)) return true;
+    const id = objectKeys.jobOf(key);
     if (!id) return false;
-    if (!ended.has(id)) ended.set(id, d.jobs.get(id).then((job) => !job || TERMINAL_STATUSES.includes(job.status)));
+    if (!ended.has(id)) ended.set(id, d.jobs.get(id).then((job) => !job || isFinished(job)));
     return ended.get(id)!;
   };
-  const aborted = await d.blobs.abortStaleWrites('jobs/', cutoff, abandoned);
+  const aborted = await d.blobs.abortStaleWrites(JOBS_PREFIX, cutoff, abandoned);
   const candidates = new Map<string, boolean>(); // job id → every object of its prefix older than the cutoff
-  for (const b of await d.blobs.list('jobs/')) {
-    const id = JOB.exec(b.key)?.[1];
+  for (const b of await d.blobs.list(JOBS_PREFIX)) {
+    const id = objectKeys.jobOf(b.key);
     if (!id) continue;
     const old = b.modified !== undefined && b.modified < cutoff;
     candidates.set(id, (candidates.get(id) ?? true) && old);
@@ -41,7 +38,7 @@ export async function sweepOrphanUploads(d: Omit<Deps, 'bus'>, graceMs: number, 
   let removedJobs = 0;
   for (const [id, old] of candidates) {
     if (!old || (await d.jobs.get(id))) continue;
-    await d.blobs.deletePrefix(`jobs/${id}/`);
+    await d.blobs.deletePrefix(objectKeys.job(id));
     removedJobs++;
   }
   return { aborted, removedJobs };

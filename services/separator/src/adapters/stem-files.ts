@@ -8,8 +8,8 @@ import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHANNELS, CODEC_ARGS, FORMAT_CONTENT_TYPE, MP3_STREAM_RATES, WAV_BYTES, id3Length, isWav, mp3InfoFrame, quantize, run, startEncoder, startPipeEncoder, wavBytes, wavHeader, type WavFormat } from '@stemflow/audio';
-import { StemflowError, type AudioFormat } from '@stemflow/contracts';
-import { keys, type BlobStore, type LiveManifest } from '@stemflow/storage';
+import { StemflowError, type AudioFormat, objectKeys, type LiveManifest } from '@stemflow/contracts';
+import { writeLiveManifest, type BlobStore } from '@stemflow/storage';
 
 /** A stem's bytes: appended to its file; with `live`, also stored in pieces as they come. */
 export class StemBytes {
@@ -31,18 +31,18 @@ export class StemBytes {
   static async open(file: string, live?: { blobs: BlobStore; jobId: string; stem: string; manifest: LiveManifest }): Promise<StemBytes> {
     const fh = await open(file, 'w');
     if (!live) return new StemBytes(fh, undefined);
-    const parts = await live.blobs.list(keys.liveStem(live.jobId, live.stem));
+    const parts = await live.blobs.list(objectKeys.liveStem(live.jobId, live.stem));
     let stored = 0;
     for (const p of parts) {
-      if (keys.livePartOffset(p.key) !== stored) {
+      if (objectKeys.livePartOffset(p.key) !== stored) {
         // A gap (never written so, pieces go in order): this stem's pieces start again.
-        await live.blobs.deletePrefix(keys.liveStem(live.jobId, live.stem));
+        await live.blobs.deletePrefix(objectKeys.liveStem(live.jobId, live.stem));
         stored = 0;
         break;
       }
       stored += p.size;
     }
-    await live.blobs.put(keys.liveManifest(live.jobId, live.stem), Buffer.from(JSON.stringify(live.manifest)), { contentType: 'application/json' });
+    await writeLiveManifest(live.blobs, live.jobId, live.stem, live.manifest);
     return new StemBytes(fh, { blobs: live.blobs, jobId: live.jobId, stem: live.stem, stored });
   }
 
@@ -65,7 +65,7 @@ export class StemBytes {
     const body = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    await this.live.blobs.put(keys.livePart(this.live.jobId, this.live.stem, this.live.stored), body, { contentType: 'application/octet-stream' });
+    await this.live.blobs.put(objectKeys.livePart(this.live.jobId, this.live.stem, this.live.stored), body, { contentType: 'application/octet-stream' });
     this.live.stored += body.length;
   }
 

@@ -2,15 +2,14 @@
  * The separator's side of the object store: the decoded PCM read by ranges (normalized, planar),
  * its statistics, and a job's work area (the plan and the checkpoints of every pass).
  */
-import { BYTES_PER_FRAME, MonoStats } from '@stemflow/audio';
-import { StemflowError } from '@stemflow/contracts';
-import { keys, readObject, type BlobStore } from '@stemflow/storage';
+import { BYTES_PER_FRAME } from '@stemflow/audio';
+import { MonoStats } from '@stemflow/models/shape';
+import { StemflowError, objectKeys } from '@stemflow/contracts';
+import { readObject, type BlobStore } from '@stemflow/storage';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../core/checkpoint.js';
 import type { Carry, MixReader } from '../core/pass.js';
 import type { Plan } from '../core/plan.js';
 
-const workKey = (id: string, name: string) => `${keys.work(id)}${name}`;
-const chunkKey = (id: string, pass: number, k: number) => workKey(id, `pass-${pass}/chunk-${String(k).padStart(5, '0')}.bin`);
 
 /**
  * Reads planar stereo [start, start+len) of the track from interleaved f32 PCM that holds `frames`
@@ -60,27 +59,27 @@ export class WorkStore {
   ) {}
 
   async plan(): Promise<Plan | undefined> {
-    if (!(await this.blobs.head(workKey(this.jobId, 'plan.json')))) return undefined;
-    return JSON.parse((await readObject(this.blobs, workKey(this.jobId, 'plan.json'))).toString()) as Plan;
+    if (!(await this.blobs.head(objectKeys.plan(this.jobId)))) return undefined;
+    return JSON.parse((await readObject(this.blobs, objectKeys.plan(this.jobId))).toString()) as Plan;
   }
 
   async savePlan(plan: Plan): Promise<void> {
-    await this.blobs.put(workKey(this.jobId, 'plan.json'), Buffer.from(JSON.stringify(plan)));
+    await this.blobs.put(objectKeys.plan(this.jobId), Buffer.from(JSON.stringify(plan)));
   }
 
   /** The last checkpoint of a pass, to resume after. */
   async last(pass: number): Promise<Checkpoint | undefined> {
-    const have = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).map((b) => b.key).sort();
+    const have = (await this.blobs.list(objectKeys.pass(this.jobId, pass))).map((b) => b.key).sort();
     return have.length ? decodeCheckpoint(await readObject(this.blobs, have[have.length - 1]!)) : undefined;
   }
 
   async checkpoint(pass: number, k: number, region: { start: number; length: number; data: Float32Array }, carry: Carry): Promise<void> {
-    await this.blobs.put(chunkKey(this.jobId, pass, k), encodeCheckpoint(k, region, carry));
+    await this.blobs.put(objectKeys.checkpoint(this.jobId, pass, k), encodeCheckpoint(k, region, carry));
   }
 
   /** Reads the checkpointed regions of a pass in order (up to chunk `through`), as [plane][n] blocks of the track. */
   async *regions(pass: number, through = Number.POSITIVE_INFINITY): AsyncGenerator<Float32Array> {
-    const list = (await this.blobs.list(workKey(this.jobId, `pass-${pass}/`))).filter((b) => Number(/chunk-(\d+)\.bin$/.exec(b.key)?.[1] ?? -1) <= through);
+    const list = (await this.blobs.list(objectKeys.pass(this.jobId, pass))).filter((b) => objectKeys.checkpointChunk(b.key) <= through);
   // One read buffer per pass, reused: a block is consumed before the next one is read, and a
   // fresh 10 MB buffer per checkpoint left hundreds of MB for the GC to find on long tracks.
   let buf = Buffer.alloc(0);
@@ -98,7 +97,7 @@ export class WorkStore {
 
 
   clear(): Promise<number> {
-    return this.blobs.deletePrefix(workKey(this.jobId, ''));
+    return this.blobs.deletePrefix(objectKeys.work(this.jobId));
   }
 }
 

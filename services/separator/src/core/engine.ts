@@ -2,13 +2,13 @@
  * One model run on one segment: Demucs's spectrogram of the mix, the ONNX graph, then the inverse
  * spectrogram of its frequency branch added to its time branch.
  */
-import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/audio';
+import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/models/shape';
 import { HTDEMUCS, type Quality, type ort } from '@stemflow/models';
 import { inProcessRunner, type ModelRunner } from './runner.js';
 import { modelRunDuration } from '@stemflow/telemetry';
 
 export const STEMS = HTDEMUCS.stems.length; // 4
-export const CH = 2;
+export const CH = HTDEMUCS.channels;
 /** Planar model output: [stem][channel][SEGMENT]. */
 export type SegmentOut = Float32Array;
 

@@ -4,7 +4,7 @@
  * checkpointed) as soon as no later chunk can touch it, so memory does not grow with the track.
  * Reading and the STFT of chunk k+1 and the iSTFT of chunk k-1 run while the model computes k.
  */
-import { SEGMENT } from '@stemflow/audio';
+import { SEGMENT } from '@stemflow/models/shape';
 import { CH, STEMS, type HtdemucsEngine } from './engine.js';
 import { triangle, type Chunk } from './plan.js';
 

@@ -1,9 +1,9 @@
-import { MAX_SHIFT_FRAMES, SEGMENT, planChunks, type Chunk } from '@stemflow/audio';
+import { MAX_SHIFT_FRAMES, SEGMENT, planChunks, type Chunk } from '@stemflow/models/shape';
 import type { JobOptions } from '@stemflow/contracts';
 import type { PassView } from './pass.js';
 
-/** The chunk plan lives in packages/audio: the gateway and decoder bound a job's cost by the same rule. */
-export { planChunks, type Chunk } from '@stemflow/audio';
+/** The chunk plan lives beside the model (models/src/plan.ts): the gateway and decoder bound a job's cost by the same rule. */
+export { planChunks, type Chunk };
 
 /** apply.py's triangular weight over a segment, peak 1. */
 export function triangle(segment = SEGMENT): Float32Array {

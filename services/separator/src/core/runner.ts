@@ -8,7 +8,7 @@
  * model and benchmarks comparing against it.
  */
 import { Worker } from 'node:worker_threads';
-import { BINS, FRAMES, SEGMENT } from '@stemflow/audio';
+import { BINS, FRAMES, SEGMENT } from '@stemflow/models/shape';
 import { StemflowError } from '@stemflow/contracts';
 import { ort, type Quality, type SessionOptions } from '@stemflow/models';
 

@@ -1,4 +1,5 @@
-import { keys } from '@stemflow/storage';
+
+import { objectKeys } from '@stemflow/contracts';
 import { WorkStore } from '../adapters/work-store.js';
 import type { SeparateDeps } from './separate-job.js';
 
@@ -53,7 +54,7 @@ export class JobFence {
   async cleanUp() {
     this.stop();
     await new WorkStore(this.d.blobs, this.id).clear();
-    if (!(await this.d.blobs.head(keys.input(this.id)))) await this.d.blobs.deletePrefix(keys.job(this.id));
+    if (!(await this.d.blobs.head(objectKeys.input(this.id)))) await this.d.blobs.deletePrefix(objectKeys.job(this.id));
   }
 
   close() {

@@ -14,9 +14,9 @@
  */
 import { SAMPLE_RATE } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
-import { DECODE_SHARE, SEPARATE_SHARE, StemflowError, describeError, streamsWhileRunning, type EventOf } from '@stemflow/contracts';
+import { DECODE_SHARE, SEPARATE_SHARE, StemflowError, describeError, streamsWhileRunning, type EventOf, objectKeys } from '@stemflow/contracts';
 import { HTDEMUCS } from '@stemflow/models';
-import { keys, type BlobStore } from '@stemflow/storage';
+import { writeCompletedMarker, type BlobStore } from '@stemflow/storage';
 import { type Logger, SpanKind, separationRealtimeFactor, withSpan } from '@stemflow/telemetry';
 import { mixReader, trackStats, WorkStore } from '../adapters/work-store.js';
 import { averagePasses, outputs, rescaleGain } from '../core/assemble.js';
@@ -59,7 +59,7 @@ export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): P
 
 async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFence, log: Logger): Promise<void> {
   const id = e.jobId;
-  if (await d.blobs.head(keys.completed(id))) {
+  if (await d.blobs.head(objectKeys.completed(id))) {
     log.info('job already completed (its stems were announced), not separating again');
     return;
   }
@@ -199,13 +199,13 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
   };
   // What a consumer needs without any other event: the audio's duration and shape with the stems.
   await d.bus.publish(newEvent('job.completed', id, { stems, model: HTDEMUCS.name, timings, durationSec: audioSec, sampleRate: spec.sampleRate, channels: 2, report }));
-  await d.blobs.put(keys.completed(id), Buffer.from(JSON.stringify({ stems, timings, report })), { contentType: 'application/json' });
+  await writeCompletedMarker(d.blobs, id, { stems, timings, report });
   await work.clear();
   // Deleted while its stems were being stored (its decoded audio is gone): what was written after
   // the delete removed the job's objects would stay under a prefix no job owns.
   if (!(await d.blobs.head(e.payload.pcmKey))) {
     log.info('the job was deleted as it completed: removing what was written after the delete');
-    await d.blobs.deletePrefix(keys.job(id));
+    await d.blobs.deletePrefix(objectKeys.job(id));
   }
   separationRealtimeFactor.observe({ device: d.engine.device }, timings.realtimeFactor);
   log.info({ ...timings, audioSec }, 'separated');

@@ -9,8 +9,8 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FORMAT_CONTENT_TYPE, SAMPLE_RATE, isWav, wavFramesIn } from '@stemflow/audio';
-import { FORMAT_EXT, type AudioFormat, type JobOptions, type QualityReport, type StemObject } from '@stemflow/contracts';
-import { keys, sha256Passing, type BlobStore } from '@stemflow/storage';
+import { FORMAT_EXT, type AudioFormat, type JobOptions, type QualityReport, type StemObject, objectKeys } from '@stemflow/contracts';
+import { sha256Passing, type BlobStore } from '@stemflow/storage';
 import type { Logger } from '@stemflow/telemetry';
 import { exactLength, resampleBlocks, type Block } from '../adapters/resample.js';
 import { liveManifest, openSink, StemBytes, streamable, type StemSink } from '../adapters/stem-files.js';
@@ -122,7 +122,7 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     const stems: StemObject[] = [];
     for (const o of outs) {
       const file = join(dir, `${o.name}.${ext}`);
-      const key = keys.stem(id, o.name, ext);
+      const key = objectKeys.stem(id, o.name, ext);
       const size = (await stat(file)).size;
       // Hashed on the way to the store: consumers check what they download.
       const hashed = sha256Passing(createReadStream(file));

@@ -2,13 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InMemoryBus, newEvent } from '@stemflow/bus';
-import { JobOptions } from '@stemflow/contracts';
+import { JobOptions, objectKeys } from '@stemflow/contracts';
 import { EmbeddedJobStore, jobFromCreated } from '@stemflow/jobs';
-import { FsBlobStore, keys } from '@stemflow/storage';
+import { FsBlobStore } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStatus } from '../service.js';
+import { startStatus } from '../index.js';
 
 const log = createLogger('test', 'silent');
 let bus: InMemoryBus;
@@ -31,12 +31,12 @@ afterAll(async () => {
 /** A job that was decoded and separated part way, with a stem being streamed, as the workers leave it. */
 async function jobInFlight() {
   const id = uuidv7();
-  const created = newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: JobOptions.parse({ clip: 'clamp' }), owner: null });
+  const created = newEvent('job.created', id, { input: { key: objectKeys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: JobOptions.parse({ clip: 'clamp' }), owner: null });
   await jobs.create(jobFromCreated(created));
-  for (const key of [keys.input(id), keys.webhook(id), keys.pcm(id), keys.nativePcm(id), `jobs/${id}/pcm/mix.json`, `jobs/${id}/work/plan.json`, `jobs/${id}/work/pass-0/chunk-00000.bin`, keys.livePart(id, 'vocals', 0), keys.liveManifest(id, 'vocals')]) {
+  for (const key of [objectKeys.input(id), objectKeys.webhook(id), objectKeys.pcm(id), objectKeys.nativePcm(id), `jobs/${id}/pcm/mix.json`, `jobs/${id}/work/plan.json`, `jobs/${id}/work/pass-0/chunk-00000.bin`, objectKeys.livePart(id, 'vocals', 0), objectKeys.liveManifest(id, 'vocals')]) {
     await blobs.put(key, Buffer.from('x'));
   }
-  await bus.publish(newEvent('job.decoded', id, { pcmKey: keys.pcm(id), sampleRate: 44100, channels: 2, frames: 44100, durationSec: 1 }));
+  await bus.publish(newEvent('job.decoded', id, { pcmKey: objectKeys.pcm(id), sampleRate: 44100, channels: 2, frames: 44100, durationSec: 1 }));
   await waitFor(async () => (await jobs.get(id))?.status === 'processing');
   return id;
 }
@@ -46,7 +46,7 @@ async function waitFor(ok: () => Promise<boolean>) {
   expect(await ok()).toBe(true);
 }
 
-const left = async (id: string) => (await blobs.list(keys.job(id))).map((b) => b.key.slice(keys.job(id).length));
+const left = async (id: string) => (await blobs.list(objectKeys.job(id))).map((b) => b.key.slice(objectKeys.job(id).length));
 
 describe('a job that ends without stems', () => {
   it.each([

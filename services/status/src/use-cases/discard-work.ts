@@ -1,4 +1,5 @@
-import { keys, type BlobStore } from '@stemflow/storage';
+import { objectKeys } from '@stemflow/contracts';
+import { type BlobStore } from '@stemflow/storage';
 
 /**
  * A job that failed or was canceled is never separated again: what was made on the way to its
@@ -7,6 +8,6 @@ import { keys, type BlobStore } from '@stemflow/storage';
  */
 export async function discardWork(blobs: BlobStore, jobId: string): Promise<number> {
   let removed = 0;
-  for (const prefix of keys.intermediates(jobId)) removed += await blobs.deletePrefix(prefix);
+  for (const prefix of objectKeys.intermediates(jobId)) removed += await blobs.deletePrefix(prefix);
   return removed;
 }

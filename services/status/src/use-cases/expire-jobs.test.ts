@@ -1,9 +1,10 @@
+import { objectKeys } from '@stemflow/contracts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newEvent } from '@stemflow/bus';
 import { EmbeddedJobStore } from '@stemflow/jobs';
-import { FsBlobStore, keys } from '@stemflow/storage';
+import { FsBlobStore } from '@stemflow/storage';
 import { v7 as uuidv7 } from 'uuid';
 import { expect, it } from 'vitest';
 import { expireJobs } from './expire-jobs.js';
@@ -14,9 +15,9 @@ it('deletes jobs older than the TTL with their objects, and keeps the rest', asy
   const blobs = new FsBlobStore(join(root, 'objects'));
   const make = async (at: Date) => {
     const id = uuidv7();
-    await jobs.apply(newEvent('job.created', id, { input: { key: keys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null }, at));
-    await blobs.put(keys.input(id), Buffer.from('x'));
-    await blobs.put(keys.stem(id, 'vocals', 'wav'), Buffer.from('y'));
+    await jobs.apply(newEvent('job.created', id, { input: { key: objectKeys.input(id), filename: 'a.wav', size: 1, content_type: 'audio/wav', sha256: 'a'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null }, at));
+    await blobs.put(objectKeys.input(id), Buffer.from('x'));
+    await blobs.put(objectKeys.stem(id, 'vocals', 'wav'), Buffer.from('y'));
     return id;
   };
   const now = new Date('2026-11-24T12:00:00Z');
@@ -24,8 +25,8 @@ it('deletes jobs older than the TTL with their objects, and keeps the rest', asy
   const fresh = await make(new Date('2026-11-24T11:00:00Z'));
   expect(await expireJobs({ jobs, blobs }, 24, now)).toBe(1);
   expect(await jobs.get(old)).toBeUndefined();
-  expect(await blobs.list(keys.job(old))).toEqual([]);
+  expect(await blobs.list(objectKeys.job(old))).toEqual([]);
   expect(await jobs.get(fresh)).toBeDefined();
-  expect((await blobs.list(keys.job(fresh))).length).toBe(2);
+  expect((await blobs.list(objectKeys.job(fresh))).length).toBe(2);
   expect(await expireJobs({ jobs, blobs }, 24, now)).toBe(0);
 });

@@ -1,5 +1,5 @@
-import { StemflowError, type AnyEvent } from '@stemflow/contracts';
-import { isTerminal, type JobStore } from '@stemflow/jobs';
+import { StemflowError, isFinished, type AnyEvent } from '@stemflow/contracts';
+import { type JobStore } from '@stemflow/jobs';
 import { stageDuration } from '@stemflow/telemetry';
 
 /**
@@ -13,7 +13,7 @@ import { stageDuration } from '@stemflow/telemetry';
 export async function projectEvent(jobs: JobStore, event: AnyEvent) {
   const r = await jobs.apply(event);
   if (r.outcome === 'unknown-job') throw new StemflowError('UNKNOWN_JOB', `no job ${event.jobId} (yet)`, { retryable: true });
-  if (r.outcome === 'applied' && r.job && isTerminal(r.job)) {
+  if (r.outcome === 'applied' && r.job && isFinished(r.job)) {
     // Upload accepted → job ended, as the read model saw it (event times, not processing times).
     const sec = (Date.parse(event.occurredAt) - Date.parse(r.job.created_at)) / 1000;
     if (sec >= 0) stageDuration.observe({ stage: 'total', outcome: r.job.status }, sec);

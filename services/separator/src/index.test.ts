@@ -1,6 +1,6 @@
 import { createLogger } from '@stemflow/telemetry';
 import { expect, it } from 'vitest';
-import { loadEngines } from './service.js';
+import { loadEngines } from './index.js';
 
 it('refuses more engines than the memory holds, before loading any model', async () => {
   const log = createLogger('t', 'silent');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { jobOptions, main } from './cli.js';
+import { jobOptions, main } from './index.js';
 
 async function run(args: string[]) {
   const out = new PassThrough();

@@ -9,35 +9,35 @@ import { projectEvent } from './use-cases/project-event.js';
 export type StatusOptions = { jobTtlHours?: number | undefined; sweepEveryMs?: number; /** Tests run isolated copies. */ queue?: QueueSpec };
 
 /** The status service: the only writer of the job read model. */
-export async function startStatus(a: Adapters, log: Logger, opts: StatusOptions = {}): Promise<Running> {
+export async function startStatus(adapters: Adapters, log: Logger, options: StatusOptions = {}): Promise<Running> {
   const handlers: Handlers = {};
   for (const name of EVENT_NAMES) {
     (handlers as Record<string, (e: AnyEvent) => Promise<void>>)[name] = async (e) => {
-      const { outcome, job } = await projectEvent(a.jobs, e);
+      const { outcome, job } = await projectEvent(adapters.jobs, e);
       log.debug({ jobId: e.jobId, event: e.type, outcome }, 'projected');
       if (outcome === 'applied' && (job?.status === 'failed' || job?.status === 'canceled')) {
         // Best effort: what is not removed now goes at the job's expiry.
-        await discardWork(a.blobs, e.jobId).then(
+        await discardWork(adapters.blobs, e.jobId).then(
           (n) => n && log.info({ jobId: e.jobId, status: job.status, objects: n }, 'removed the work of a job that ended without stems'),
           (err: Error) => log.warn({ jobId: e.jobId, err: err.message }, 'could not remove the work of an ended job; it goes at its expiry'),
         );
       }
     };
   }
-  const sub = await a.bus.subscribe(opts.queue ?? QUEUES.status, handlers);
+  const sub = await adapters.bus.subscribe(options.queue ?? QUEUES.status, handlers);
 
   let timer: NodeJS.Timeout | undefined;
-  if (opts.jobTtlHours) {
-    const ttl = opts.jobTtlHours;
+  if (options.jobTtlHours) {
+    const ttl = options.jobTtlHours;
     const sweep = async () => {
       try {
-        const n = await expireJobs(a, ttl);
+        const n = await expireJobs(adapters, ttl);
         if (n) log.info({ removed: n, ttlHours: ttl }, 'expired old jobs');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'job expiry sweep failed, will try again');
       }
     };
-    timer = setInterval(sweep, opts.sweepEveryMs ?? 10 * 60_000);
+    timer = setInterval(sweep, options.sweepEveryMs ?? 10 * 60_000);
     void sweep();
   }
   return {

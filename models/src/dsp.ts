@@ -1,16 +1,17 @@
 /**
  * The host-side signal processing htdemucs needs around its ONNX graph, as Demucs defines it
  * (htdemucs.py `_spec`/`_ispec`, apply.py): reflect padding as torch does it, a normalized STFT
- * with a periodic Hann window (n_fft 4096, hop 1024) keeping bins 0..2047 and frames 2..2+le,
+ * with a periodic Hann window (n_fft and hop from the model's manifest: 4096, 1024) keeping bins 0..2047 and frames 2..2+le,
  * and its inverse. This is the hot path: scratch buffers are reused and the FFT is fft.js's
  * radix-4 real transform; two real inverse transforms share one complex one.
  */
 import FFT from 'fft.js';
+import { HTDEMUCS } from './manifest.js';
 
-export const N_FFT = 4096;
-export const HOP = 1024;
-/** htdemucs's training segment: 7.8 s at 44.1 kHz. */
-export const SEGMENT = 343_980;
+export const N_FFT = HTDEMUCS.stft.nFft;
+export const HOP = HTDEMUCS.stft.hop;
+/** Samples per model run: htdemucs's training segment, 7.8 s at 44.1 kHz. */
+export const SEGMENT = HTDEMUCS.segment;
 export const BINS = N_FFT / 2; // the Nyquist bin is dropped
 export const FRAMES = Math.ceil(SEGMENT / HOP); // 336
 /** Demucs pads the segment by hop/2*3 on the left before its STFT. */

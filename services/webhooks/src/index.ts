@@ -28,24 +28,24 @@ const MAX_ANSWER_BYTES = 4096;
 /** The body a receiver gets: Standard Webhooks' envelope around the event exactly as on the bus. */
 const webhookBody = (e: Ending) => JSON.stringify({ type: e.type, timestamp: e.occurredAt, data: e });
 
-export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: Logger }, o: WebhooksOptions) {
-  const spec = o.queue ?? QUEUES.webhooks;
+export async function startWebhooks(deps: { bus: EventBus; blobs: BlobStore; log: Logger }, options: WebhooksOptions) {
+  const spec = options.queue ?? QUEUES.webhooks;
   const signers = new Map<string, Webhook>();
   const signer = (owner: string | null) => {
     const k = owner ?? '';
     let s = signers.get(k);
-    if (!s) signers.set(k, (s = new Webhook(webhookSecret(o.secret, owner))));
+    if (!s) signers.set(k, (s = new Webhook(webhookSecret(options.secret, owner))));
     return s;
   };
 
   const deliver = async (e: Ending, ctx: DeliveryContext) => {
-    const target = await readWebhookTarget(d.blobs, e.jobId);
+    const target = await readWebhookTarget(deps.blobs, e.jobId);
     if (!target) return; // no webhook for this job (or the job was deleted)
     const shown = redactUrl(target.url);
     const body = webhookBody(e);
     const now = new Date();
     const report = (outcome: 'delivered' | 'failed' | 'retrying', extra: { status?: number; reason?: string; nextAttemptAt?: string }) =>
-      d.bus.publish(newEvent('job.webhook', e.jobId, { outcome, event: e.type, webhookId: e.id, url: shown, attempts: ctx.attempt, ...extra }));
+      deps.bus.publish(newEvent('job.webhook', e.jobId, { outcome, event: e.type, webhookId: e.id, url: shown, attempts: ctx.attempt, ...extra }));
     let status: number | undefined;
     try {
       const res = await request(target.url, {
@@ -57,9 +57,9 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
           'webhook-signature': signer(target.owner).sign(e.id, now, body),
         },
         body,
-        timeoutMs: o.timeoutMs,
+        timeoutMs: options.timeoutMs,
         maxRedirects: 0, // a receiver answers where it was asked; a redirect is not a delivery
-        policy: o.policy,
+        policy: options.policy,
       });
       status = res.status;
       const answer = await readSome(res.body, MAX_ANSWER_BYTES);
@@ -89,7 +89,7 @@ export async function startWebhooks(d: { bus: EventBus; blobs: BlobStore; log: L
     }
   };
 
-  const sub = await d.bus.subscribe(spec, { 'job.completed': deliver, 'job.failed': deliver, 'job.canceled': deliver });
+  const sub = await deps.bus.subscribe(spec, { 'job.completed': deliver, 'job.failed': deliver, 'job.canceled': deliver });
   return { stop: () => sub.close() };
 }
 

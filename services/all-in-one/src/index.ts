@@ -29,18 +29,18 @@ export type PipelineOptions = {
   webhooks?: WebhooksOptions;
 };
 
-export async function startPipeline(adapters: Adapters, log: Logger, o: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda'; health: Check }> {
-  const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: o.jobTtlHours });
+export async function startPipeline(adapters: Adapters, log: Logger, options: PipelineOptions): Promise<Running & { device: 'cpu' | 'cuda'; health: Check }> {
+  const status = await startStatus(adapters, log.child({ component: 'status' }), { jobTtlHours: options.jobTtlHours });
   const decoder = await startDecoder({ ...adapters, log: log.child({ component: 'decoder' }) }, {
-    maxDurationSec: o.maxDurationSec,
-    ...(o.maxModelRuns !== undefined ? { maxModelRuns: o.maxModelRuns } : {}),
-    ...(o.decodeTimeoutSec !== undefined ? { timeoutSec: o.decodeTimeoutSec } : {}),
-    ...(o.decodeStallSec !== undefined ? { stallSec: o.decodeStallSec } : {}),
-    ...(o.import ? { import: o.import } : {}),
+    maxDurationSec: options.maxDurationSec,
+    ...(options.maxModelRuns !== undefined ? { maxModelRuns: options.maxModelRuns } : {}),
+    ...(options.decodeTimeoutSec !== undefined ? { timeoutSec: options.decodeTimeoutSec } : {}),
+    ...(options.decodeStallSec !== undefined ? { stallSec: options.decodeStallSec } : {}),
+    ...(options.import ? { import: options.import } : {}),
   });
-  const { engines, device, health } = await loadEngines({ device: o.device, threads: o.threads, concurrency: o.concurrency ?? 1, memArena: false, quality: o.quality ?? 'full', log });
-  const separator = await startSeparator({ ...adapters, engines, log: log.child({ component: 'separator' }), maxHoldMs: o.maxHoldSec ? o.maxHoldSec * 1000 : undefined });
-  const webhooks = o.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, o.webhooks) : undefined;
+  const { engines, device, health } = await loadEngines({ device: options.device, threads: options.threads, concurrency: options.concurrency ?? 1, memArena: false, quality: options.quality ?? 'full', log });
+  const separator = await startSeparator({ ...adapters, engines, log: log.child({ component: 'separator' }), maxHoldMs: options.maxHoldSec ? options.maxHoldSec * 1000 : undefined });
+  const webhooks = options.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, options.webhooks) : undefined;
   return {
     device,
     health,

@@ -3,12 +3,12 @@
  * separator to plan and by the gateway and decoder to bound a job before any work is spent on it.
  */
 import { SEGMENT } from './dsp.js';
-import { SAMPLE_RATE } from './ffmpeg.js';
+import { HTDEMUCS } from './manifest.js';
 
 export type Chunk = { index: number; offset: number; length: number };
 
 /** With shifts, each pass reads the track padded by up to this many frames (apply.py's max_shift). */
-export const MAX_SHIFT_FRAMES = Math.floor(0.5 * SAMPLE_RATE);
+export const MAX_SHIFT_FRAMES = Math.floor(0.5 * HTDEMUCS.sampleRate);
 
 const strideOf = (overlap: number, segment: number) => Math.floor((1 - overlap) * segment);
 

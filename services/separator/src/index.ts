@@ -79,12 +79,11 @@ function availableMemory(): number {
  * the number of engines, and each delivery takes a free engine for the whole job. Cancellations
  * are watched on the separator's own queue and in the store.
  */
-export async function startSeparator(d: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { engines: HtdemucsEngine[] }), queue: QueueSpec = QUEUES.separator): Promise<Running> {
-  const pool = new EnginePool('engines' in d ? d.engines : [d.engine]);
-  const cancels = await watchCancellations(d.bus, { marked: isMarkedCanceled(d.blobs) });
-  const deps = { ...d, cancels };
-  const sub = await d.bus.subscribe({ ...queue, prefetch: pool.size }, {
-    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, engine }, e))),
+export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { engines: HtdemucsEngine[] }), queue: QueueSpec = QUEUES.separator): Promise<Running> {
+  const pool = new EnginePool('engines' in deps ? deps.engines : [deps.engine]);
+  const cancels = await watchCancellations(deps.bus, { marked: isMarkedCanceled(deps.blobs) });
+  const sub = await deps.bus.subscribe({ ...queue, prefetch: pool.size }, {
+    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, cancels, engine }, e))),
   });
   return {
     stop: async () => {
