@@ -1,4 +1,11 @@
-import { configDefaults, defineConfig } from 'vitest/config';
+/**
+ * A test's tier is its folder, and the tier says what it needs:
+ *   unit    beside the code (packages/*, services/*, models/) and test/unit: nothing but Node and ffmpeg
+ *   engines test/engines: RabbitMQ, versitygw, FerretDB, Jaeger on loopback (infra/engines.sh), the tiny model
+ *   model   test/model and test/e2e: the real htdemucs weights (1-5 GiB a session), and the engines
+ *   chaos   test/chaos: tests that stop and restart the engines, alone and last
+ */
+import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
@@ -16,14 +23,13 @@ export default defineConfig({
       {
         test: {
           name: 'engines',
-          include: ['test/**/*.test.ts'],
+          include: ['test/engines/**/*.test.ts'],
           env: { LOG_LEVEL: 'silent' },
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // One file at a time: they share one broker, and on 2 cores parallel files starve the
           // timing-sensitive ones (consumer takeover, child processes) into flakiness.
           fileParallelism: false,
-          exclude: [...configDefaults.exclude, 'test/unit/**', 'test/chaos/**', 'test/separator/**', 'test/e2e/**'],
           sequence: { groupOrder: 1 },
         },
       },
@@ -32,7 +38,7 @@ export default defineConfig({
           // The real model: 1-5 GiB per session. One file at a time, so never more than two
           // separators run at once (a test may hold ours and the package's).
           name: 'model',
-          include: ['test/separator/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          include: ['test/model/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           env: { LOG_LEVEL: 'silent' },
           testTimeout: 300_000,
           hookTimeout: 300_000,

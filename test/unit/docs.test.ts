@@ -1,6 +1,7 @@
 /**
  * The docs say what is true: every relative link in README.md and docs/*.md resolves (to a file,
- * and to a heading when it names one), every `pnpm` command they name exists (a script of the
+ * and to a heading when it names one), every repository path they name exists, every `pnpm`
+ * command they name exists (a script of the
  * package it runs in, a benchmark `pnpm bench` has, or pnpm's own), and the configuration table
  * lists exactly the variables the config schemas read.
  */
@@ -39,6 +40,17 @@ describe('the docs', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+
+  it('name only files and folders of the repository that exist', () => {
+    const missing: string[] = [];
+    for (const file of docs) {
+      for (const [, path] of text(file).matchAll(/`((?:packages|services|models|infra|test|docs|examples)\/[\w./@-]*[\w/])`/g)) {
+        if (/[{}*<>]/.test(path!) || /\.\.\./.test(path!)) continue; // a pattern, not a path
+        if (!existsSync(join(root, path!))) missing.push(`${file}: ${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('name only pnpm commands that exist', () => {

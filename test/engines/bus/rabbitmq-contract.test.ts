@@ -1,0 +1,4 @@
+import { busContract } from '@stemflow/bus/contract';
+import { rabbitHarness } from '../../support/rabbit.js';
+
+busContract('RabbitMQ', () => rabbitHarness());
