@@ -82,11 +82,15 @@ function availableMemory(): number {
 export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { engines: HtdemucsEngine[] }), queue: QueueSpec = QUEUES.separator): Promise<Running> {
   const pool = new EnginePool('engines' in deps ? deps.engines : [deps.engine]);
   const cancels = await watchCancellations(deps.bus, { marked: isMarkedCanceled(deps.blobs) });
+  let draining = false;
   const sub = await deps.bus.subscribe({ ...queue, prefetch: pool.size }, {
-    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, cancels, engine }, e))),
+    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, cancels, engine, draining: () => draining }, e))),
   });
   return {
+    // Stopping hands every job in flight back at its next chunk boundary (checkpointed), then waits
+    // for those handlers before the channel closes: a rollout loses no model run.
     stop: async () => {
+      draining = true;
       await sub.close();
       await cancels.close();
     },

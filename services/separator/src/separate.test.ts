@@ -373,6 +373,33 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     }
   });
 
+  it('a separator that stops (SIGTERM: a rollout) hands its job back at the next chunk; another continues it, no chunk computed twice', async () => {
+    const env = setup();
+    const queue: QueueSpec = { ...QUEUES.separator, name: `separator-${uuidv7()}` };
+    env.bus.declare(queue);
+    const log = createLogger('t', 'silent');
+    const first = await startSeparator({ bus: env.bus, blobs: env.blobs, log, engine }, queue);
+    const j = await job(env, 30 * SR, { format: 'wav16' });
+    const chunks = () => env.events.filter((e): e is EventOf<'job.progress'> => e.type === 'job.progress' && e.jobId === j.id && !!e.payload.chunk).map((e) => e.payload.chunk!.index);
+    await env.bus.publish(j.decoded);
+    await until(() => chunks().length >= 1 || undefined);
+    await first.stop(); // returns once the job is handed back
+    const handedBack = env.events.filter((e) => e.type === 'job.decoded' && e.jobId === j.id);
+    expect(handedBack.length, 'job.decoded published again (after the first)').toBe(2);
+    expect(env.events.some((e) => e.type === 'job.completed' && e.jobId === j.id)).toBe(false);
+    const before = chunks().length;
+    expect(before).toBeLessThan(5); // it stopped before the end of the job
+    const second = await startSeparator({ bus: env.bus, blobs: env.blobs, log, engine }, queue);
+    try {
+      await until(() => env.events.find((e) => e.type === 'job.completed' && e.jobId === j.id));
+      expect(chunks().slice().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]); // every chunk once, across both
+      const vocals = await stem(env.blobs, objectKeys.stem(j.id, 'vocals', 'wav'));
+      expect(snr(expected(j.mix, 0.4), vocals)).toBeGreaterThan(60);
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('two-stem mode, random shifts, a short clip, and compressed formats', async () => {
     const env = setup();
     const j = await job(env, 3 * SR, { two_stems: 'vocals', shifts: 2, format: 'flac' });

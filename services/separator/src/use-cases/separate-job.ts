@@ -39,6 +39,12 @@ export type SeparateDeps = {
    * runs into the broker's consumer timeout.
    */
   maxHoldMs?: number | undefined;
+  /**
+   * True once the process is stopping (SIGTERM: a rollout, a scale-down): the job is handed back
+   * at the next chunk boundary, its finished chunks checkpointed, so another replica continues
+   * it and no model run is lost.
+   */
+  draining?: () => boolean;
 };
 
 export async function separateJob(d: SeparateDeps, e: EventOf<'job.decoded'>): Promise<void> {
@@ -134,6 +140,7 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
       shouldStop: async () => {
         if (await isCanceled()) return true;
+        if (d.draining?.()) return (yielded = true);
         // Yield only after progress in this delivery, so a redelivery always moves the job on.
         if (d.maxHoldMs !== undefined && computed > 0 && performance.now() - t0 > d.maxHoldMs) return (yielded = true);
         return false;
@@ -157,7 +164,7 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
     });
     if (r === 'stopped') await writer?.stop();
     if (r === 'stopped' && yielded) {
-      log.info({ done, total, heldSec: Math.round((performance.now() - t0) / 1000) }, 'held the job as long as allowed: handing it back to the queue to continue');
+      log.info({ done, total, heldSec: Math.round((performance.now() - t0) / 1000) }, d.draining?.() ? 'stopping: handing the job back to the queue to continue elsewhere' : 'held the job as long as allowed: handing it back to the queue to continue');
       await d.bus.publish(newEvent('job.decoded', id, e.payload));
       return;
     }
