@@ -45,6 +45,7 @@ install() {
     log "apt: ${APT_PACKAGES[*]} present"
   fi
   "$INFRA_DIR/engines/build.sh"
+  "$INFRA_DIR/kube-tools.sh" >/dev/null
   python_env "$CONSUMER_VENV" "$INFRA_DIR/../examples/python-consumer/requirements.txt" "python consumer"
   python_env "$TOOLS_VENV" "$INFRA_DIR/tools/requirements.txt" "python tools"
 }

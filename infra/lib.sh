@@ -13,6 +13,7 @@ engine_version() {
     versitygw) mod=github.com/versity/versitygw ;;
     ferretdb) mod=github.com/FerretDB/FerretDB ;;
     jaeger) mod=github.com/jaegertracing/jaeger ;;
+    helm) mod=helm.sh/helm/v4 ;;
   esac
   awk -v m="$mod" '$1==m {print $2; exit} $1=="require" && $2==m {print $3; exit}' "$INFRA_DIR/engines/$1/go.mod"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Go engines (S3 server, MongoDB-wire server, Jaeger) pinned by the go.mod/go.sum beside
+# Builds the Go engines (S3 server, MongoDB-wire server, Jaeger) and tools (Helm) pinned by the go.mod/go.sum beside
 # this script into a cache outside the repository, keyed by version. A cached binary is reused.
-# Usage: infra/engines/build.sh [versitygw|ferretdb|jaeger ...]   (default: all)
+# Usage: infra/engines/build.sh [versitygw|ferretdb|jaeger|helm ...]   (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../lib.sh"
@@ -31,12 +31,13 @@ build() { # name  package
   log "$name $ver: built in $((SECONDS - t0)) s"
 }
 
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(versitygw ferretdb jaeger)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(versitygw ferretdb jaeger helm)
 for t in "${targets[@]}"; do
   case $t in
     versitygw) build versitygw github.com/versity/versitygw/cmd/versitygw ;;
     ferretdb) build ferretdb github.com/FerretDB/FerretDB/cmd/ferretdb ;;
     jaeger) build jaeger github.com/jaegertracing/jaeger/cmd/jaeger ;;
+    helm) build helm helm.sh/helm/v4/cmd/helm ;;
     *) echo "unknown engine: $t" >&2; exit 2 ;;
   esac
 done
