@@ -42,14 +42,15 @@ export class Stft {
   /**
    * Demucs `_spec` of one channel of a segment (length `len` ≤ SEGMENT, in `x` from `offset`
    * with `stride`), written as complex-as-channels into `dest` ([.., 2048, 336] planes `re`, `im`).
+   * Frames [from, to) only, when given: a caller can do it in slices (each frame is independent).
    */
-  spec(x: Float32Array, offset: number, stride: number, len: number, dest: Float32Array, rePlane: number, imPlane: number): void {
+  spec(x: Float32Array, offset: number, stride: number, len: number, dest: Float32Array, rePlane: number, imPlane: number, from = 0, to = Infinity): void {
     const le = Math.ceil(len / HOP);
     const frame = this.frame;
     const out = this.spectrum;
     const reBase = rePlane * BINS * le;
     const imBase = imPlane * BINS * le;
-    for (let t = 0; t < le; t++) {
+    for (let t = from; t < Math.min(le, to); t++) {
       // Frame t+2 of torch.stft(center) of the padded signal starts at t*HOP of that signal,
       // i.e. at t*HOP - SPEC_PAD of x: the centre padding is never reached.
       const start = t * HOP - SPEC_PAD;
@@ -72,14 +73,16 @@ export class Stft {
   /**
    * Demucs `_ispec` of two channels at once (two real signals share one complex inverse FFT):
    * complex-as-channels planes in `z` ([.., 2048, 336]) → `len` samples added into outA/outB.
+   * Frames [from, to) only, when given: each frame is added in on its own (overlap-add), so a
+   * caller can do it in slices.
    */
-  ispec2(z: Float32Array, a: { re: number; im: number }, b: { re: number; im: number }, len: number, outA: Float64Array, outB: Float64Array): void {
+  ispec2(z: Float32Array, a: { re: number; im: number }, b: { re: number; im: number }, len: number, outA: Float64Array, outB: Float64Array, from = 0, to = Infinity): void {
     const le = Math.ceil(len / HOP);
     const spec = this.spectrum2;
     const time = this.time;
     const aRe = a.re * BINS * le, aIm = a.im * BINS * le, bRe = b.re * BINS * le, bIm = b.im * BINS * le;
     const scale = Math.sqrt(N_FFT) / WINDOW_ENERGY;
-    for (let t = 0; t < le; t++) {
+    for (let t = from; t < Math.min(le, to); t++) {
       // Z = A + iB, with A and B Hermitian; bins 0..2047 given, the Nyquist bin is zero. As
       // torch's irfft does, the imaginary part at DC is ignored (the model's output need not be a
       // consistent spectrogram; packing it would leak one channel into the other).

@@ -20,7 +20,7 @@ async function duringOneRun(engine: HtdemucsEngine): Promise<string[]> {
   try {
     const seg = new Float32Array(2 * SEGMENT);
     for (let i = 0; i < seg.length; i++) seg[i] = 0.1 * Math.sin(i * 0.01) + 0.01 * (Math.random() - 0.5);
-    const run = engine.infer(engine.prepare(seg)).then(() => order.push('model run'));
+    const run = engine.infer(await engine.prepare(seg)).then(() => order.push('model run'));
     setTimeout(() => order.push('timer'), 10);
     const http = fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`).then(async (r) => order.push(`http ${await r.text()}`));
     await Promise.all([run, http, new Promise((r) => setTimeout(r, 20))]);

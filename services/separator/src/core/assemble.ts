@@ -28,6 +28,14 @@ export function mixOf(o: Output, data: Float32Array, n: number, c: number, i: nu
 /** Demucs's rescale: a stem whose peak is over full scale is scaled down to just under it. */
 export const rescaleGain = (peak: number) => 1 / Math.max(1.01 * peak, 1);
 
+/**
+ * Frames per block of the final track: small enough that averaging, mixing, measuring and
+ * quantizing one block holds the event loop a millisecond or two, and a turn of the loop comes
+ * between blocks (the main thread also serves the job's progress and other jobs).
+ */
+export const BLOCK_FRAMES = 1 << 14;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Averages the passes into blocks of the final track: [plane][n], de-normalized. */
 export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32Array>[]): AsyncGenerator<{ data: Float32Array; n: number }> {
   const its = sources;
@@ -48,7 +56,7 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
         bufs[p] = { data: r.value, n: r.value.length / PLANES, at: 0 };
       }
     }
-    const n = Math.min(...bufs.map((b) => b.n - b.at), plan.length - emitted);
+    const n = Math.min(...bufs.map((b) => b.n - b.at), plan.length - emitted, BLOCK_FRAMES);
     if (cap.length < PLANES * n) cap = new Float32Array(PLANES * n);
     const out = cap.subarray(0, PLANES * n);
     out.fill(0);
@@ -61,6 +69,7 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
     for (let i = 0; i < out.length; i++) out[i] = out[i]! * k + plan.mean;
     emitted += n;
     yield { data: out, n };
+    await turn();
   }
 }
 

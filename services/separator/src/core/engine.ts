@@ -14,6 +14,14 @@ export type SegmentOut = Float32Array;
 
 export type Prepared = { mix: Float32Array; spec: Float32Array };
 
+/**
+ * Frames of the STFT done between two turns of the event loop: the host DSP of a segment (about
+ * 1,000 FFTs) runs on the main thread beside the model's worker, and sliced this fine no slice
+ * holds the loop for more than a few milliseconds, even on a machine whose cores the model takes.
+ */
+const FRAMES_PER_SLICE = 16;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class HtdemucsEngine {
   private readonly stft = new Stft();
   readonly runner: ModelRunner;
@@ -31,9 +39,14 @@ export class HtdemucsEngine {
   }
 
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */
-  prepare(segment: Float32Array): Prepared {
+  async prepare(segment: Float32Array): Promise<Prepared> {
     const spec = new Float32Array(CH * 2 * BINS * FRAMES);
-    for (let c = 0; c < CH; c++) this.stft.spec(segment, c * SEGMENT, 1, SEGMENT, spec, 2 * c, 2 * c + 1);
+    for (let c = 0; c < CH; c++) {
+      for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
+        this.stft.spec(segment, c * SEGMENT, 1, SEGMENT, spec, 2 * c, 2 * c + 1, t, t + FRAMES_PER_SLICE);
+        await turn();
+      }
+    }
     return { mix: segment, spec };
   }
 
@@ -56,7 +69,7 @@ export class HtdemucsEngine {
   }
 
   /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */
-  finish(o: { freq: Float32Array; time: Float32Array }): SegmentOut {
+  async finish(o: { freq: Float32Array; time: Float32Array }): Promise<SegmentOut> {
     const a = new Float64Array(SEGMENT);
     const b = new Float64Array(SEGMENT);
     const out = new Float32Array(STEMS * CH * SEGMENT);
@@ -66,7 +79,10 @@ export class HtdemucsEngine {
       b.fill(0);
       // freq is [1, S, C*2, F, T]: planes (re0, im0, re1, im1) of stem s start at s*4.
       const z = o.freq.subarray(s * 4 * plane, (s + 1) * 4 * plane);
-      this.stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b);
+      for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
+        this.stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b, t, t + FRAMES_PER_SLICE);
+        await turn();
+      }
       const t0 = (s * CH) * SEGMENT;
       const t1 = (s * CH + 1) * SEGMENT;
       for (let i = 0; i < SEGMENT; i++) {

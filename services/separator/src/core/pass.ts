@@ -95,22 +95,22 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   };
 
   if (first >= plan.length) return 'done';
-  let nextPrep: Promise<ReturnType<HtdemucsEngine['prepare']>> | undefined = prepare(plan[first]!);
+  let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
   let prev: { c: Chunk; out: { freq: Float32Array; time: Float32Array } } | undefined;
   for (let k = first; k < plan.length; k++) {
     const c = plan[k]!;
     if (hooks.shouldStop && (await hooks.shouldStop())) {
-      if (prev) await post(prev.c, engine.finish(prev.out));
+      if (prev) await post(prev.c, await engine.finish(prev.out));
       return 'stopped';
     }
     const inputs = await nextPrep!;
     const running = engine.infer(inputs);
     running.catch(() => {}); // awaited below, unless finishing the previous chunk throws first
     // While the model runs: finish the previous chunk and prepare the next one.
-    if (prev) await post(prev.c, engine.finish(prev.out));
+    if (prev) await post(prev.c, await engine.finish(prev.out));
     nextPrep = k + 1 < plan.length ? prepare(plan[k + 1]!) : undefined;
     prev = { c, out: await running };
   }
-  if (prev) await post(prev.c, engine.finish(prev.out));
+  if (prev) await post(prev.c, await engine.finish(prev.out));
   return 'done';
 }
