@@ -8,7 +8,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVICE_ENV } from '@stemflow/config';
+import { SERVICES } from '@stemflow/all-in-one/config';
+import { envNames } from '@stemflow/config';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -91,7 +92,7 @@ describe('the docs', () => {
     for (const row of table.split('\n').filter((l) => l.startsWith('| `'))) {
       for (const [, v] of row.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) listed.add(v!);
     }
-    const read = new Set(Object.values(SERVICE_ENV).flatMap((schema) => Object.keys(schema.shape)));
+    const read = new Set(Object.values(SERVICES).flatMap((service) => envNames(service)));
     expect([...listed].filter((v) => !read.has(v)).sort(), 'in the table, read by no service').toEqual([]);
     expect([...read].filter((v) => !listed.has(v)).sort(), 'read by a service, not in the table').toEqual([]);
   });

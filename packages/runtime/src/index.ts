@@ -3,7 +3,7 @@
  * graceful shutdown on SIGTERM/SIGINT, a second signal exits at once).
  */
 import { InMemoryBus, RabbitBus, type EventBus } from '@stemflow/bus';
-import { loadConfig, type ConfigOf, type InfraSettings, type ServiceName } from '@stemflow/config';
+import { infraEnv, loadConfig, type ConfigOf, type InfraSettings, type ServiceConfig } from '@stemflow/config';
 import { createJobStore, type JobStore } from '@stemflow/jobs';
 import { createBlobStore, type BlobStore } from '@stemflow/storage';
 import { QUEUES, describeError } from '@stemflow/contracts';
@@ -13,7 +13,7 @@ import { createLogger, registerJobsByStatus, registerQueueDepth, startTelemetry,
 export type Adapters = { bus: EventBus; blobs: BlobStore; jobs: JobStore };
 /** Health checks beyond the adapters (ffmpeg's version where a process needs it). */
 export type Running = { stop: () => Promise<void> };
-type AnyConfig = ConfigOf<'all-in-one'> | ConfigOf<ServiceName>;
+type AnyConfig = InfraSettings;
 
 /** RabbitMQ / S3 / MongoDB when their URLs are set; in-process, filesystem, embedded otherwise. */
 export async function createAdapters(c: InfraSettings & { SEPARATOR_MAX_HOLD_SEC?: number }, log: Logger, service?: string): Promise<Adapters> {
@@ -36,8 +36,8 @@ export async function closeAdapters(a: Adapters): Promise<void> {
 }
 
 /** Runs one deployable: config → telemetry → adapters → start; stops cleanly on a signal. */
-export async function runService<S extends ServiceName | 'all-in-one'>(
-  name: S,
+export async function runService<S extends ServiceConfig<typeof infraEnv>>(
+  service: S,
   start: (ctx: { config: ConfigOf<S>; log: Logger; adapters: Adapters; checks: Check[] }) => Promise<Running>,
   opts: {
     /** Workers without an HTTP API serve /api/health and /livez on PORT. */
@@ -46,7 +46,8 @@ export async function runService<S extends ServiceName | 'all-in-one'>(
     needsFfmpeg?: boolean;
   } = {},
 ): Promise<void> {
-  const config = loadConfig(name) as ConfigOf<S>;
+  const name = service.name;
+  const config = loadConfig(service);
   const telemetry = startTelemetry(`stemflow-${name}`);
   const log = createLogger(name, (config as AnyConfig).LOG_LEVEL);
   if (!telemetry.early && (config as AnyConfig).OTEL_SDK_DISABLED !== true) {

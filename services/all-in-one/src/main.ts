@@ -5,6 +5,7 @@
  */
 import { startGateway } from '@stemflow/gateway';
 import { runService } from '@stemflow/runtime';
+import { allInOneConfig } from './config.js';
 import { startPipeline } from './index.js';
 import { resumeInFlight } from './resume.js';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +22,7 @@ function localSecret(file: string): string {
   return secret;
 }
 
-await runService('all-in-one', async ({ config, log, adapters, checks }) => {
+await runService(allInOneConfig, async ({ config, log, adapters, checks }) => {
   // One process signs and serves the secrets: without WEBHOOK_SECRET, one is made once and kept.
   const webhookSecret = config.WEBHOOK_SECRET ?? localSecret(join(config.STORAGE_ROOT, 'webhook-secret'));
   const policy = addressPolicy(config.OUTBOUND_ALLOW_CIDRS);

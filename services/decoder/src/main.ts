@@ -1,9 +1,10 @@
 import { addressPolicy } from '@stemflow/net';
 import { runService } from '@stemflow/runtime';
+import { decoderConfig } from './config.js';
 import { startDecoder } from './index.js';
 
 await runService(
-  'decoder',
+  decoderConfig,
   ({ config, log, adapters }) =>
     startDecoder(
       { ...adapters, log },

@@ -1,8 +1,9 @@
 import { runService } from '@stemflow/runtime';
+import { separatorConfig } from './config.js';
 import { loadEngines, startSeparator } from './index.js';
 
 await runService(
-  'separator',
+  separatorConfig,
   async ({ config, log, adapters, checks }) => {
     const { engines, health } = await loadEngines({
       device: config.SEPARATOR_DEVICE,

@@ -1,8 +1,9 @@
 import { runService } from '@stemflow/runtime';
 import { addressPolicy } from '@stemflow/net';
+import { webhooksConfig } from './config.js';
 import { startWebhooks } from './index.js';
 
-await runService('webhooks', async ({ config, log, adapters, checks }) => {
+await runService(webhooksConfig, async ({ config, log, adapters, checks }) => {
   // Without a secret the gateways accept no webhook either: nothing to deliver, and health says so.
   if (!config.WEBHOOK_SECRET) {
     log.warn('WEBHOOK_SECRET is not set: webhooks are off (set the same secret on the gateways and here to turn them on)');

@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { envNames, parseConfig, type ServiceName } from '@stemflow/config';
+import { SERVICES, type ServiceName } from '@stemflow/all-in-one/config';
+import { envNames, parseConfig } from '@stemflow/config';
 import { MALLOC_TUNABLES } from '@stemflow/models';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -60,13 +61,13 @@ describe('docker-compose.yml', () => {
     expect(s.build?.args?.SERVICE).toBe(name);
     expect(existsSync(`${root}/services/${name}/src/main.ts`)).toBe(true);
     const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, v === null ? '' : String(v)]));
-    const known = envNames(name);
+    const known = envNames(SERVICES[name]);
     // Read by the C library at process start, not by the config: the model's malloc settings.
     if (name === 'separator') expect(env.GLIBC_TUNABLES).toBe(MALLOC_TUNABLES);
     delete env.GLIBC_TUNABLES;
     for (const k of Object.keys(env)) expect(known, `${name} sets ${k}, which its config does not read`).toContain(k);
-    expect(() => parseConfig(name, env)).not.toThrow();
-    const config = parseConfig(name, env);
+    expect(() => parseConfig(SERVICES[name], env)).not.toThrow();
+    const config = parseConfig(SERVICES[name], env);
     // Distributed: every adapter URL is set and points at the engine's service name and port.
     for (const [engine, spec] of Object.entries(INFRA)) {
       const url = new URL(env[spec.variable]!);

@@ -8,7 +8,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { envNames, parseConfig, type ServiceName } from '@stemflow/config';
+import { SERVICES, type ServiceName } from '@stemflow/all-in-one/config';
+import { envNames, parseConfig } from '@stemflow/config';
 import { QUEUES } from '@stemflow/contracts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -64,15 +65,15 @@ describe('the Helm chart', () => {
     const objs = render([], ['secrets.webhookSecret.secret=hooks']);
     for (const service of ['gateway', 'decoder', 'separator', 'status', 'webhooks'] as const satisfies readonly ServiceName[]) {
       const vars = Object.keys(env(objs, service)).filter((v) => v !== 'SERVICE'); // SERVICE picks the image's entry point
-      expect(vars.filter((v) => !envNames(service).includes(v)), service).toEqual([]);
+      expect(vars.filter((v) => !envNames(SERVICES[service]).includes(v)), service).toEqual([]);
       // The chart's port is the service's own default, and what its probes and Service use.
       const port = container(objs, service).ports[0].containerPort;
-      expect(port, service).toBe(parseConfig(service, {}).PORT);
+      expect(port, service).toBe(parseConfig(SERVICES[service], {}).PORT);
       expect(container(objs, service).livenessProbe.httpGet.path).toBe('/livez');
       expect(find(objs, 'Service', service)!.spec.ports[0].port).toBe(port);
       // A config the service accepts: the rendered literal values parse.
       const literal = Object.fromEntries(Object.entries(env(objs, service)).filter(([, v]) => v !== '(secret)'));
-      expect(() => parseConfig(service, literal), service).not.toThrow();
+      expect(() => parseConfig(SERVICES[service], literal), service).not.toThrow();
     }
     const queues = { decoder: QUEUES.decoder, separator: QUEUES.separator, webhooks: QUEUES.webhooks };
     for (const [service, q] of Object.entries(queues)) {

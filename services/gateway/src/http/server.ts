@@ -1,7 +1,7 @@
 /** The gateway's HTTP server as both deployables run it (gateway alone, and `pnpm start`). */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ConfigOf } from '@stemflow/config';
+import type { GatewayConfig } from '../config.js';
 import { adapterChecks, type Check } from '@stemflow/runtime';
 import { createLedger } from '@stemflow/jobs';
 import { addressPolicy } from '@stemflow/net';
@@ -13,7 +13,7 @@ import { PROBLEM_JSON, problem, problemBody, sendProblem } from './problems.js';
 import { answerAndClose } from './upload-engine.js';
 
 type HttpConfig = Pick<
-  ConfigOf<'gateway'>,
+  GatewayConfig,
   | 'PORT'
   | 'HOST'
   | 'MAX_UPLOAD_BYTES'

@@ -13,6 +13,7 @@ import { createParser } from 'eventsource-parser';
 import { PROBLEMS, openApiDocument } from '@stemflow/contracts';
 import { EventsHub, createApp, startGateway } from '@stemflow/gateway';
 import { parseConfig } from '@stemflow/config';
+import { gatewayConfig } from '@stemflow/gateway/config';
 import { createLogger } from '@stemflow/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toneWav } from '../../../support/audio.js';
@@ -222,7 +223,7 @@ describe('HTTP around the app', () => {
 
   it('an upload whose Content-Length is over the limit: 413 before its body, and Expect: 100-continue gets 413, not 100', async () => {
     const root = mkdtempSync(join(tmpdir(), 'gw-size-'));
-    const config = parseConfig('gateway', { PORT: '0', HOST: '127.0.0.1', MAX_UPLOAD_BYTES: '1000000', STORAGE_ROOT: root });
+    const config = parseConfig(gatewayConfig, { PORT: '0', HOST: '127.0.0.1', MAX_UPLOAD_BYTES: '1000000', STORAGE_ROOT: root });
     const gw = await startGateway({ bus: s.bus, blobs: s.blobs, jobs: s.jobs, log: createLogger('size', 'silent') }, config);
     const port = (gw.server.address() as AddressInfo).port;
     const before = (await s.blobs.list('jobs/')).length;
