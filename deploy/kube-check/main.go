@@ -54,9 +54,6 @@ func closeObjects(node any) {
 	}
 }
 
-// fixInts: Kubernetes' OpenAPI marks IntOrString with a format and no type; JSON Schema needs nothing more.
-// Its "format" values (int32, int64, byte, date-time) are annotations here, not assertions.
-
 type registry struct {
 	compiler *jsonschema.Compiler
 	refs     map[gvk]string
@@ -133,18 +130,16 @@ func loadSchemas(dir string) (*registry, error) {
 	return r, nil
 }
 
+// splitDocs cuts a multi-document YAML stream at its "---" lines, dropping documents that hold
+// only comments or nothing (helm template leaves such between files).
 func splitDocs(data []byte) [][]byte {
 	var out [][]byte
 	for _, part := range bytes.Split(data, []byte("\n---")) {
-		trimmed := bytes.TrimSpace(part)
-		lines := [][]byte{}
-		for _, l := range bytes.Split(trimmed, []byte("\n")) {
+		for _, l := range bytes.Split(part, []byte("\n")) {
 			if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
-				lines = append(lines, l)
+				out = append(out, bytes.TrimSpace(part))
+				break
 			}
-		}
-		if len(lines) > 0 {
-			out = append(out, trimmed)
 		}
 	}
 	return out

@@ -15,7 +15,11 @@ export type Handler<N extends EventName> = (event: EventOf<N>, ctx: DeliveryCont
 /** One handler per event the queue receives: no more, no less (checked at subscribe). */
 export type Handlers = { [N in EventName]?: Handler<N> };
 
-export type Subscription = { close: () => Promise<void> };
+/**
+ * `close` stops taking messages, waits for the handlers in flight (up to `graceMs`, where the
+ * adapter has to give up at some point: the broker's channel returns their messages), then ends.
+ */
+export type Subscription = { close: (graceMs?: number) => Promise<void> };
 
 /** `sessions`: how many times the bus has connected (it grows by one at each reconnect). */
 export type BusHealth = { ok: boolean; detail?: string; sessions?: number };

@@ -220,7 +220,7 @@ export class RabbitBus implements EventBus {
         this.log.warn({ err: (err as Error).message, queue: spec.name }, 'consumer starts after reconnect');
       }
     }
-    return { close: () => this.stopConsumer(sub) };
+    return { close: (graceMs) => this.stopConsumer(sub, graceMs) };
   }
 
   private async consume(model: ChannelModel, sub: Sub): Promise<void> {
@@ -336,12 +336,11 @@ export class RabbitBus implements EventBus {
    * standby replica active while this one still writes, and two writers at once is what the
    * single active consumer is there to prevent.
    */
-  private async stopConsumer(sub: Sub): Promise<void> {
+  private async stopConsumer(sub: Sub, graceMs = this.opts.closeGraceMs ?? 30_000): Promise<void> {
     sub.closing = true;
     this.subs.delete(sub);
     if (sub.inFlight > 0) {
-      const grace = this.opts.closeGraceMs ?? 30_000;
-      await Promise.race([new Promise<void>((r) => sub.idle.add(r)), sleep(grace)]);
+      await Promise.race([new Promise<void>((r) => sub.idle.add(r)), sleep(graceMs)]);
     }
     // Closing the channel returns any unacked message to the queue.
     await sub.channel?.close().catch(() => {});

@@ -16,11 +16,8 @@ export type Running = { stop: () => Promise<void> };
 type AnyConfig = InfraSettings;
 
 /** RabbitMQ / S3 / MongoDB when their URLs are set; in-process, filesystem, embedded otherwise. */
-export async function createAdapters(c: InfraSettings & { SEPARATOR_MAX_HOLD_SEC?: number }, log: Logger, service?: string): Promise<Adapters> {
-  // A stopping separator hands its jobs back at their next chunk, or finishes the encode it is in
-  // (bounded by its hold): the bus waits that long for its handlers before returning their messages.
-  const closeGraceMs = c.SEPARATOR_MAX_HOLD_SEC ? c.SEPARATOR_MAX_HOLD_SEC * 1000 : undefined;
-  const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }), ...(service ? { name: `stemflow-${service}` } : {}), ...(closeGraceMs ? { closeGraceMs } : {}) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
+export async function createAdapters(c: InfraSettings, log: Logger, service?: string): Promise<Adapters> {
+  const bus: EventBus = c.AMQP_URL ? await RabbitBus.connect({ url: c.AMQP_URL, log: log.child({ component: 'bus' }), ...(service ? { name: `stemflow-${service}` } : {}) }) : new InMemoryBus({ log: log.child({ component: 'bus' }) });
   const blobs = createBlobStore(c);
   const jobs = await createJobStore(c);
   log.info(

@@ -88,10 +88,11 @@ export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engin
   });
   return {
     // Stopping hands every job in flight back at its next chunk boundary (checkpointed), then waits
-    // for those handlers before the channel closes: a rollout loses no model run.
+    // for those handlers before the channel closes — an encode in progress as long as a job may be
+    // held — so a rollout loses no model run.
     stop: async () => {
       draining = true;
-      await sub.close();
+      await sub.close(deps.maxHoldMs);
       await cancels.close();
     },
   };

@@ -6,10 +6,7 @@ import { $, clock, esc } from './util.js';
 
 export function closeMixer() {
   if (mixer.playing) pause();
-  mixer.loop = null;
-  $('loop').disabled = true;
-  $('loop').setAttribute('aria-pressed', 'false');
-  $('loop').textContent = 'Loop A–B';
+  setLoop(); // no loop: the button reset, the regions removed
   for (const s of mixer.stems) s.wave?.destroy();
   mixer.stems = [];
   mixer.open = false;

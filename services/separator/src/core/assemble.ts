@@ -4,6 +4,7 @@
  * its gain and clamp applied and measured, as the interleaved stereo an encoder takes.
  */
 import { StemflowError, outputStemNames, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
+import { setImmediate as turn } from 'node:timers/promises';
 import { readBack } from '@stemflow/audio';
 import { HTDEMUCS } from '@stemflow/models';
 import { CH } from './engine.js';
@@ -34,7 +35,6 @@ export const rescaleGain = (peak: number) => 1 / Math.max(1.01 * peak, 1);
  * between blocks (the main thread also serves the job's progress and other jobs).
  */
 export const BLOCK_FRAMES = 1 << 14;
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Averages the passes into blocks of the final track: [plane][n], de-normalized. */
 export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32Array>[]): AsyncGenerator<{ data: Float32Array; n: number }> {

@@ -6,6 +6,7 @@ import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/models/shape';
 import { HTDEMUCS, type Quality, type ort } from '@stemflow/models';
 import { inProcessRunner, type ModelRunner } from './runner.js';
 import { modelRunDuration } from '@stemflow/telemetry';
+import { setImmediate as turn } from 'node:timers/promises';
 
 export const STEMS = HTDEMUCS.stems.length; // 4
 export const CH = HTDEMUCS.channels;
@@ -20,7 +21,6 @@ export type Prepared = { mix: Float32Array; spec: Float32Array };
  * holds the loop for more than a few milliseconds, even on a machine whose cores the model takes.
  */
 const FRAMES_PER_SLICE = 16;
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class HtdemucsEngine {
   private readonly stft = new Stft();
