@@ -23,9 +23,9 @@ const { createLogger } = await import('@stemflow/telemetry');
 const load: Record<string, number> = {};
 for (const quality of ['fast', 'full'] as const) {
   const t0 = performance.now();
-  const { engines } = await loadEngines({ device: 'cpu', threads: 0, concurrency: 1, memArena: false, quality, log: createLogger('bench', 'silent') });
+  const { pool } = await loadEngines({ device: 'cpu', threads: 0, engines: 1, memArena: false, quality, log: createLogger('bench', 'silent') });
   load[quality] = (performance.now() - t0) / 1000;
-  await Promise.all(engines.map((e) => e.close()));
+  await pool.close();
 }
 console.log(`model load (a new replica's engine ready, weights verified once): fast ${load.fast!.toFixed(1)} s, full ${load.full!.toFixed(1)} s`);
 const startup = POD + load.fast!;

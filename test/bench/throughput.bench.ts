@@ -2,7 +2,8 @@
  * pnpm bench throughput — how many jobs an hour one separator process does: a batch of 20 s songs
  * (the generated mixture, decoded PCM already stored) queued at once, through the whole separator
  * use case (plan, chunks, checkpoints, stems encoded) on the in-process bus and filesystem store,
- * for SEPARATOR_CONCURRENCY × threads ∈ {1×cores, 2×cores/2, …} and quality full and fast. Each
+ * for SEPARATOR_ENGINES × threads ∈ {1×cores, 2×cores/2, …} (as many jobs at once as engines, the
+ * default) and quality full and fast. Each
  * configuration in its own process (its peak RSS is its own): jobs/hour, job latency p50/p95 from
  * queued to completed, peak RSS, and the main thread's event-loop delay p99 while they run. BENCH_JOBS (default 4) songs per batch.
  */
@@ -19,7 +20,7 @@ const child = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 
 type Result = { wallSec: number; latencies: number[]; peakRssMiB: number; loopP99Ms: number };
 
-async function run(concurrency: number, threads: number, quality: 'full' | 'fast'): Promise<Result> {
+async function run(engines: number, threads: number, quality: 'full' | 'fast'): Promise<Result> {
   const { InMemoryBus, newEvent } = await import('@stemflow/bus');
   const { QUEUES } = await import('@stemflow/contracts');
   const { FsBlobStore } = await import('@stemflow/storage');
@@ -38,7 +39,7 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
   const options = { stems: ['drums', 'bass', 'other', 'vocals'] as ('drums' | 'bass' | 'other' | 'vocals')[], format: 'wav16' as const, shifts: 1, overlap: 0.25, clip: 'rescale' as const, sample_rate: 'input' as const, residual: false, start: 0, quality };
   const ids = Array.from({ length: JOBS }, () => crypto.randomUUID());
   for (const id of ids) await blobs.put(objectKeys.pcm(id), Buffer.from(pcm.buffer));
-  const { engines } = await loadEngines({ device: 'cpu', threads, concurrency, memArena: false, quality, log });
+  const { pool } = await loadEngines({ device: 'cpu', threads, engines, memArena: false, quality, log });
   const done = new Map<string, number>();
   let finish!: () => void;
   const all = new Promise<void>((res) => (finish = res));
@@ -52,7 +53,7 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
       process.exit(1);
     },
   });
-  const sep = await startSeparator({ bus, blobs, log, engines });
+  const sep = await startSeparator({ bus, blobs, log, pool });
   // The main thread's event-loop delay while the jobs run (HTTP, health and heartbeats share it).
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
@@ -62,7 +63,7 @@ async function run(concurrency: number, threads: number, quality: 'full' | 'fast
   const wallSec = (performance.now() - t0) / 1000;
   loop.disable();
   await sep.stop();
-  await Promise.all(engines.map((e) => e.close()));
+  await pool.close();
   rmSync(root, { recursive: true, force: true });
   return { wallSec, latencies: ids.map((id) => (done.get(id)! - t0) / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024, loopP99Ms: loop.percentile(99) / 1e6 };
 }
@@ -80,7 +81,7 @@ if (child) {
   // Each configuration BENCH_REPEAT times (default 3), interleaved, medians reported: one run of
   // one configuration moves by ±15 % on this machine.
   const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
-  const configs = (['full', 'fast'] as const).flatMap((quality) => shapes.map(([c, t]) => ({ quality, c, t, name: `${quality} ${c} job${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}` })));
+  const configs = (['full', 'fast'] as const).flatMap((quality) => shapes.map(([c, t]) => ({ quality, c, t, name: `${quality} ${c} engine${c > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}` })));
   const results = new Map<string, Result[]>();
   for (let i = 0; i < REPEAT; i++) {
     for (const { quality, c, t, name } of configs) {
@@ -100,7 +101,7 @@ if (child) {
     const runs = rs.map((r) => ((JOBS / r.wallSec) * 3600).toFixed(0)).join(', ');
     console.log(`${name.padEnd(26)} ${perHour.toFixed(0).padStart(5)} jobs/h (runs: ${runs})   latency p50 ${median(rs.map((r) => pct(r.latencies, 50))).toFixed(1)} s, p95 ${median(rs.map((r) => pct(r.latencies, 95))).toFixed(1)} s   peak RSS ${(median(rs.map((r) => r.peakRssMiB)) / 1024).toFixed(2)} GiB   loop p99 ${median(rs.map((r) => r.loopP99Ms)).toFixed(0)} ms`);
   }
-  const base = rows.find((r) => r.name === `full 1 job × ${cores} threads`)!;
+  const base = rows.find((r) => r.name === `full 1 engine × ${cores} threads`)!;
   const best = rows.reduce((a, b) => (b.perHour > a.perHour ? b : a));
   console.log(`\nagainst full 1 × ${cores} (the old default): ${rows.map((r) => `${r.name} ${(r.perHour / base.perHour).toFixed(2)}x`).join(', ')}`);
   console.log(`most jobs/hour: ${best.name} (${(best.perHour / base.perHour).toFixed(2)}x; target ≥ 1.4x with the chosen defaults)`);

@@ -13,7 +13,9 @@ import type { Logger } from '@stemflow/telemetry';
 export type PipelineOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   threads: number;
-  /** Jobs separated at once (one engine each; default 1). */
+  /** Model sessions the jobs share (0 or absent: one per core, as memory allows). */
+  engines?: number;
+  /** Jobs separated at once (0 or absent: one per engine). */
   concurrency?: number;
   /** The graph loaded first: the one jobs run when they do not say. */
   quality?: 'full' | 'fast';
@@ -38,8 +40,8 @@ export async function startPipeline(adapters: Adapters, log: Logger, options: Pi
     ...(options.decodeStallSec !== undefined ? { stallSec: options.decodeStallSec } : {}),
     ...(options.import ? { import: options.import } : {}),
   });
-  const { engines, device, health } = await loadEngines({ device: options.device, threads: options.threads, concurrency: options.concurrency ?? 1, memArena: false, quality: options.quality ?? 'full', log });
-  const separator = await startSeparator({ ...adapters, engines, log: log.child({ component: 'separator' }), maxHoldMs: options.maxHoldSec ? options.maxHoldSec * 1000 : undefined });
+  const { pool, device, health } = await loadEngines({ device: options.device, threads: options.threads, engines: options.engines ?? 0, memArena: false, quality: options.quality ?? 'full', log });
+  const separator = await startSeparator({ ...adapters, pool, concurrency: options.concurrency ?? 0, log: log.child({ component: 'separator' }), maxHoldMs: options.maxHoldSec ? options.maxHoldSec * 1000 : undefined });
   const webhooks = options.webhooks ? await startWebhooks({ ...adapters, log: log.child({ component: 'webhooks' }) }, options.webhooks) : undefined;
   return {
     device,
@@ -47,7 +49,7 @@ export async function startPipeline(adapters: Adapters, log: Logger, options: Pi
     stop: async () => {
       await webhooks?.stop();
       await separator.stop();
-      await Promise.all(engines.map((e) => e.close())); // the models' threads
+      await pool.close(); // the models' threads
       await decoder.stop();
       await status.stop();
     },

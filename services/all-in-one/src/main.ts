@@ -31,6 +31,7 @@ await runService(allInOneConfig, async ({ config, log, adapters, checks }) => {
     import: { policy, timeoutMs: config.IMPORT_TIMEOUT_SEC * 1000, maxBytes: config.MAX_UPLOAD_BYTES },
     device: config.SEPARATOR_DEVICE,
     threads: config.SEPARATOR_THREADS,
+    engines: config.SEPARATOR_ENGINES,
     concurrency: config.SEPARATOR_CONCURRENCY,
     quality: config.DEFAULT_QUALITY,
     maxDurationSec: config.MAX_DURATION_SEC,

@@ -5,11 +5,11 @@ import { isMarkedCanceled } from '@stemflow/storage';
 import type { Quality, SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { timeStage, type Logger } from '@stemflow/telemetry';
-import { HtdemucsEngine, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
+import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
 export { separateJob } from './use-cases/separate-job.js';
-export { HtdemucsEngine } from './core/index.js';
+export { HtdemucsEngine, ModelPool } from './core/index.js';
 
 /**
  * Peak resident memory per engine (its session and the tensors of a run, arena off), rounded up
@@ -20,32 +20,52 @@ export { HtdemucsEngine } from './core/index.js';
 export const ENGINE_MEMORY_GIB = 2.8;
 
 /**
- * Loads the model (checked by sha256) in worker threads and opens `concurrency` engines on them,
- * one job each: the model runs there, this thread keeps the bus, HTTP, checkpoints and the DSP of
- * the chunks around it. Threads per session: `threads`, or the cores shared out. `quality` is the
- * graph each loads first (the jobs' default); a job asking for the other switches its engine's.
- * Refused at start when the machine's memory cannot hold the engines.
+ * Engines a separator opens when SEPARATOR_ENGINES is 0: one per core, or per `threads` cores when
+ * those are set (one-thread sessions side by side do the most runs per second on a CPU), as many
+ * as half the memory holds (the rest is the process's and the machine's), at least one. On a GPU:
+ * one (a session fills the device).
  */
-export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; concurrency?: number; memoryBytes?: number }): Promise<{ engines: HtdemucsEngine[]; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[] }> {
-  const { log, concurrency = 1, memoryBytes = availableMemory(), ...options } = o;
+export function autoEngines(cores: number, memoryBytes: number, threads = 0): number {
+  const byCores = threads > 0 ? Math.floor(cores / threads) : cores;
+  return Math.max(1, Math.min(byCores, Math.floor(memoryBytes / 2 / (ENGINE_MEMORY_GIB * 2 ** 30))));
+}
+
+/**
+ * Loads the model (checked by sha256) in worker threads, one session each: `engines` of them
+ * (0 → autoEngines), pooled. The model runs there; this thread keeps the bus, HTTP, checkpoints
+ * and the DSP of the chunks around it. Threads per session: `threads`, or the cores shared out.
+ * `quality` is the graph each loads first (the jobs' default); a run of the other quality switches
+ * the session it gets. Refused at start when the machine's memory cannot hold the engines.
+ */
+export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; engines?: number; memoryBytes?: number }): Promise<{ pool: ModelPool; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[]; threads: number }> {
+  const { log, engines: asked = 0, memoryBytes = availableMemory(), ...options } = o;
   const quality = o.quality ?? 'full';
-  const need = concurrency * ENGINE_MEMORY_GIB * 2 ** 30;
+  const cores = availableParallelism();
+  const need = asked * ENGINE_MEMORY_GIB * 2 ** 30;
   if (need > memoryBytes) {
-    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_CONCURRENCY=${concurrency} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB} GiB per engine), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer jobs at once`, { status: 500 });
+    throw new StemflowError('MODEL_UNAVAILABLE', `SEPARATOR_ENGINES=${asked} needs about ${(need / 2 ** 30).toFixed(1)} GiB (${ENGINE_MEMORY_GIB} GiB per engine), and this machine has ${(memoryBytes / 2 ** 30).toFixed(1)} GiB: run fewer engines`, { status: 500 });
   }
-  const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(availableParallelism() / concurrency));
-  const start = async (q: Quality) => {
+  const start = (threads: number) => async (q: Quality) => {
     const one = () => workerRunner({ ...options, threads, quality: q, log: (m) => log.warn(m) });
     return supervisedRunner(await one(), one, (m) => log.error(m));
   };
+  let count = asked > 0 ? asked : autoEngines(cores, memoryBytes, options.threads);
+  let threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
   const models: QualityRunner[] = [];
   try {
-    for (let i = 0; i < concurrency; i++) models.push(await QualityRunner.open(quality, start));
+    // The first alone: on a GPU (SEPARATOR_DEVICE=auto found one) an automatic count is one.
+    models.push(await QualityRunner.open(quality, start(threads)));
+    if (asked === 0 && models[0]!.device === 'cuda') count = 1;
+    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, () => QualityRunner.open(quality, start(threads))));
+    for (const r of rest) if (r.status === 'fulfilled') models.push(r.value);
+    const failed = rest.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (err) {
     await Promise.all(models.map((m) => m.close()));
     throw err;
   }
-  log.info({ device: models[0]!.device, quality, engines: concurrency, threads, thread: 'worker' }, 'model loaded');
+  if (models[0]!.device === 'cuda' && options.threads <= 0) threads = cores;
+  log.info({ device: models[0]!.device, quality, engines: count, threads, thread: 'worker' }, 'model loaded');
   // A worker that died is replaced on the next run: health says so, and stays up.
   const health: Check = {
     name: 'model',
@@ -54,18 +74,18 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
       detail: models
         .map((m, i) => {
           const r = m.current;
-          return `${concurrency > 1 ? `engine ${i + 1}: ` : ''}htdemucs (${m.quality}) on ${r.device} in a worker thread, ${threads} thread${threads > 1 ? 's' : ''}${r.restarts ? `; restarted ${r.restarts}× (last: ${r.lastFailure})` : ''}`;
+          return `${count > 1 ? `engine ${i + 1}: ` : ''}htdemucs (${m.quality}) on ${r.device} in a worker thread, ${threads} thread${threads > 1 ? 's' : ''}${r.restarts ? `; restarted ${r.restarts}× (last: ${r.lastFailure})` : ''}`;
         })
         .join('; '),
     }),
   };
-  return { engines: models.map((m) => new HtdemucsEngine(m)), device: models[0]!.device, health, models };
+  return { pool: new ModelPool(models), device: models[0]!.device, health, models, threads };
 }
 
 /** One engine (the CLI, tests). */
 export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner }> {
-  const r = await loadEngines({ ...o, concurrency: 1 });
-  return { engine: r.engines[0]!, device: r.device, health: r.health, models: r.models[0]! };
+  const r = await loadEngines({ ...o, engines: 1 });
+  return { engine: new HtdemucsEngine(r.models[0]!), device: r.device, health: r.health, models: r.models[0]! };
 }
 
 /** The memory this process may use: its cgroup's limit when there is one (Node reads it), else the machine's. */
@@ -75,16 +95,19 @@ function availableMemory(): number {
 }
 
 /**
- * Jobs in flight, one per engine (each its own model worker and session): the queue's prefetch is
- * the number of engines, and each delivery takes a free engine for the whole job. Cancellations
- * are watched on the separator's own queue and in the store.
+ * Jobs in flight (`concurrency`, the queue's prefetch; default: one per engine), their model runs
+ * on the pool's engines — a job alone on all of them, an earlier job's runs before a later one's —
+ * or every job on one given engine (tests). Cancellations are watched on the separator's own queue
+ * and in the store.
  */
-export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { engines: HtdemucsEngine[] }), queue: QueueSpec = QUEUES.separator): Promise<Running> {
-  const pool = new EnginePool('engines' in deps ? deps.engines : [deps.engine]);
+export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { pool: ModelPool }) & { concurrency?: number }, queue: QueueSpec = QUEUES.separator): Promise<Running> {
   const cancels = await watchCancellations(deps.bus, { marked: isMarkedCanceled(deps.blobs) });
   let draining = false;
-  const sub = await deps.bus.subscribe({ ...queue, prefetch: pool.size }, {
-    'job.decoded': (e) => pool.with((engine) => timeStage('separate', () => separateJob({ ...deps, cancels, engine, draining: () => draining }, e))),
+  let jobs = 0;
+  const engineFor = 'pool' in deps ? () => new HtdemucsEngine(deps.pool.lease(jobs++)) : () => deps.engine;
+  const prefetch = deps.concurrency || ('pool' in deps ? deps.pool.size : 1);
+  const sub = await deps.bus.subscribe({ ...queue, prefetch }, {
+    'job.decoded': (e) => timeStage('separate', () => separateJob({ ...deps, cancels, engine: engineFor(), draining: () => draining }, e)),
   });
   return {
     // Stopping hands every job in flight back at its next chunk boundary (checkpointed), then waits
@@ -96,26 +119,4 @@ export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engin
       await cancels.close();
     },
   };
-}
-
-/** Engines lent to one job at a time; a job that finds none free waits for one. */
-class EnginePool {
-  private readonly free: HtdemucsEngine[];
-  private readonly waiting: ((e: HtdemucsEngine) => void)[] = [];
-  constructor(engines: HtdemucsEngine[]) {
-    if (!engines.length) throw new Error('a separator needs at least one engine');
-    this.free = [...engines];
-    this.size = engines.length;
-  }
-  readonly size: number;
-  async with<T>(fn: (e: HtdemucsEngine) => Promise<T>): Promise<T> {
-    const engine = this.free.pop() ?? (await new Promise<HtdemucsEngine>((r) => this.waiting.push(r)));
-    try {
-      return await fn(engine);
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next(engine);
-      else this.free.push(engine);
-    }
-  }
 }

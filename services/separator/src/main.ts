@@ -5,20 +5,20 @@ import { loadEngines, startSeparator } from './index.js';
 await runService(
   separatorConfig,
   async ({ config, log, adapters, checks }) => {
-    const { engines, health } = await loadEngines({
+    const { pool, health } = await loadEngines({
       device: config.SEPARATOR_DEVICE,
       threads: config.SEPARATOR_THREADS,
-      concurrency: config.SEPARATOR_CONCURRENCY,
+      engines: config.SEPARATOR_ENGINES,
       memArena: false,
       quality: config.DEFAULT_QUALITY,
       log,
     });
     checks.push(health);
-    const separator = await startSeparator({ ...adapters, log, engines, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
+    const separator = await startSeparator({ ...adapters, log, pool, concurrency: config.SEPARATOR_CONCURRENCY, maxHoldMs: config.SEPARATOR_MAX_HOLD_SEC * 1000 });
     return {
       stop: async () => {
         await separator.stop();
-        await Promise.all(engines.map((e) => e.close()));
+        await pool.close();
       },
     };
   },

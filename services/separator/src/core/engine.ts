@@ -38,6 +38,11 @@ export class HtdemucsEngine {
     return this.runner.device;
   }
 
+  /** Model runs that proceed at once on this engine's runner: a pass keeps that many chunks in flight. */
+  get lanes(): number {
+    return this.runner.lanes ?? 1;
+  }
+
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */
   async prepare(segment: Float32Array): Promise<Prepared> {
     const spec = new Float32Array(CH * 2 * BINS * FRAMES);

@@ -2,7 +2,8 @@
  * One pass of chunked separation with overlap-add (apply.py `apply_model` with split), streaming:
  * chunk inputs are read by range, each chunk's finished output region is handed on (and
  * checkpointed) as soon as no later chunk can touch it, so memory does not grow with the track.
- * Reading and the STFT of chunk k+1 and the iSTFT of chunk k-1 run while the model computes k.
+ * Reading and the STFT of the next chunk and the iSTFT of the last one run while the model computes;
+ * an engine whose runner has several sessions (a ModelPool) computes that many chunks at once.
  */
 import { SEGMENT } from '@stemflow/models/shape';
 import { CH, STEMS, type HtdemucsEngine } from './engine.js';
@@ -95,22 +96,34 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   };
 
   if (first >= plan.length) return 'done';
+  // Chunks in flight, oldest first: as many as the engine's runner computes at once (its pool's
+  // sessions), each posted in order (the carry is sequential), the next launched as soon as a run
+  // returns — before that run's iSTFT, which the main thread does while the model computes.
+  const lanes = Math.max(1, engine.lanes);
+  const inFlight: { c: Chunk; out: Promise<{ freq: Float32Array; time: Float32Array }> }[] = [];
+  let next = first;
   let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
-  let prev: { c: Chunk; out: { freq: Float32Array; time: Float32Array } } | undefined;
-  for (let k = first; k < plan.length; k++) {
-    const c = plan[k]!;
-    if (hooks.shouldStop && (await hooks.shouldStop())) {
-      if (prev) await post(prev.c, await engine.finish(prev.out));
-      return 'stopped';
+  let stopped = false;
+  const fill = async () => {
+    while (!stopped && next < plan.length && inFlight.length < lanes) {
+      if (hooks.shouldStop && (await hooks.shouldStop())) {
+        stopped = true; // what is in flight is still posted (checkpointed): no model run is thrown away
+        return;
+      }
+      const inputs = await nextPrep!;
+      const out = engine.infer(inputs);
+      out.catch(() => {}); // awaited in order below, unless an earlier chunk throws first
+      inFlight.push({ c: plan[next]!, out });
+      next++;
+      nextPrep = next < plan.length ? prepare(plan[next]!) : undefined;
     }
-    const inputs = await nextPrep!;
-    const running = engine.infer(inputs);
-    running.catch(() => {}); // awaited below, unless finishing the previous chunk throws first
-    // While the model runs: finish the previous chunk and prepare the next one.
-    if (prev) await post(prev.c, await engine.finish(prev.out));
-    nextPrep = k + 1 < plan.length ? prepare(plan[k + 1]!) : undefined;
-    prev = { c, out: await running };
+  };
+  await fill();
+  while (inFlight.length) {
+    const head = inFlight.shift()!;
+    const out = await head.out;
+    await fill();
+    await post(head.c, await engine.finish(out));
   }
-  if (prev) await post(prev.c, await engine.finish(prev.out));
-  return 'done';
+  return stopped ? 'stopped' : 'done';
 }

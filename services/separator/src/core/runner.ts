@@ -24,6 +24,8 @@ export type ModelRunner = {
   readonly exited?: Promise<void>;
   /** Makes the next runs use this quality's graph (a runner with one graph has no choice: absent). */
   select?(quality: Quality): Promise<void>;
+  /** Runs it computes at once (a pool's sessions); 1 when absent. */
+  readonly lanes?: number;
 };
 /** A runner whose model lives in a worker thread. */
 export type WorkerRunner = ModelRunner & {

@@ -1,0 +1,145 @@
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ort, type Quality } from '@stemflow/models';
+import { SEGMENT } from '@stemflow/models/shape';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HtdemucsEngine } from './engine.js';
+import { ModelPool } from './model-pool.js';
+import { runPass, type Region } from './pass.js';
+import { planChunks } from './plan.js';
+import { inProcessRunner, type ModelRunner } from './runner.js';
+
+const tinyModel = fileURLToPath(new URL('../../../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
+
+/** A session whose runs the test releases by hand, recording what ran on it. */
+function heldRunner(name: string, quality?: Quality) {
+  const log: string[] = [];
+  const held: (() => void)[] = [];
+  let loaded = quality;
+  const r: ModelRunner & { quality?: Quality; log: string[]; release: () => void } = {
+    device: 'cpu',
+    get quality() {
+      return loaded;
+    },
+    log,
+    release: () => held.shift()?.(),
+    select: async (q) => {
+      log.push(`${name} switched to ${q}`);
+      loaded = q;
+    },
+    run: async (mix) => {
+      log.push(`${name} ran ${mix[0]}`);
+      await new Promise<void>((res) => held.push(res));
+      return { freq: new Float32Array(1), time: new Float32Array(1), ms: 1 };
+    },
+    close: async () => {},
+  };
+  return r;
+}
+const input = (n: number) => [new Float32Array([n]), new Float32Array(1)] as const;
+const until = async (cond: () => boolean) => {
+  while (!cond()) await sleep(1);
+};
+
+describe('the model pool', () => {
+  it('serves the earliest job first when a session frees, and a session its own quality before switching it', async () => {
+    const a = heldRunner('a', 'fast');
+    const b = heldRunner('b', 'fast');
+    const pool = new ModelPool([a, b]);
+    const early = pool.lease(0);
+    const late = pool.lease(1);
+    await early.select!('fast');
+    await late.select!('full');
+    const done: Promise<unknown>[] = [];
+    done.push(early.run(...input(1)), early.run(...input(2))); // both sessions busy
+    await until(() => a.log.length + b.log.length === 2);
+    done.push(late.run(...input(10)), early.run(...input(3))); // the later job asked first
+    a.release(); // a (fast) frees: the early job's run goes first, and it is of a's quality
+    await until(() => a.log.length === 2);
+    expect(a.log).toEqual(['a ran 1', 'a ran 3']);
+    b.release(); // b frees: only the late job's full run waits, so b switches for it
+    await until(() => b.log.length === 3);
+    expect(b.log).toEqual(['b ran 2', 'b switched to full', 'b ran 10']);
+    a.release();
+    b.release();
+    await Promise.all(done);
+    expect(pool.lease(2).lanes).toBe(2);
+  });
+});
+
+describe('a pass on a pool of sessions', () => {
+  let session: ort.InferenceSession;
+  beforeAll(async () => {
+    session = await ort.InferenceSession.create(tinyModel);
+  });
+
+  /**
+   * A tiny-model runner counting runs at once; `pairs` holds each run until a second one runs
+   * beside it (or it is the plan's last), so a pass that keeps two in flight is seen to.
+   */
+  const slow = (counter: { now: number; max: number; runs: number }, pairs = false): ModelRunner => {
+    const inner = inProcessRunner(session);
+    return {
+      device: 'cpu',
+      run: async (mix, spec) => {
+        counter.runs++;
+        counter.now++;
+        counter.max = Math.max(counter.max, counter.now);
+        await sleep(5);
+        while (pairs && counter.now < 2 && counter.runs < plan.length) await sleep(1);
+        try {
+          return await inner.run(mix, spec);
+        } finally {
+          counter.now--;
+        }
+      },
+      close: async () => {},
+    };
+  };
+
+  const frames = 5 * SEGMENT;
+  const mix = new Float32Array(2 * frames).map((_, i) => Math.sin(i * 0.013) * 0.3 + Math.sin(i * 0.31) * 0.1);
+  const read = async (start: number, len: number) => {
+    const out = new Float32Array(2 * len);
+    for (let c = 0; c < 2; c++) for (let i = 0; i < len; i++) {
+      const t = start + i;
+      out[c * len + i] = t >= 0 && t < frames ? mix[c * frames + t]! : 0;
+    }
+    return out;
+  };
+  const view = { viewOffset: 0, viewLength: frames, trackLength: frames };
+  const plan = planChunks(frames, 0.25);
+  const collect = async (engine: HtdemucsEngine, stopAfter = Infinity) => {
+    const regions: [number, Region][] = [];
+    const r = await runPass(engine, read, view, plan, { onChunk: async (k, region) => void regions.push([k, region]), shouldStop: async () => regions.length >= stopAfter });
+    return { r, regions };
+  };
+
+  it('runs as many chunks at once as the pool has sessions, and hands on the same samples in the same order as one session', async () => {
+    const one = { now: 0, max: 0, runs: 0 };
+    const two = { now: 0, max: 0, runs: 0 };
+    const alone = await collect(new HtdemucsEngine(slow(one)));
+    const pooled = await collect(new HtdemucsEngine(new ModelPool([slow(two, true), slow(two, true)]).lease(0)));
+    expect(plan.length).toBeGreaterThan(3);
+    expect(one.max).toBe(1);
+    expect(two.max).toBe(2);
+    expect(pooled.r).toBe('done');
+    expect(pooled.regions.map(([k]) => k)).toEqual(plan.map((c) => c.index));
+    for (const [i, [, region]] of pooled.regions.entries()) {
+      const [, want] = alone.regions[i]!;
+      expect([region.start, region.length]).toEqual([want.start, want.length]);
+      expect(Buffer.from(region.data.buffer).equals(Buffer.from(want.data.buffer))).toBe(true);
+    }
+  });
+
+  it('stopped, launches no more chunks and still hands on those in flight, in order', async () => {
+    const counter = { now: 0, max: 0, runs: 0 };
+    const { r, regions } = await collect(new HtdemucsEngine(new ModelPool([slow(counter), slow(counter)]).lease(0)), 1);
+    expect(r).toBe('stopped');
+    // Asked once chunk 0 was handed on: 1 was running, and 2 was launched as 0 returned (before its
+    // iSTFT); both are handed on, and chunk 3 never runs.
+    expect(regions.map(([k]) => k)).toEqual([0, 1, 2]);
+    expect(counter.runs).toBe(3);
+    expect(plan.length).toBeGreaterThan(4);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * The separator's model sessions, shared by the jobs in flight a run at a time. On a CPU two
+ * one-thread sessions side by side do more runs per second than one two-thread session (ORT's
+ * intra-op scaling flattens; `pnpm bench throughput`), so a separator keeps several, and a job
+ * alone keeps them all busy: its pass runs as many chunks at once as there are sessions. Jobs that
+ * started earlier go first (a queue of jobs finishes one by one, the later ones filling the gaps);
+ * a free session serves a run of the quality it has loaded before one that would make it switch.
+ */
+import type { Quality } from '@stemflow/models';
+import type { ModelRunner } from './runner.js';
+
+/** A session that may hold either graph: `quality` is the one loaded, `select` loads another. */
+type PooledRunner = ModelRunner & { readonly quality?: Quality };
+type Waiter = { priority: number; seq: number; quality: Quality | undefined; take: (r: PooledRunner) => void };
+/** Whether a session can serve a run without switching graphs. */
+const serves = (r: PooledRunner, q: Quality | undefined) => r.quality === undefined || q === undefined || r.quality === q;
+
+export class ModelPool {
+  private readonly free: PooledRunner[];
+  private readonly waiting: Waiter[] = [];
+  private seq = 0;
+
+  constructor(readonly runners: readonly PooledRunner[]) {
+    if (!runners.length) throw new Error('a model pool needs at least one session');
+    this.free = [...runners];
+  }
+
+  /** Sessions: how many runs can be computed at once. */
+  get size(): number {
+    return this.runners.length;
+  }
+
+  get device(): 'cpu' | 'cuda' {
+    return this.runners[0]!.device;
+  }
+
+  /**
+   * A job's view of the pool: a runner whose runs take the next free session (switched to the
+   * job's quality where it holds the other), ahead of the runs of jobs with a larger `priority`.
+   */
+  lease(priority: number): ModelRunner & { readonly lanes: number } {
+    let quality: Quality | undefined;
+    const pool = this;
+    return {
+      get device() {
+        return pool.device;
+      },
+      lanes: this.size,
+      select: async (q) => {
+        quality = q;
+      },
+      run: async (mix, spec) => {
+        const runner = await pool.acquire(priority, quality);
+        try {
+          if (quality && runner.quality !== undefined && runner.quality !== quality) await runner.select?.(quality);
+          return await runner.run(mix, spec);
+        } finally {
+          pool.release(runner);
+        }
+      },
+      // The sessions are the pool's: a job's end closes none of them.
+      close: async () => {},
+    };
+  }
+
+  close(): Promise<void> {
+    return Promise.all(this.runners.map((r) => r.close())).then(() => {});
+  }
+
+  private acquire(priority: number, quality: Quality | undefined): Promise<PooledRunner> {
+    if (this.free.length) return Promise.resolve(this.free.splice(Math.max(0, this.free.findIndex((r) => serves(r, quality))), 1)[0]!);
+    return new Promise((take) => this.waiting.push({ priority, seq: this.seq++, quality, take }));
+  }
+
+  private release(runner: PooledRunner): void {
+    if (!this.waiting.length) {
+      this.free.push(runner);
+      return;
+    }
+    // The earliest job's oldest run of the quality this session holds; else the earliest job's.
+    const first = (ws: Waiter[]) => ws.reduce((a, b) => (b.priority < a.priority || (b.priority === a.priority && b.seq < a.seq) ? b : a));
+    const same = this.waiting.filter((w) => serves(runner, w.quality));
+    const next = first(same.length ? same : this.waiting);
+    this.waiting.splice(this.waiting.indexOf(next), 1);
+    next.take(runner);
+  }
+}
