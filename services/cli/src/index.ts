@@ -51,7 +51,7 @@ Options:
                        submit: the key that makes a retried submit return the same job
                        (default: a new one per run; the upload is retried with it on a network error)
   --device <d>         separate: auto (default), cpu or cuda
-  --threads <n>        separate: ONNX Runtime threads per model session (default: 1, a session per core)
+  --threads <n>        separate: ONNX Runtime threads (default: all cores)
   --quiet              no progress bar
   -h, --help           this text
 `;

@@ -20,13 +20,21 @@ export { HtdemucsEngine, ModelPool } from './core/index.js';
 export const ENGINE_MEMORY_GIB = 2.8;
 
 /**
- * Engines a separator opens when SEPARATOR_ENGINES is 0: one per core, or per `threads` cores when
- * those are set (one-thread sessions side by side do the most runs per second on a CPU), as many
- * as half the memory holds (the rest is the process's and the machine's), at least one. On a GPU:
- * one (a session fills the device).
+ * Cores an automatic engine gets. On this project's 2-core machine one two-thread session runs a
+ * lone job's chunks faster than two one-thread sessions side by side (fast graph: 3.3 s a run
+ * against 6.9 s each, `pnpm bench separate`) and a queue of jobs about as fast (`pnpm bench
+ * throughput`) at half the memory; past a few cores ORT's intra-op scaling flattens, where
+ * sessions side by side pay. Four is a judgment, not measured here (no machine with more cores).
+ */
+export const CORES_PER_ENGINE = 4;
+
+/**
+ * Engines a separator opens when SEPARATOR_ENGINES is 0: one per CORES_PER_ENGINE cores (per
+ * `threads` cores when those are set), as many as half the memory holds (the rest is the process's
+ * and the machine's), at least one. On a GPU: one (a session fills the device).
  */
 export function autoEngines(cores: number, memoryBytes: number, threads = 0): number {
-  const byCores = threads > 0 ? Math.floor(cores / threads) : cores;
+  const byCores = Math.floor(cores / (threads > 0 ? threads : CORES_PER_ENGINE));
   return Math.max(1, Math.min(byCores, Math.floor(memoryBytes / 2 / (ENGINE_MEMORY_GIB * 2 ** 30))));
 }
 
@@ -95,9 +103,10 @@ function availableMemory(): number {
 }
 
 /**
- * Jobs in flight (`concurrency`, the queue's prefetch; default: one per engine), their model runs
- * on the pool's engines — a job alone on all of them, an earlier job's runs before a later one's —
- * or every job on one given engine (tests). Cancellations are watched on the separator's own queue
+ * Jobs in flight (`concurrency`, the queue's prefetch; default: one more than the engines, so the
+ * next job's first chunk and the last one's stems overlap the model), their model runs on the
+ * pool's engines — a job alone on all of them, an earlier job's runs before a later one's — or
+ * every job on one given engine (tests). Cancellations are watched on the separator's own queue
  * and in the store.
  */
 export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engine'> & ({ engine: HtdemucsEngine } | { pool: ModelPool }) & { concurrency?: number }, queue: QueueSpec = QUEUES.separator): Promise<Running> {
@@ -105,7 +114,7 @@ export async function startSeparator(deps: Omit<SeparateDeps, 'cancels' | 'engin
   let draining = false;
   let jobs = 0;
   const engineFor = 'pool' in deps ? () => new HtdemucsEngine(deps.pool.lease(jobs++)) : () => deps.engine;
-  const prefetch = deps.concurrency || ('pool' in deps ? deps.pool.size : 1);
+  const prefetch = deps.concurrency || ('pool' in deps ? deps.pool.size + 1 : 1);
   const sub = await deps.bus.subscribe({ ...queue, prefetch }, {
     'job.decoded': (e) => timeStage('separate', () => separateJob({ ...deps, cancels, engine: engineFor(), draining: () => draining }, e)),
   });

@@ -38,9 +38,14 @@ export class HtdemucsEngine {
     return this.runner.device;
   }
 
-  /** Model runs that proceed at once on this engine's runner: a pass keeps that many chunks in flight. */
+  /** Model runs a pass keeps asked at once on this engine's runner (a pool's sessions, and one waiting). */
   get lanes(): number {
     return this.runner.lanes ?? 1;
+  }
+
+  /** Withdraws the runs asked and not started (they fail with RunWithdrawn). */
+  withdraw(): void {
+    this.runner.withdraw?.();
   }
 
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */

@@ -4,7 +4,7 @@ import { ort, type Quality } from '@stemflow/models';
 import { SEGMENT } from '@stemflow/models/shape';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HtdemucsEngine } from './engine.js';
-import { ModelPool } from './model-pool.js';
+import { ModelPool, RunWithdrawn } from './model-pool.js';
 import { runPass, type Region } from './pass.js';
 import { planChunks } from './plan.js';
 import { inProcessRunner, type ModelRunner } from './runner.js';
@@ -63,7 +63,25 @@ describe('the model pool', () => {
     a.release();
     b.release();
     await Promise.all(done);
-    expect(pool.lease(2).lanes).toBe(2);
+    expect(pool.lease(2).lanes).toBe(3); // the sessions, and one run waiting
+  });
+
+  it("withdraws a stopped job's runs that no session took, and only its own", async () => {
+    const a = heldRunner('a');
+    const pool = new ModelPool([a]);
+    const first = pool.lease(0);
+    const second = pool.lease(1);
+    const running = first.run(...input(1));
+    await until(() => a.log.length === 1);
+    const waiting = [second.run(...input(2)), second.run(...input(3))];
+    const kept = first.run(...input(4));
+    second.withdraw();
+    await expect(Promise.all(waiting.map((p) => p.catch((e: unknown) => e)))).resolves.toEqual([expect.any(RunWithdrawn), expect.any(RunWithdrawn)]);
+    a.release();
+    await until(() => a.log.length === 2);
+    a.release();
+    await Promise.all([running, kept]);
+    expect(a.log).toEqual(['a ran 1', 'a ran 4']);
   });
 });
 
@@ -109,9 +127,9 @@ describe('a pass on a pool of sessions', () => {
   };
   const view = { viewOffset: 0, viewLength: frames, trackLength: frames };
   const plan = planChunks(frames, 0.25);
-  const collect = async (engine: HtdemucsEngine, stopAfter = Infinity) => {
+  const collect = async (engine: HtdemucsEngine, stopAfter = Infinity, how: true | 'now' = true) => {
     const regions: [number, Region][] = [];
-    const r = await runPass(engine, read, view, plan, { onChunk: async (k, region) => void regions.push([k, region]), shouldStop: async () => regions.length >= stopAfter });
+    const r = await runPass(engine, read, view, plan, { onChunk: async (k, region) => void regions.push([k, region]), shouldStop: async () => regions.length >= stopAfter && how });
     return { r, regions };
   };
 
@@ -132,14 +150,18 @@ describe('a pass on a pool of sessions', () => {
     }
   });
 
-  it('stopped, launches no more chunks and still hands on those in flight, in order', async () => {
+  it('stopped, launches no more chunks and still hands on those started, in order; stopped now, hands on none', async () => {
+    expect(plan.length).toBeGreaterThan(4);
     const counter = { now: 0, max: 0, runs: 0 };
-    const { r, regions } = await collect(new HtdemucsEngine(new ModelPool([slow(counter), slow(counter)]).lease(0)), 1);
+    const { r, regions } = await collect(new HtdemucsEngine(new ModelPool([slow(counter)]).lease(0)), 1);
     expect(r).toBe('stopped');
-    // Asked once chunk 0 was handed on: 1 was running, and 2 was launched as 0 returned (before its
-    // iSTFT); both are handed on, and chunk 3 never runs.
+    // One session, a run waiting: asked once chunk 0 was handed on, 1 had started as 0 returned and
+    // 2 had been asked for; both are handed on, and chunk 3 never runs.
     expect(regions.map(([k]) => k)).toEqual([0, 1, 2]);
     expect(counter.runs).toBe(3);
-    expect(plan.length).toBeGreaterThan(4);
+    const now = { now: 0, max: 0, runs: 0 };
+    const canceled = await collect(new HtdemucsEngine(new ModelPool([slow(now)]).lease(0)), 1, 'now');
+    expect(canceled.r).toBe('stopped');
+    expect(canceled.regions.map(([k]) => k)).toEqual([0]);
   });
 });

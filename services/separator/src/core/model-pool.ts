@@ -11,7 +11,14 @@ import type { ModelRunner } from './runner.js';
 
 /** A session that may hold either graph: `quality` is the one loaded, `select` loads another. */
 type PooledRunner = ModelRunner & { readonly quality?: Quality };
-type Waiter = { priority: number; seq: number; quality: Quality | undefined; take: (r: PooledRunner) => void };
+type Waiter = { priority: number; seq: number; quality: Quality | undefined; take: (r: PooledRunner) => void; drop: (e: Error) => void; lease: object };
+
+/** A run asked for and withdrawn before a session took it. */
+export class RunWithdrawn extends Error {
+  constructor() {
+    super('the run was withdrawn before it started');
+  }
+}
 /** Whether a session can serve a run without switching graphs. */
 const serves = (r: PooledRunner, q: Quality | undefined) => r.quality === undefined || q === undefined || r.quality === q;
 
@@ -37,20 +44,24 @@ export class ModelPool {
   /**
    * A job's view of the pool: a runner whose runs take the next free session (switched to the
    * job's quality where it holds the other), ahead of the runs of jobs with a larger `priority`.
+   * Its `lanes` are the sessions plus one: a pass keeps one run waiting, so a session that frees
+   * starts the job's next chunk at once, before a later job's and with no gap on the model's cores.
    */
-  lease(priority: number): ModelRunner & { readonly lanes: number } {
+  lease(priority: number): ModelRunner & { readonly lanes: number; withdraw(): void } {
     let quality: Quality | undefined;
     const pool = this;
+    const lease = {};
     return {
       get device() {
         return pool.device;
       },
-      lanes: this.size,
+      lanes: this.size + 1,
       select: async (q) => {
         quality = q;
       },
+      withdraw: () => pool.withdraw(lease),
       run: async (mix, spec) => {
-        const runner = await pool.acquire(priority, quality);
+        const runner = await pool.acquire(priority, quality, lease);
         try {
           if (quality && runner.quality !== undefined && runner.quality !== quality) await runner.select?.(quality);
           return await runner.run(mix, spec);
@@ -67,9 +78,17 @@ export class ModelPool {
     return Promise.all(this.runners.map((r) => r.close())).then(() => {});
   }
 
-  private acquire(priority: number, quality: Quality | undefined): Promise<PooledRunner> {
+  private acquire(priority: number, quality: Quality | undefined, lease: object): Promise<PooledRunner> {
     if (this.free.length) return Promise.resolve(this.free.splice(Math.max(0, this.free.findIndex((r) => serves(r, quality))), 1)[0]!);
-    return new Promise((take) => this.waiting.push({ priority, seq: this.seq++, quality, take }));
+    return new Promise((take, drop) => this.waiting.push({ priority, seq: this.seq++, quality, take, drop, lease }));
+  }
+
+  /** Fails a lease's runs that no session has taken yet (RunWithdrawn): its job stopped. */
+  private withdraw(lease: object): void {
+    for (const w of this.waiting.filter((x) => x.lease === lease)) {
+      this.waiting.splice(this.waiting.indexOf(w), 1);
+      w.drop(new RunWithdrawn());
+    }
   }
 
   private release(runner: PooledRunner): void {

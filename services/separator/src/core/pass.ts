@@ -8,6 +8,7 @@
 import { SEGMENT } from '@stemflow/models/shape';
 import { CH, STEMS, type HtdemucsEngine } from './engine.js';
 import { triangle, type Chunk } from './plan.js';
+import { RunWithdrawn } from './model-pool.js';
 
 export const PLANES = STEMS * CH; // 8 planar output channels
 
@@ -28,8 +29,12 @@ export type Region = { start: number; length: number; data: Float32Array };
 export type PassHooks = {
   /** After chunk k: its finished region (possibly empty) and the carry to resume from. */
   onChunk: (k: number, region: Region, carry: Carry) => Promise<void>;
-  /** Asked before each chunk; true stops the pass (cancel). */
-  shouldStop?: () => Promise<boolean>;
+  /**
+   * Asked before each chunk. true stops the pass once the runs already started have returned and
+   * been handed on (a hand-back: nothing computed is lost); 'now' stops it at once, their outputs
+   * unwanted (the job was canceled or deleted).
+   */
+  shouldStop?: () => Promise<boolean | 'now'>;
 };
 
 const weight = triangle();
@@ -96,18 +101,24 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   };
 
   if (first >= plan.length) return 'done';
-  // Chunks in flight, oldest first: as many as the engine's runner computes at once (its pool's
-  // sessions), each posted in order (the carry is sequential), the next launched as soon as a run
-  // returns — before that run's iSTFT, which the main thread does while the model computes.
+  // Chunks in flight, oldest first: as many as the engine's runner takes asked at once (its pool's
+  // sessions and one waiting), each posted in order (the carry is sequential), the next launched
+  // as soon as a run returns — before that run's iSTFT, which the main thread does while the model
+  // computes. Stopped, the runs not yet started are withdrawn, and those started are posted as they
+  // return (or, stopped 'now', left to finish unread).
   const lanes = Math.max(1, engine.lanes);
   const inFlight: { c: Chunk; out: Promise<{ freq: Float32Array; time: Float32Array }> }[] = [];
   let next = first;
   let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
   let stopped = false;
+  let dropped = false;
   const fill = async () => {
     while (!stopped && next < plan.length && inFlight.length < lanes) {
-      if (hooks.shouldStop && (await hooks.shouldStop())) {
-        stopped = true; // what is in flight is still posted (checkpointed): no model run is thrown away
+      const stop = hooks.shouldStop && (await hooks.shouldStop());
+      if (stop) {
+        stopped = true;
+        engine.withdraw();
+        dropped = stop === 'now';
         return;
       }
       const inputs = await nextPrep!;
@@ -119,10 +130,15 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     }
   };
   await fill();
-  while (inFlight.length) {
+  while (inFlight.length && !dropped) {
     const head = inFlight.shift()!;
-    const out = await head.out;
+    const out = await head.out.catch((err: unknown) => {
+      if (stopped && err instanceof RunWithdrawn) return undefined; // this chunk and the later ones never ran
+      throw err;
+    });
+    if (!out) break;
     await fill();
+    if (dropped) break;
     await post(head.c, await engine.finish(out));
   }
   return stopped ? 'stopped' : 'done';

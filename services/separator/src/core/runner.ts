@@ -24,8 +24,10 @@ export type ModelRunner = {
   readonly exited?: Promise<void>;
   /** Makes the next runs use this quality's graph (a runner with one graph has no choice: absent). */
   select?(quality: Quality): Promise<void>;
-  /** Runs it computes at once (a pool's sessions); 1 when absent. */
+  /** Runs a caller keeps asked at once (a pool's sessions, and one waiting); 1 when absent. */
   readonly lanes?: number;
+  /** Fails the runs asked and not yet started (RunWithdrawn); absent where none wait. */
+  withdraw?(): void;
 };
 /** A runner whose model lives in a worker thread. */
 export type WorkerRunner = ModelRunner & {

@@ -139,7 +139,7 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
     let tChunk = performance.now();
     const r = await runPass(d.engine, read, pass.view, pass.chunks, {
       shouldStop: async () => {
-        if (await isCanceled()) return true;
+        if (await isCanceled()) return 'now'; // the runs in flight are of no use to anyone
         if (d.draining?.()) return (yielded = true);
         // Yield only after progress in this delivery, so a redelivery always moves the job on.
         if (d.maxHoldMs !== undefined && computed > 0 && performance.now() - t0 > d.maxHoldMs) return (yielded = true);
