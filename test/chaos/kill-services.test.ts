@@ -12,6 +12,7 @@ import { expectFourStems, followSse, mixtureWav, uploadJob, type SseEvent } from
 import { pausableProxy } from '../support/proxy.js';
 import { s3Client } from '../support/s3.js';
 import { engineEnv, eventually } from '../support/env.js';
+import { objectKeys } from '@stemflow/contracts';
 
 let c: Cluster;
 let proxy: Awaited<ReturnType<typeof pausableProxy>>;
@@ -85,29 +86,39 @@ describe('a service SIGKILLed mid-job, then restarted', () => {
     await expectCompletedOnce(id);
   });
 
-  it('the separator running two jobs at once (SEPARATOR_CONCURRENCY=2), mid-chunk: both resume from their checkpoints and complete once', { timeout: 300_000 }, async () => {
+  it('the separator holding two jobs on one engine (SEPARATOR_CONCURRENCY=2), one mid-chunk: both are delivered again, the first resumes from its checkpoint, both complete once', { timeout: 300_000 }, async () => {
     const sep = c.services.separator!;
     await sep.kill('SIGTERM');
+    sep.env.SEPARATOR_ENGINES = '1';
     sep.env.SEPARATOR_CONCURRENCY = '2';
     await sep.start();
     try {
       const progress = new Map<string, number>();
-      let killed: Promise<void> | undefined;
-      // Killed once both jobs are separating and each has a chunk checkpointed.
+      const ids = new Set<string>();
       const watch = (e: SseEvent, id: string) => {
+        ids.add(id);
         if (e.data.stage === 'separating') progress.set(id, e.data.progress);
-        if (!killed && progress.size === 2 && [...progress.values()].every((p) => p > 0.1)) killed = sep.kill('SIGKILL').then(() => sep.start());
       };
-      const jobs = await Promise.all([job(watch), job(watch)]);
-      expect(killed).toBeDefined();
-      await killed;
+      const running = Promise.all([job(watch), job(watch)]);
+      // Killed once one job has a chunk checkpointed (its next is running) and the separator has
+      // taken the other (its plan is stored): the earlier job's runs go first, so the later one's
+      // first run is waiting for the engine.
+      const first = await eventually(async () => {
+        const [a] = [...progress].find(([, p]) => p > 0.1) ?? [];
+        const b = [...ids].find((id) => id !== a);
+        return a && b && (await c.blobs.head(objectKeys.plan(b))) ? a : undefined;
+      }, { timeoutMs: 120_000, what: 'one job checkpointed, the other taken' });
+      await sep.kill('SIGKILL');
+      await sep.start();
+      const jobs = await running;
+      expect(sep.log).toMatch(new RegExp(`"jobId":"${first}","pass":0,"resumeAfter":\\d+,"msg":"resuming from checkpoint"`));
       for (const { id, events } of jobs) {
         expect(events.at(-1)!.event).toBe('completed');
-        expect(sep.log).toMatch(new RegExp(`"jobId":"${id}","pass":0,"resumeAfter":\\d+,"msg":"resuming from checkpoint"`));
         await expectFourStems(c.api, events, song.frames);
         await expectCompletedOnce(id);
       }
     } finally {
+      delete sep.env.SEPARATOR_ENGINES;
       delete sep.env.SEPARATOR_CONCURRENCY;
       await sep.kill('SIGTERM');
       await sep.start();

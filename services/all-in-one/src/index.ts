@@ -13,7 +13,7 @@ import type { Logger } from '@stemflow/telemetry';
 export type PipelineOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   threads: number;
-  /** Model sessions the jobs share (0 or absent: one per 4 cores, as memory allows). */
+  /** Model sessions the jobs share (0 or absent: one per core, as memory allows). */
   engines?: number;
   /** Jobs separated at once (0 or absent: one more than the engines). */
   concurrency?: number;

@@ -9,7 +9,7 @@ export const separatorEnv = z.object({
   SEPARATOR_MAX_HOLD_SEC: z.preprocess(blankIsUnset, int(10).default(900)),
   /** ONNX Runtime intra-op threads per engine; 0 → the cores shared out among the engines. */
   SEPARATOR_THREADS: z.preprocess(blankIsUnset, int(0, 1024).default(0)),
-  /** Model sessions (each in its own worker thread) the jobs share; 0 → one per 4 cores, as many as half the memory holds (one on a GPU). */
+  /** Model sessions (each in its own worker thread) the jobs share; 0 → one per core, as many as half the memory holds (one on a GPU). */
   SEPARATOR_ENGINES: z.preprocess(blankIsUnset, int(0, 64).default(0)),
   /** Jobs one separator takes at once (the queue's prefetch); 0 → one more than the engines. */
   SEPARATOR_CONCURRENCY: z.preprocess(blankIsUnset, int(0, 64).default(0)),

@@ -12,10 +12,10 @@ it('refuses more engines than the memory holds, before loading any model', async
   });
 });
 
-it('opens one engine per four cores (per `threads` cores when set), as many as half the memory holds, at least one', () => {
-  expect(autoEngines(2, 24 * GiB)).toBe(1);
-  expect(autoEngines(16, 64 * GiB)).toBe(4);
-  expect(autoEngines(64, 64 * GiB)).toBe(11); // 32 GiB / 2.8 GiB
-  expect(autoEngines(16, 64 * GiB, 2)).toBe(8);
-  expect(autoEngines(16, 4 * GiB)).toBe(1);
+it('opens one engine per core (per `threads` cores when set), as many as half the memory holds, at least one', () => {
+  expect(autoEngines(2, 24 * GiB)).toBe(2);
+  expect(autoEngines(16, 64 * GiB)).toBe(11); // 32 GiB / 2.8 GiB
+  expect(autoEngines(16, 64 * GiB, 4)).toBe(4);
+  expect(autoEngines(2, 4 * GiB)).toBe(1);
+  expect(autoEngines(1, 1 * GiB)).toBe(1);
 });

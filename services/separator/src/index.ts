@@ -20,21 +20,17 @@ export { HtdemucsEngine, ModelPool } from './core/index.js';
 export const ENGINE_MEMORY_GIB = 2.8;
 
 /**
- * Cores an automatic engine gets. On this project's 2-core machine one two-thread session runs a
- * lone job's chunks faster than two one-thread sessions side by side (fast graph: 3.3 s a run
- * against 6.9 s each, `pnpm bench separate`) and a queue of jobs about as fast (`pnpm bench
- * throughput`) at half the memory; past a few cores ORT's intra-op scaling flattens, where
- * sessions side by side pay. Four is a judgment, not measured here (no machine with more cores).
- */
-export const CORES_PER_ENGINE = 4;
-
-/**
- * Engines a separator opens when SEPARATOR_ENGINES is 0: one per CORES_PER_ENGINE cores (per
- * `threads` cores when those are set), as many as half the memory holds (the rest is the process's
- * and the machine's), at least one. On a GPU: one (a session fills the device).
+ * Engines a separator opens when SEPARATOR_ENGINES is 0: one per core, or per `threads` cores when
+ * those are set, as many as half the memory holds (the rest is the process's and the machine's),
+ * at least one; on a GPU, one (a session fills the device). Measured on 2 cores (`pnpm bench
+ * throughput`): a queue of jobs goes 1.14× as fast through two one-thread sessions as through one
+ * two-thread session — the main thread's DSP and encoding preempt one of a session's threads, and
+ * a two-thread session's every operator then waits for it, where a one-thread session only loses
+ * that time. A lone job is the other way round (one two-thread session 1.10× as fast: nothing
+ * preempts it), which is why the CLI, separating one song, opens one engine on all cores.
  */
 export function autoEngines(cores: number, memoryBytes: number, threads = 0): number {
-  const byCores = Math.floor(cores / (threads > 0 ? threads : CORES_PER_ENGINE));
+  const byCores = Math.floor(cores / (threads > 0 ? threads : 1));
   return Math.max(1, Math.min(byCores, Math.floor(memoryBytes / 2 / (ENGINE_MEMORY_GIB * 2 ** 30))));
 }
 

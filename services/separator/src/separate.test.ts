@@ -15,7 +15,7 @@ import { FsBlobStore } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HtdemucsEngine, ModelPool, planChunks } from './core/index.js';
+import { HtdemucsEngine, ModelPool, planChunks, type ModelRunner } from './core/index.js';
 import { separateJob } from './use-cases/separate-job.js';
 import { startSeparator } from './index.js';
 
@@ -370,6 +370,37 @@ describe('separating with the tiny model', { timeout: 60_000 }, () => {
     } finally {
       await sep.stop();
       await other.close();
+    }
+  });
+
+  it("a job canceled while its run waits for the engine behind another job's ends at once, without a model run", async () => {
+    const env = setup();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let runs = 0;
+    // One engine whose runs wait at a gate the test opens: the first job holds it.
+    const held: ModelRunner = { device: 'cpu', run: async (mix, spec) => (await gate, runs++, engine.runner.run(mix, spec)), close: async () => {} };
+    const pool = new ModelPool([held]);
+    const queue: QueueSpec = { ...QUEUES.separator, name: `separator-${uuidv7()}` };
+    env.bus.declare(queue);
+    const sep = await startSeparator({ bus: env.bus, blobs: env.blobs, log: createLogger('t', 'silent'), pool, concurrency: 2 }, queue);
+    try {
+      const [a, b] = [await job(env, 20 * SR, { format: 'wav16' }), await job(env, 20 * SR, { format: 'wav16' })];
+      await env.bus.publish(a.decoded);
+      await until(() => pool.queued === 1 || undefined); // a: one run at the gate, one waiting
+      await env.bus.publish(b.decoded);
+      await until(() => pool.queued === 2 || undefined); // and b's first behind them
+      await env.bus.publish(newEvent('job.canceled', b.id, {}));
+      await until(async () => (await env.blobs.list(`jobs/${b.id}/work/`)).length === 0 || undefined);
+      expect(pool.queued).toBe(1);
+      expect(runs).toBe(0); // b ended while a still held the engine
+      open();
+      await until(() => env.events.find((e) => e.type === 'job.completed' && e.jobId === a.id));
+      expect(runs).toBe(planChunks(20 * SR, 0.25).length); // a's chunks, none of b's
+      expect(env.events.some((e) => e.type === 'job.completed' && e.jobId === b.id)).toBe(false);
+    } finally {
+      open();
+      await sep.stop();
     }
   });
 

@@ -88,11 +88,13 @@ describe('the Helm chart', () => {
   });
 
   it("gives a stopping separator longer than its hand-back bound, and asks for the memory its engines need", () => {
-    for (const concurrency of [1, 2]) {
-      const objs = render([], [`separator.concurrency=${concurrency}`, `separator.resources.limits.memory=${concurrency * 3 + 1}Gi`]);
+    for (const engines of [1, 2]) {
+      const concurrency = engines + 1;
+      const objs = render([], [`separator.engines=${engines}`, `separator.concurrency=${concurrency}`, `separator.resources.limits.memory=${engines * 3 + 1}Gi`]);
       const pod = find(objs, 'Deployment', 'separator')!.spec.template.spec;
       const vars = env(objs, 'separator');
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(Number(vars.SEPARATOR_MAX_HOLD_SEC));
+      expect(Number(vars.SEPARATOR_ENGINES)).toBe(engines);
       expect(Number(vars.SEPARATOR_CONCURRENCY)).toBe(concurrency);
       expect(Number(find(objs, 'ScaledObject', 'separator')!.spec.triggers[0].metadata.value)).toBe(concurrency);
     }

@@ -1,10 +1,10 @@
 /**
- * The separator's model sessions, shared by the jobs in flight a run at a time. On a CPU two
- * one-thread sessions side by side do more runs per second than one two-thread session (ORT's
- * intra-op scaling flattens; `pnpm bench throughput`), so a separator keeps several, and a job
- * alone keeps them all busy: its pass runs as many chunks at once as there are sessions. Jobs that
- * started earlier go first (a queue of jobs finishes one by one, the later ones filling the gaps);
- * a free session serves a run of the quality it has loaded before one that would make it switch.
+ * The separator's engines (model sessions), shared by the jobs in flight a run at a time. A job's
+ * pass keeps as many runs asked as there are sessions, plus one waiting: alone, it keeps every
+ * session busy, and a session that frees starts the job's next chunk at once. Jobs that started
+ * earlier go first (a queue of jobs finishes one by one, the later ones filling the gaps: the first
+ * chunk's STFT, the stems' encoding); a free session serves a run of the quality it has loaded
+ * before one that would make it switch. How many sessions pay depends on the machine (autoEngines).
  */
 import type { Quality } from '@stemflow/models';
 import type { ModelRunner } from './runner.js';
@@ -39,6 +39,11 @@ export class ModelPool {
 
   get device(): 'cpu' | 'cuda' {
     return this.runners[0]!.device;
+  }
+
+  /** Runs asked for and waiting for a session. */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   /**

@@ -9,8 +9,9 @@
  *    streams; otherwise they are written from the checkpoints at the end (rescale: peaks first).
  * Progress and ETA are published per chunk. A cancel or a delete is a fence (JobFence): seen
  * within a quarter second, it stops the stem writer and its encoders at once, no checkpoint is
- * written after it, the pass stops at the end of the model run in flight, and what the job made
- * is removed (its whole prefix, when it was deleted) — whatever the pass was doing when it heard.
+ * written after it, its runs waiting for an engine are withdrawn, the pass stops as the model run
+ * in flight returns (its output unread), and what the job made is removed (its whole prefix, when
+ * it was deleted) — whatever the pass was doing when it heard.
  */
 import { SAMPLE_RATE } from '@stemflow/audio';
 import { newEvent, type Cancellations, type EventBus } from '@stemflow/bus';
@@ -82,6 +83,8 @@ async function separate(d: SeparateDeps, e: EventOf<'job.decoded'>, fence: JobFe
   if (!opts) throw new StemflowError('OPTIONS_MISSING', 'The job reached the separator without its options (from a decoder older than this separator); submit it again.');
   // The graph the job asked for (a job from before the option: the full one), loaded before the clock starts.
   await d.engine.select(opts.quality ?? 'full');
+  // Its runs waiting for an engine behind another job's are given up the moment its end is seen.
+  fence.whenStopped(async () => d.engine.withdraw());
   const work = new WorkStore(d.blobs, id);
   const t0 = performance.now();
   // The engine counts model time over its life: this job's share is the difference.
