@@ -79,12 +79,13 @@ if (child) {
   const auto = autoEngines(cores, totalmem());
   const autoThreads = Math.max(1, Math.floor(cores / auto));
   const label = (e: number, t: number, c: number) => `${e} engine${e > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}, ${c} job${c > 1 ? 's' : ''} at once`;
-  // The old default (one fp32 engine, one job at a time), the fast graph the same way, the
-  // defaults (fast; the engines the separator opens; one job more than engines), and every other
-  // split of the cores into engines.
+  // The old default (one fp32 engine, one job at a time), the fast graph the same way and with a
+  // job waiting, the defaults (fast; the engines the separator opens; one job more than engines),
+  // and every other split of the cores into engines.
   const configs = [
     { quality: 'full' as const, e: 1, t: cores, c: 1 },
     { quality: 'fast' as const, e: 1, t: cores, c: 1 },
+    { quality: 'fast' as const, e: 1, t: cores, c: 2 },
     { quality: 'fast' as const, e: auto, t: autoThreads, c: auto + 1, defaults: true },
     ...Array.from({ length: Math.floor(Math.log2(cores)) }, (_, i) => 2 ** (i + 1))
       .filter((e) => e !== auto)

@@ -5,7 +5,7 @@
  * the stems come out whole, and the separator's health says the model was restarted and why.
  * One htdemucs session at a time (the dead one is gone before the next loads).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import { startDecoder } from '@stemflow/decoder';
 import { createJob, storeInput } from '@stemflow/gateway';
 import { EmbeddedJobStore } from '@stemflow/jobs';
 import { loadEngine, startSeparator } from '@stemflow/separator';
+import { MODEL_NICE } from '@stemflow/separator/core';
 import { startStatus } from '@stemflow/status';
 import { FsBlobStore, readObject } from '@stemflow/storage';
 import { createLogger } from '@stemflow/telemetry';
@@ -34,6 +35,10 @@ it('the model worker killed mid-job: a new one is started and the job resumes fr
   const decoder = await startDecoder({ bus, blobs, log }, { maxDurationSec: 120 });
   const { engine, health, models } = await loadEngine({ device: 'cpu', threads: 0, memArena: false, quality: 'full', log });
   const runner = models.current;
+  // The model's threads yield to the event loop: they run niced, the main thread does not.
+  const nice = () => readdirSync('/proc/self/task').map((t) => [readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim(), Number(readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])] as const);
+  expect(nice().find(([name]) => name === 'MainThread')?.[1] ?? nice()[0]![1]).toBe(0);
+  expect(nice().filter(([, n]) => n === MODEL_NICE).length).toBeGreaterThanOrEqual(2); // the worker and ORT's intra-op thread
   const separator = await startSeparator({ bus, blobs, log, engine });
   const chunks: number[] = [];
   let count = 0;

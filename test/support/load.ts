@@ -18,16 +18,24 @@ export type LoadResult = {
   wallSec: number;
   /** Completions per hour between the first and the last completion (steady state). */
   jobsPerHour: number;
-  /** Separator time inside jobs / wall time over the same steady-state window. */
+  /** Model-run time per engine / wall time over the same steady-state window: how busy the engines were. */
   separatorBusy: number;
 };
 
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
+/** Seconds of model runs so far, per engine (the separator runs several side by side). */
 async function separateSeconds(c: Cluster): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${c.services.separator!.port}/metrics`)).text();
-  return Number(/^stemflow_stage_duration_seconds_sum\{stage="separate",outcome="ok"\} (\S+)/m.exec(text)?.[1] ?? 0);
+  const runs = Number(/^stemflow_model_run_seconds_sum\{device="[a-z]+"\} (\S+)/m.exec(text)?.[1] ?? 0);
+  return runs / (await separatorEngines(c));
+}
+
+/** The engines the cluster's separator opened (its metric). */
+export async function separatorEngines(c: Cluster): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${c.services.separator!.port}/metrics`)).text();
+  return Number(/^stemflow_separator_engines (\S+)/m.exec(text)?.[1] ?? 1);
 }
 
 export async function runLoad(c: Cluster, o: { jobs: number; clipSec: number; timeoutMs: number; pollEveryMs: number }): Promise<LoadResult> {

@@ -9,6 +9,7 @@ export {
   stageDuration,
   separationRealtimeFactor,
   modelRunDuration,
+  separatorEngines,
   messagesSettled,
   httpRequestDuration,
   uploadedBytes,

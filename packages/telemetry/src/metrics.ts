@@ -36,6 +36,13 @@ export const modelRunDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+/** The separator's engines (model sessions): the model-run rate over this is their utilization. */
+export const separatorEngines = new Gauge({
+  name: 'stemflow_separator_engines',
+  help: 'Model sessions this separator keeps (each in its own worker thread)',
+  registers: [metricsRegistry],
+});
+
 /** Every message a consumer settled, by how: ok, retry, parked (dead-lettered), dropped. */
 export const messagesSettled = new Counter({
   name: 'stemflow_messages_total',

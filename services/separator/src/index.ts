@@ -4,7 +4,7 @@ import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
 import { isMarkedCanceled } from '@stemflow/storage';
 import type { Quality, SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
-import { timeStage, type Logger } from '@stemflow/telemetry';
+import { separatorEngines, timeStage, type Logger } from '@stemflow/telemetry';
 import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
@@ -70,6 +70,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   }
   if (models[0]!.device === 'cuda' && options.threads <= 0) threads = cores;
   log.info({ device: models[0]!.device, quality, engines: count, threads, thread: 'worker' }, 'model loaded');
+  separatorEngines.set(count);
   // A worker that died is replaced on the next run: health says so, and stays up.
   const health: Check = {
     name: 'model',

@@ -2,13 +2,24 @@
  * The model's thread: opens the ONNX Runtime session (weights verified by sha256) and runs it on
  * the inputs the main thread sends, one at a time, replying with the outputs. See runner.ts.
  */
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, StemflowError } from '@stemflow/contracts';
 import { openSession, type SessionOptions } from '@stemflow/models';
 import { inputNames, runSession } from './runner.js';
 
 const port = parentPort!;
-const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string };
+const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string; nice?: number };
+// The model is batch work: this thread, and ONNX Runtime's threads it starts (which inherit it),
+// yield the cores to the main thread's event loop (HTTP, heartbeats, the chunks' DSP) the moment
+// it has work. On Linux a thread's niceness is its own: the main thread keeps its priority.
+if (o.nice) {
+  try {
+    setPriority(o.nice);
+  } catch {
+    // not permitted or not supported here: the model runs at the process's priority
+  }
+}
 try {
   const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
   const names = inputNames(session);
