@@ -54,7 +54,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
     return supervisedRunner(await one(), one, (m) => log.error(m));
   };
   let count = asked > 0 ? asked : autoEngines(cores, memoryBytes, options.threads);
-  let threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
+  const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
   const models: QualityRunner[] = [];
   try {
     // The first alone: on a GPU (SEPARATOR_DEVICE=auto found one) an automatic count is one.
@@ -68,7 +68,6 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
     await Promise.all(models.map((m) => m.close()));
     throw err;
   }
-  if (models[0]!.device === 'cuda' && options.threads <= 0) threads = cores;
   log.info({ device: models[0]!.device, quality, engines: count, threads, thread: 'worker' }, 'model loaded');
   separatorEngines.set(count);
   // A worker that died is replaced on the next run: health says so, and stays up.
@@ -87,7 +86,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   return { pool: new ModelPool(models), device: models[0]!.device, health, models, threads };
 }
 
-/** One engine (the CLI, tests). */
+/** One engine, outside a pool (tests). */
 export async function loadEngine(o: Omit<SessionOptions, 'log'> & { log: Logger }): Promise<{ engine: HtdemucsEngine; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner }> {
   const r = await loadEngines({ ...o, engines: 1 });
   return { engine: new HtdemucsEngine(r.models[0]!), device: r.device, health: r.health, models: r.models[0]! };

@@ -12,8 +12,9 @@ const port = parentPort!;
 const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string; nice?: number };
 // The model is batch work: this thread, and ONNX Runtime's threads it starts (which inherit it),
 // yield the cores to the main thread's event loop (HTTP, heartbeats, the chunks' DSP) the moment
-// it has work. On Linux a thread's niceness is its own: the main thread keeps its priority.
-if (o.nice) {
+// it has work. On Linux a thread's niceness is its own, so the main thread keeps its priority;
+// elsewhere it is the process's, and nothing is changed.
+if (o.nice && process.platform === 'linux') {
   try {
     setPriority(o.nice);
   } catch {

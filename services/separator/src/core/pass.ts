@@ -5,11 +5,11 @@
  * Reading and the STFT of the next chunk and the iSTFT of the last one run while the model computes;
  * an engine whose runner has several sessions (a ModelPool) computes that many chunks at once.
  */
+import { setImmediate as turn } from 'node:timers/promises';
 import { SEGMENT } from '@stemflow/models/shape';
 import { CH, STEMS, type HtdemucsEngine } from './engine.js';
-import { triangle, type Chunk } from './plan.js';
 import { RunWithdrawn } from './model-pool.js';
-import { setImmediate as turn } from 'node:timers/promises';
+import { triangle, type Chunk } from './plan.js';
 
 export const PLANES = STEMS * CH; // 8 planar output channels
 
