@@ -164,4 +164,16 @@ describe('a pass on a pool of sessions', () => {
     expect(canceled.r).toBe('stopped');
     expect(canceled.regions.map(([k]) => k)).toEqual([0]);
   });
+
+  it('canceled once every chunk is launched, stops as the next run returns instead of finishing the plan', async () => {
+    const counter = { now: 0, max: 0, runs: 0 };
+    const regions: number[] = [];
+    const r = await runPass(new HtdemucsEngine(new ModelPool([slow(counter), slow(counter)]).lease(0)), read, view, plan, {
+      onChunk: async (k) => void regions.push(k),
+      shouldStop: async () => (counter.runs === plan.length ? 'now' : false),
+    });
+    expect(r).toBe('stopped');
+    expect(counter.runs).toBe(plan.length);
+    expect(regions.length).toBeLessThan(plan.length);
+  });
 });

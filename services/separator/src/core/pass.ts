@@ -121,15 +121,23 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
   let stopped = false;
   let dropped = false;
+  /**
+   * Launches chunks while lanes are free, asking before each whether to stop; once the whole plan
+   * is launched, asks as each run returns whether to stop now (a hand-back then would only delay
+   * the end of a job whose runs are all started).
+   */
   const fill = async () => {
-    while (!stopped && next < plan.length && inFlight.length < lanes) {
+    while (!stopped) {
+      const launch = next < plan.length && inFlight.length < lanes;
+      if (!launch && next < plan.length) return; // every lane busy
       const stop = hooks.shouldStop && (await hooks.shouldStop());
-      if (stop) {
+      if (stop && (launch || stop === 'now')) {
         stopped = true;
         engine.withdraw();
         dropped = stop === 'now';
         return;
       }
+      if (!launch) return; // the plan is all launched: the runs in flight are its end
       const inputs = await nextPrep!;
       const out = engine.infer(inputs);
       out.catch(() => {}); // awaited in order below, unless an earlier chunk throws first
@@ -142,13 +150,18 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   while (inFlight.length && !dropped) {
     const head = inFlight.shift()!;
     const out = await head.out.catch((err: unknown) => {
-      if (stopped && err instanceof RunWithdrawn) return undefined; // this chunk and the later ones never ran
-      throw err;
+      if (!(err instanceof RunWithdrawn)) throw err;
+      // Withdrawn (the job's end was seen): this chunk and the later ones never ran.
+      stopped = true;
+      dropped = true;
+      return undefined;
     });
     if (!out) break;
     await fill();
     if (dropped) break;
     await post(head.c, await engine.finish(out));
   }
+  // A run launched while its withdrawal was under way (its inputs were being prepared) waits no more.
+  if (stopped) engine.withdraw();
   return stopped ? 'stopped' : 'done';
 }
