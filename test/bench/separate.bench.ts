@@ -13,7 +13,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,12 +45,11 @@ async function child(m: string) {
     report(passes, n);
   } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-long') {
     const { openSession } = await import('@stemflow/models');
-    const { HtdemucsEngine, ModelPool, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
-    // The pools: the engines the separator opens by default, its cores shared out among them.
-    const { autoEngines } = await import('@stemflow/separator');
-    const count = autoEngines(availableParallelism(), totalmem());
-    const threads = Math.max(1, Math.floor(availableParallelism() / count));
-    const pool = m === 'fast-pool' ? new ModelPool(await Promise.all(Array.from({ length: count }, () => workerRunner({ device: 'cpu', threads, memArena: false, quality: 'fast' })))) : undefined;
+    const { HtdemucsEngine, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
+    // The separator's engines, as it opens them by default.
+    const { loadEngines } = await import('@stemflow/separator');
+    const { createLogger } = await import('@stemflow/telemetry');
+    const pool = m === 'fast-pool' ? (await loadEngines({ device: 'cpu', threads: 0, engines: 0, memArena: false, quality: 'fast', log: createLogger('bench', 'silent') })).pool : undefined;
     sessions = pool?.size ?? 1;
     const engine = pool
       ? new HtdemucsEngine(pool.lease(0))

@@ -25,17 +25,19 @@ export type LoadResult = {
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
-/** Seconds of model runs so far, per engine (the separator runs several side by side). */
+/** Seconds of model runs so far, per engine (the separator runs several side by side): one read of its /metrics. */
 async function separateSeconds(c: Cluster): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${c.services.separator!.port}/metrics`)).text();
+  const text = await separatorMetrics(c);
   const runs = Number(/^stemflow_model_run_seconds_sum\{device="[a-z]+"\} (\S+)/m.exec(text)?.[1] ?? 0);
-  return runs / (await separatorEngines(c));
+  return runs / enginesIn(text);
 }
+
+const separatorMetrics = async (c: Cluster) => (await fetch(`http://127.0.0.1:${c.services.separator!.port}/metrics`)).text();
+const enginesIn = (metrics: string) => Number(/^stemflow_separator_engines (\S+)/m.exec(metrics)?.[1] ?? 1);
 
 /** The engines the cluster's separator opened (its metric). */
 export async function separatorEngines(c: Cluster): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${c.services.separator!.port}/metrics`)).text();
-  return Number(/^stemflow_separator_engines (\S+)/m.exec(text)?.[1] ?? 1);
+  return enginesIn(await separatorMetrics(c));
 }
 
 export async function runLoad(c: Cluster, o: { jobs: number; clipSec: number; timeoutMs: number; pollEveryMs: number }): Promise<LoadResult> {

@@ -41,7 +41,7 @@ export function autoEngines(cores: number, memoryBytes: number, threads = 0): nu
  * `quality` is the graph each loads first (the jobs' default); a run of the other quality switches
  * the session it gets. Refused at start when the machine's memory cannot hold the engines.
  */
-export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; engines?: number; memoryBytes?: number }): Promise<{ pool: ModelPool; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[]; threads: number }> {
+export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger; engines?: number; memoryBytes?: number }): Promise<{ pool: ModelPool; device: 'cpu' | 'cuda'; health: Check; models: QualityRunner[] }> {
   const { log, engines: asked = 0, memoryBytes = availableMemory(), ...options } = o;
   const quality = o.quality ?? 'full';
   const cores = availableParallelism();
@@ -83,7 +83,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
         .join('; '),
     }),
   };
-  return { pool: new ModelPool(models), device: models[0]!.device, health, models, threads };
+  return { pool: new ModelPool(models), device: models[0]!.device, health, models };
 }
 
 /** One engine, outside a pool (tests). */

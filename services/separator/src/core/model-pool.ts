@@ -11,7 +11,7 @@ import type { ModelRunner } from './runner.js';
 
 /** A session that may hold either graph: `quality` is the one loaded, `select` loads another. */
 type PooledRunner = ModelRunner & { readonly quality?: Quality };
-type Waiter = { priority: number; seq: number; quality: Quality | undefined; take: (r: PooledRunner) => void; drop: (e: Error) => void; lease: object };
+type Waiter = { priority: number; quality: Quality | undefined; take: (r: PooledRunner) => void; drop: (e: Error) => void; lease: object };
 
 /** A run asked for and withdrawn before a session took it. */
 export class RunWithdrawn extends Error {
@@ -24,8 +24,8 @@ const serves = (r: PooledRunner, q: Quality | undefined) => r.quality === undefi
 
 export class ModelPool {
   private readonly free: PooledRunner[];
+  /** In the order asked: among equal priorities, the first is the oldest. */
   private readonly waiting: Waiter[] = [];
-  private seq = 0;
 
   constructor(readonly runners: readonly PooledRunner[]) {
     if (!runners.length) throw new Error('a model pool needs at least one session');
@@ -85,7 +85,7 @@ export class ModelPool {
 
   private acquire(priority: number, quality: Quality | undefined, lease: object): Promise<PooledRunner> {
     if (this.free.length) return Promise.resolve(this.free.splice(Math.max(0, this.free.findIndex((r) => serves(r, quality))), 1)[0]!);
-    return new Promise((take, drop) => this.waiting.push({ priority, seq: this.seq++, quality, take, drop, lease }));
+    return new Promise((take, drop) => this.waiting.push({ priority, quality, take, drop, lease }));
   }
 
   /** Fails a lease's runs that no session has taken yet (RunWithdrawn): its job stopped. */
@@ -102,7 +102,7 @@ export class ModelPool {
       return;
     }
     // The earliest job's oldest run of the quality this session holds; else the earliest job's.
-    const first = (ws: Waiter[]) => ws.reduce((a, b) => (b.priority < a.priority || (b.priority === a.priority && b.seq < a.seq) ? b : a));
+    const first = (ws: Waiter[]) => ws.reduce((a, b) => (b.priority < a.priority ? b : a));
     const same = this.waiting.filter((w) => serves(runner, w.quality));
     const next = first(same.length ? same : this.waiting);
     this.waiting.splice(this.waiting.indexOf(next), 1);
