@@ -2,10 +2,10 @@
  * The host-side signal processing htdemucs needs around its ONNX graph, as Demucs defines it
  * (htdemucs.py `_spec`/`_ispec`, apply.py): reflect padding as torch does it, a normalized STFT
  * with a periodic Hann window (n_fft and hop from the model's manifest: 4096, 1024) keeping bins 0..2047 and frames 2..2+le,
- * and its inverse. This is the hot path: scratch buffers are reused and the FFT is fft.js's
- * radix-4 real transform; two real inverse transforms share one complex one.
+ * and its inverse. This is the hot path: the FFTs are PFFFT's real transforms (WebAssembly, SIMD),
+ * on buffers allocated once per Stft in its module's memory.
  */
-import FFT from 'fft.js';
+import PFFFT, { type PffftModule } from '@echogarden/pffft-wasm/simd';
 import { HTDEMUCS } from './manifest.js';
 
 export const N_FFT = HTDEMUCS.stft.nFft;
@@ -32,12 +32,54 @@ export function reflectIndex(i: number, len: number): number {
   return k;
 }
 
+/** One PFFFT module per thread (its memory holds every Stft's buffers). */
+let pffft: Promise<PffftModule> | undefined;
+const PFFFT_REAL = 0;
+const FORWARD = 0;
+const BACKWARD = 1;
+/** The window with the STFT's normalization, and with the inverse's (PFFFT does not divide by N). */
+const analysis = new Float64Array(N_FFT);
+const synthesis = new Float64Array(N_FFT);
+for (let n = 0; n < N_FFT; n++) {
+  analysis[n] = hann[n]! * NORM;
+  synthesis[n] = (hann[n]! * Math.sqrt(N_FFT)) / WINDOW_ENERGY / N_FFT;
+}
+
+/**
+ * Frames transformed together. The spectrogram is stored bin-major ([bin][frame]), so a frame's
+ * 2,048 bins lie 336 floats apart: gathered or scattered one frame at a time, every bin is a cache
+ * miss (that, not the FFT, was most of the time). A block of frames reads each bin's row in one
+ * cache line.
+ */
+const BLOCK = 16;
+
 export class Stft {
-  private readonly fft = new FFT(N_FFT);
-  private readonly frame = new Float64Array(N_FFT);
-  private readonly spectrum = new Float64Array(2 * N_FFT);
-  private readonly spectrum2 = new Float64Array(2 * N_FFT);
-  private readonly time = new Float64Array(2 * N_FFT);
+  /** In the module's memory: BLOCK frames, their spectra, a second set of outputs, PFFFT's scratch. */
+  private readonly frames: number;
+  private readonly spectra: number;
+  private readonly outs: number;
+  private readonly work: number;
+  private setup: number;
+
+  private constructor(private readonly m: PffftModule) {
+    this.setup = m._pffft_new_setup(N_FFT, PFFFT_REAL);
+    this.frames = m._pffft_aligned_malloc(BLOCK * N_FFT * 4);
+    this.spectra = m._pffft_aligned_malloc(BLOCK * N_FFT * 4);
+    this.outs = m._pffft_aligned_malloc(BLOCK * N_FFT * 4);
+    this.work = m._pffft_aligned_malloc(N_FFT * 4);
+  }
+
+  static async create(): Promise<Stft> {
+    return new Stft(await (pffft ??= PFFFT()));
+  }
+
+  /** Gives its buffers back to the module. */
+  dispose(): void {
+    if (!this.setup) return;
+    for (const p of [this.frames, this.spectra, this.outs, this.work]) this.m._pffft_aligned_free(p);
+    this.m._pffft_destroy_setup(this.setup);
+    this.setup = 0;
+  }
 
   /**
    * Demucs `_spec` of one channel of a segment (length `len` ≤ SEGMENT, in `x` from `offset`
@@ -46,69 +88,88 @@ export class Stft {
    */
   spec(x: Float32Array, offset: number, stride: number, len: number, dest: Float32Array, rePlane: number, imPlane: number, from = 0, to = Infinity): void {
     const le = Math.ceil(len / HOP);
-    const frame = this.frame;
-    const out = this.spectrum;
+    const end = Math.min(le, to);
     const reBase = rePlane * BINS * le;
     const imBase = imPlane * BINS * le;
-    for (let t = from; t < Math.min(le, to); t++) {
-      // Frame t+2 of torch.stft(center) of the padded signal starts at t*HOP of that signal,
-      // i.e. at t*HOP - SPEC_PAD of x: the centre padding is never reached.
-      const start = t * HOP - SPEC_PAD;
-      if (start >= 0 && start + N_FFT <= len) {
-        for (let n = 0; n < N_FFT; n++) frame[n] = x[offset + (start + n) * stride]! * hann[n]! * NORM;
-      } else {
-        for (let n = 0; n < N_FFT; n++) {
-          // Right of x, Demucs pads to le*HOP + pad by reflection too.
-          frame[n] = x[offset + reflectIndex(start + n, len) * stride]! * hann[n]! * NORM;
+    for (let t0 = from; t0 < end; t0 += BLOCK) {
+      const nb = Math.min(BLOCK, end - t0);
+      const heap = this.m.HEAPF32;
+      for (let j = 0; j < nb; j++) {
+        const frame = (this.frames >> 2) + j * N_FFT;
+        // Frame t+2 of torch.stft(center) of the padded signal starts at t*HOP of that signal,
+        // i.e. at t*HOP - SPEC_PAD of x: the centre padding is never reached.
+        const start = (t0 + j) * HOP - SPEC_PAD;
+        if (start >= 0 && start + N_FFT <= len) {
+          for (let n = 0; n < N_FFT; n++) heap[frame + n] = x[offset + (start + n) * stride]! * analysis[n]!;
+        } else {
+          for (let n = 0; n < N_FFT; n++) {
+            // Right of x, Demucs pads to le*HOP + pad by reflection too.
+            heap[frame + n] = x[offset + reflectIndex(start + n, len) * stride]! * analysis[n]!;
+          }
         }
+        this.m._pffft_transform_ordered(this.setup, this.frames + j * N_FFT * 4, this.spectra + j * N_FFT * 4, this.work, FORWARD);
       }
-      this.fft.realTransform(out, frame);
-      for (let f = 0; f < BINS; f++) {
-        dest[reBase + f * le + t] = out[2 * f]!;
-        dest[imBase + f * le + t] = out[2 * f + 1]!;
+      // Ordered real spectra: [re 0, re N/2, re 1, im 1, re 2, im 2, ...]; written a bin's row at a time.
+      const out = this.spectra >> 2;
+      for (let j = 0; j < nb; j++) {
+        dest[reBase + t0 + j] = heap[out + j * N_FFT]!;
+        dest[imBase + t0 + j] = 0;
+      }
+      for (let f = 1; f < BINS; f++) {
+        const re = reBase + f * le + t0, im = imBase + f * le + t0;
+        for (let j = 0, o = out + 2 * f; j < nb; j++, o += N_FFT) {
+          dest[re + j] = heap[o]!;
+          dest[im + j] = heap[o + 1]!;
+        }
       }
     }
   }
 
   /**
-   * Demucs `_ispec` of two channels at once (two real signals share one complex inverse FFT):
-   * complex-as-channels planes in `z` ([.., 2048, 336]) → `len` samples added into outA/outB.
-   * Frames [from, to) only, when given: each frame is added in on its own (overlap-add), so a
-   * caller can do it in slices.
+   * Demucs `_ispec` of two channels: complex-as-channels planes in `z` ([.., 2048, 336]) → `len`
+   * samples added into outA/outB. Frames [from, to) only, when given: each frame is added in on
+   * its own (overlap-add), so a caller can do it in slices.
    */
   ispec2(z: Float32Array, a: { re: number; im: number }, b: { re: number; im: number }, len: number, outA: Float64Array, outB: Float64Array, from = 0, to = Infinity): void {
     const le = Math.ceil(len / HOP);
-    const spec = this.spectrum2;
-    const time = this.time;
-    const aRe = a.re * BINS * le, aIm = a.im * BINS * le, bRe = b.re * BINS * le, bIm = b.im * BINS * le;
-    const scale = Math.sqrt(N_FFT) / WINDOW_ENERGY;
-    for (let t = from; t < Math.min(le, to); t++) {
-      // Z = A + iB, with A and B Hermitian; bins 0..2047 given, the Nyquist bin is zero. As
-      // torch's irfft does, the imaginary part at DC is ignored (the model's output need not be a
-      // consistent spectrogram; packing it would leak one channel into the other).
-      spec[0] = z[aRe + t]!;
-      spec[1] = z[bRe + t]!;
-      for (let f = 1; f < BINS; f++) {
-        const ar = z[aRe + f * le + t]!, ai = z[aIm + f * le + t]!;
-        const br = z[bRe + f * le + t]!, bi = z[bIm + f * le + t]!;
-        spec[2 * f] = ar - bi;
-        spec[2 * f + 1] = ai + br;
-        // conj(A) + i conj(B) at bin N-f
-        spec[2 * (N_FFT - f)] = ar + bi;
-        spec[2 * (N_FFT - f) + 1] = -ai + br;
-      }
-      spec[2 * BINS] = 0;
-      spec[2 * BINS + 1] = 0;
-      this.fft.inverseTransform(time, spec);
-      // Frame t+2 covers [t*HOP, t*HOP + N) of the istft output, which is cropped at SPEC_PAD.
-      const base = t * HOP - SPEC_PAD;
-      const n0 = Math.max(0, -base);
-      const n1 = Math.min(N_FFT, len - base);
-      for (let n = n0; n < n1; n++) {
-        const w = hann[n]! * scale;
-        outA[base + n]! += time[2 * n]! * w;
-        outB[base + n]! += time[2 * n + 1]! * w;
+    const end = Math.min(le, to);
+    for (let t0 = from; t0 < end; t0 += BLOCK) {
+      const nb = Math.min(BLOCK, end - t0);
+      this.inverse(z, a.re * BINS * le, a.im * BINS * le, le, t0, nb, this.frames);
+      this.inverse(z, b.re * BINS * le, b.im * BINS * le, le, t0, nb, this.outs);
+      const heap = this.m.HEAPF32;
+      for (let j = 0; j < nb; j++) {
+        const ta = (this.frames >> 2) + j * N_FFT, tb = (this.outs >> 2) + j * N_FFT;
+        // Frame t+2 covers [t*HOP, t*HOP + N) of the istft output, which is cropped at SPEC_PAD.
+        const base = (t0 + j) * HOP - SPEC_PAD;
+        const n0 = Math.max(0, -base);
+        const n1 = Math.min(N_FFT, len - base);
+        for (let n = n0; n < n1; n++) {
+          const w = synthesis[n]!;
+          outA[base + n]! += heap[ta + n]! * w;
+          outB[base + n]! += heap[tb + n]! * w;
+        }
       }
     }
+  }
+
+  /** Frames [t0, t0+nb) of one channel (planes at reBase, imBase) through the real inverse FFT into `to`. */
+  private inverse(z: Float32Array, reBase: number, imBase: number, le: number, t0: number, nb: number, to: number): void {
+    const heap = this.m.HEAPF32;
+    const s = this.spectra >> 2;
+    // Bins 0..2047 given, the Nyquist bin is zero. As torch's irfft does, the imaginary part at DC
+    // is ignored (the model's output need not be a consistent spectrogram).
+    for (let j = 0; j < nb; j++) {
+      heap[s + j * N_FFT] = z[reBase + t0 + j]!;
+      heap[s + j * N_FFT + 1] = 0;
+    }
+    for (let f = 1; f < BINS; f++) {
+      const re = reBase + f * le + t0, im = imBase + f * le + t0;
+      for (let j = 0, o = s + 2 * f; j < nb; j++, o += N_FFT) {
+        heap[o] = z[re + j]!;
+        heap[o + 1] = z[im + j]!;
+      }
+    }
+    for (let j = 0; j < nb; j++) this.m._pffft_transform_ordered(this.setup, this.spectra + j * N_FFT * 4, to + j * N_FFT * 4, this.work, BACKWARD);
   }
 }

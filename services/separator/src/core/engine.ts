@@ -23,7 +23,8 @@ export type Prepared = { mix: Float32Array; spec: Float32Array };
 const FRAMES_PER_SLICE = 16;
 
 export class HtdemucsEngine {
-  private readonly stft = new Stft();
+  /** Made on first use (its FFT is a WebAssembly module, instantiated asynchronously). */
+  private stftMade?: Promise<Stft>;
   readonly runner: ModelRunner;
   /** Time spent inside session.run over the engine's life (a job's share: the difference). */
   runMs = 0;
@@ -50,10 +51,11 @@ export class HtdemucsEngine {
 
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */
   async prepare(segment: Float32Array): Promise<Prepared> {
+    const stft = await this.stft();
     const spec = new Float32Array(CH * 2 * BINS * FRAMES);
     for (let c = 0; c < CH; c++) {
       for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
-        this.stft.spec(segment, c * SEGMENT, 1, SEGMENT, spec, 2 * c, 2 * c + 1, t, t + FRAMES_PER_SLICE);
+        stft.spec(segment, c * SEGMENT, 1, SEGMENT, spec, 2 * c, 2 * c + 1, t, t + FRAMES_PER_SLICE);
         await turn();
       }
     }
@@ -74,12 +76,18 @@ export class HtdemucsEngine {
     await this.runner.select?.(quality);
   }
 
-  close(): Promise<void> {
-    return this.runner.close();
+  private stft(): Promise<Stft> {
+    return (this.stftMade ??= Stft.create());
+  }
+
+  async close(): Promise<void> {
+    await this.stftMade?.then((s) => s.dispose());
+    await this.runner.close();
   }
 
   /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */
   async finish(o: { freq: Float32Array; time: Float32Array }): Promise<SegmentOut> {
+    const stft = await this.stft();
     const a = new Float64Array(SEGMENT);
     const b = new Float64Array(SEGMENT);
     const out = new Float32Array(STEMS * CH * SEGMENT);
@@ -90,7 +98,7 @@ export class HtdemucsEngine {
       // freq is [1, S, C*2, F, T]: planes (re0, im0, re1, im1) of stem s start at s*4.
       const z = o.freq.subarray(s * 4 * plane, (s + 1) * 4 * plane);
       for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
-        this.stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b, t, t + FRAMES_PER_SLICE);
+        stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b, t, t + FRAMES_PER_SLICE);
         await turn();
       }
       const t0 = (s * CH) * SEGMENT;
