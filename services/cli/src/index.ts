@@ -51,7 +51,8 @@ Options:
                        submit: the key that makes a retried submit return the same job
                        (default: a new one per run; the upload is retried with it on a network error)
   --device <d>         separate: auto (default), cpu or cuda
-  --threads <n>        separate: ONNX Runtime threads (default: all cores)
+  --threads <n>        separate: ONNX Runtime threads per engine (default: one engine per core,
+                       as many as half the memory holds, the cores shared out among them)
   --quiet              no progress bar
   -h, --help           this text
 `;
