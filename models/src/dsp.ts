@@ -3,7 +3,7 @@
  * (htdemucs.py `_spec`/`_ispec`, apply.py): reflect padding as torch does it, a normalized STFT
  * with a periodic Hann window (n_fft and hop from the model's manifest: 4096, 1024) keeping bins 0..2047 and frames 2..2+le,
  * and its inverse. This is the hot path: the FFTs are PFFFT's real transforms (WebAssembly, SIMD),
- * on buffers allocated once per Stft in its module's memory.
+ * on buffers allocated once per thread in its module's memory.
  */
 import PFFFT, { type PffftModule } from '@echogarden/pffft-wasm/simd';
 import { HTDEMUCS } from './manifest.js';
@@ -32,7 +32,7 @@ export function reflectIndex(i: number, len: number): number {
   return k;
 }
 
-/** One PFFFT module per thread (its memory holds every Stft's buffers). */
+/** One PFFFT module per thread, and one Stft on it (Stft.shared). */
 let pffft: Promise<PffftModule> | undefined;
 let shared: Promise<Stft> | undefined;
 const PFFFT_REAL = 0;
