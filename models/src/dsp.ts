@@ -32,8 +32,7 @@ export function reflectIndex(i: number, len: number): number {
   return k;
 }
 
-/** One PFFFT module per thread, and one Stft on it (Stft.shared). */
-let pffft: Promise<PffftModule> | undefined;
+/** This thread's Stft, on its PFFFT module (Stft.shared). */
 let shared: Promise<Stft> | undefined;
 const PFFFT_REAL = 0;
 const FORWARD = 0;
@@ -77,12 +76,12 @@ export class Stft {
    * module's memory, which never shrinks, by 0.8 MiB a job.
    */
   static shared(): Promise<Stft> {
-    return (shared ??= (pffft ??= PFFFT()).then((m) => new Stft(m)));
+    return (shared ??= PFFFT().then((m) => new Stft(m)));
   }
 
   /** Bytes of this thread's PFFFT module memory (it grows, never shrinks). */
   static async memoryBytes(): Promise<number> {
-    return (await (pffft ??= PFFFT())).HEAPF32.byteLength;
+    return (await Stft.shared()).m.HEAPF32.byteLength;
   }
 
   /**

@@ -49,7 +49,7 @@ export class HtdemucsEngine {
 
   /** Host-side input: the segment (planar stereo) and its complex-as-channels spectrogram. */
   async prepare(segment: Float32Array): Promise<Prepared> {
-    const stft = await this.stft();
+    const stft = await Stft.shared(); // the thread's transforms, shared by every engine
     const spec = new Float32Array(CH * 2 * BINS * FRAMES);
     for (let c = 0; c < CH; c++) {
       for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
@@ -74,18 +74,13 @@ export class HtdemucsEngine {
     await this.runner.select?.(quality);
   }
 
-  /** The thread's transforms (PFFFT, WebAssembly: instantiated on first use), shared by every engine. */
-  private stft(): Promise<Stft> {
-    return Stft.shared();
-  }
-
   close(): Promise<void> {
     return this.runner.close();
   }
 
   /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */
   async finish(o: { freq: Float32Array; time: Float32Array }): Promise<SegmentOut> {
-    const stft = await this.stft();
+    const stft = await Stft.shared(); // the thread's transforms, shared by every engine
     const a = new Float64Array(SEGMENT);
     const b = new Float64Array(SEGMENT);
     const out = new Float32Array(STEMS * CH * SEGMENT);
