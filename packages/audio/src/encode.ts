@@ -23,8 +23,8 @@ export type Encoder = {
   write(interleaved: Buffer): Promise<void>;
   /** Ends the input and waits for the file to be complete. */
   finish(): Promise<void>;
-  /** Kills ffmpeg (idempotent; a no-op once it exited). */
-  kill(): void;
+  /** Kills ffmpeg and resolves once it is gone (reaped): idempotent, at once if it had exited. */
+  kill(): Promise<void>;
 };
 
 /** Starts one ffmpeg that encodes stereo float32 PCM at `sampleRate` into `file`. */
@@ -81,8 +81,12 @@ function spawnEncoder(output: string[], sampleRate: number, label: string, stdou
       p.stdin!.end();
       await exited;
     },
-    kill: () => {
-      if (!exitedFlag) p.kill('SIGKILL');
+    kill: async () => {
+      // 'exit', not 'close': the process is reaped even if nobody drains its stdout any more.
+      if (exitedFlag || p.exitCode !== null || p.signalCode !== null) return;
+      const gone = new Promise((res) => p.once('exit', res));
+      p.kill('SIGKILL');
+      await gone;
     },
   };
 }

@@ -41,7 +41,7 @@ export async function* resampleBlocks(src: AsyncIterable<Block>, from: number, t
     }
     await pump;
   } finally {
-    ff.kill();
+    await ff.kill();
   }
 }
 

@@ -80,7 +80,8 @@ export type StemSink = {
   /** Frames whose bytes are out of the encoder (a WAV's at once; a FLAC's up to a block behind). */
   framesOut(): number;
   finish(): Promise<void>;
-  kill(): void;
+  /** Ends its encoder, if any, and resolves once that process is gone. */
+  kill(): Promise<void>;
 };
 
 export function liveManifest(format: AudioFormat, sampleRate: number, frames: number): LiveManifest {
@@ -120,7 +121,7 @@ async function wavSink(format: WavFormat, sampleRate: number, frames: number, by
     },
     framesOut: () => n,
     finish: async () => {},
-    kill: () => {},
+    kill: async () => {},
   };
 }
 

@@ -141,7 +141,8 @@ export async function writeStems(d: Deps, spec: StemsSpec, source: AsyncIterable
     clearInterval(flusher);
     // A piece being stored lands before the caller clears the work area, not after it.
     await flushing.catch(() => {});
-    for (const s of sinks) s.kill();
+    // Waited for: when the writer returns, no ffmpeg of it is left (killed and reaped).
+    await Promise.all(sinks.map((s) => s.kill()));
     for (const f of files) await f.close();
     await rm(dir, { recursive: true, force: true });
   }
