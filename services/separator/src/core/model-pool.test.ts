@@ -36,6 +36,28 @@ function heldRunner(name: string, quality?: Quality) {
   };
   return r;
 }
+/**
+ * A session that queues, as a model worker does: runs given while one computes wait behind it, in
+ * order, and one whose signal is aborted before its turn is answered RunWithdrawn.
+ */
+function queueingRunner(name: string, quality: Quality) {
+  const held = heldRunner(name, quality);
+  let line = Promise.resolve();
+  const r: typeof held = Object.assign(Object.create(null) as object, held, {
+    queues: true,
+    run: (mix: Float32Array, spec: Float32Array, signal?: AbortSignal) => {
+      held.log.push(`${name} got ${mix[0]}`);
+      const out = line.then(() => {
+        if (signal?.aborted) throw new RunWithdrawn();
+        return held.run(mix, spec);
+      });
+      line = out.then(() => {}, () => {});
+      return out;
+    },
+  });
+  Object.defineProperty(r, 'quality', { get: () => held.quality });
+  return r;
+}
 const input = (n: number) => [new Float32Array([n]), new Float32Array(1)] as const;
 const until = async (cond: () => boolean) => {
   while (!cond()) await sleep(1);
@@ -82,6 +104,70 @@ describe('the model pool', () => {
     a.release();
     await Promise.all([running, kept]);
     expect(a.log).toEqual(['a ran 1', 'a ran 4']);
+  });
+});
+
+describe('a pool of one session that queues (a model worker)', () => {
+  it('gives the session the next run while it computes, an earlier job first; a run of another graph waits', async () => {
+    const a = queueingRunner('a', 'fast');
+    const pool = new ModelPool([a]);
+    const early = pool.lease(0);
+    const late = pool.lease(1);
+    await early.select!('fast');
+    await late.select!('full');
+    expect(early.lanes).toBe(3); // computing, queued behind it, and one waiting here
+    const done = [early.run(...input(1)), early.run(...input(2))];
+    // Both are in the session at once: the second starts as the first returns, with no round trip.
+    await until(() => a.log.includes('a got 2'));
+    expect(a.log).toEqual(['a got 1', 'a ran 1', 'a got 2']);
+    const other = late.run(...input(10)); // full: not behind a fast run
+    done.push(early.run(...input(3)));
+    a.release(); // 1 returns, 2 computes: the early job's 3 queues behind it, the late job's full run still waits
+    await until(() => a.log.includes('a got 3'));
+    expect(a.log.filter((l) => l.includes('10'))).toEqual([]);
+    a.release();
+    await until(() => a.log.includes('a ran 3'));
+    a.release(); // the session is free: it switches for the full run
+    await until(() => a.log.includes('a ran 10'));
+    expect(a.log.slice(-3)).toEqual(['a switched to full', 'a got 10', 'a ran 10']);
+    a.release();
+    await Promise.all([...done, other]);
+  });
+
+  it('withdrawing a job reaches its run queued in the session, not the one computing', async () => {
+    const a = queueingRunner('a', 'fast');
+    const pool = new ModelPool([a]);
+    const job = pool.lease(0);
+    const computing = job.run(...input(1));
+    const queued = job.run(...input(2)).catch((e: unknown) => e);
+    const waiting = job.run(...input(3)).catch((e: unknown) => e);
+    await until(() => a.log.includes('a got 2'));
+    job.withdraw();
+    a.release();
+    await expect(computing).resolves.toMatchObject({ ms: 1 });
+    expect(await queued).toBeInstanceOf(RunWithdrawn);
+    expect(await waiting).toBeInstanceOf(RunWithdrawn);
+    // The session is free again, for the next job.
+    const next = pool.lease(1).run(...input(4));
+    await until(() => a.log.includes('a ran 4'));
+    a.release();
+    await next;
+    expect(a.log.filter((l) => l.includes('ran'))).toEqual(['a ran 1', 'a ran 4']);
+  });
+
+  it('a pool of several sessions commits no run to a busy one', async () => {
+    const [a, b] = [queueingRunner('a', 'fast'), queueingRunner('b', 'fast')];
+    const pool = new ModelPool([a, b]);
+    const job = pool.lease(0);
+    expect(job.lanes).toBe(3);
+    const done = [1, 2, 3].map((n) => job.run(...input(n)));
+    await until(() => a.log.length + b.log.length === 4); // two got, two ran
+    b.release(); // b frees first: the third run goes to it, not behind a
+    await until(() => b.log.includes('b got 3'));
+    expect(a.log).toEqual(['a got 1', 'a ran 1']);
+    a.release();
+    b.release();
+    await Promise.all(done);
   });
 });
 

@@ -7,29 +7,39 @@
  * before one that would make it switch. How many sessions pay depends on the machine (autoEngines).
  */
 import type { Quality } from '@stemflow/models';
-import type { ModelRunner } from './runner.js';
+import { RunWithdrawn, type ModelRunner } from './runner.js';
+
+export { RunWithdrawn };
 
 /** A session that may hold either graph: `quality` is the one loaded, `select` loads another. */
 type PooledRunner = ModelRunner & { readonly quality?: Quality };
 type Waiter = { priority: number; quality: Quality | undefined; take: (r: PooledRunner) => void; drop: (e: Error) => void; lease: object };
+/**
+ * A session and the runs it was given and has not returned: one computing, and — a pool of one
+ * session that queues — one more waiting in its thread behind it, once the first is posted
+ * (`posted`: the quality it computes; a run of another quality waits here, in the pool).
+ */
+type Session = { runner: PooledRunner; given: number; posted?: { quality: Quality | undefined } };
 
-/** A run asked for and withdrawn before a session took it. */
-export class RunWithdrawn extends Error {
-  constructor() {
-    super('the run was withdrawn before it started');
-  }
-}
 /** Whether a session can serve a run without switching graphs. */
 const serves = (r: PooledRunner, q: Quality | undefined) => r.quality === undefined || q === undefined || r.quality === q;
 
 export class ModelPool {
-  private readonly free: PooledRunner[];
+  private readonly sessions: Session[];
   /** In the order asked: among equal priorities, the first is the oldest. */
   private readonly waiting: Waiter[] = [];
+  /**
+   * Runs a session is given at once. One, where there are several sessions: a run committed to a
+   * busy one early could wait behind it while another frees. Two for a pool of one session that
+   * queues: nothing else could take the run sooner, and the session starts it the moment the
+   * current returns, with no round trip through this thread between the two.
+   */
+  private readonly depth: number;
 
   constructor(readonly runners: readonly PooledRunner[]) {
     if (!runners.length) throw new Error('a model pool needs at least one session');
-    this.free = [...runners];
+    this.sessions = runners.map((runner) => ({ runner, given: 0 }));
+    this.depth = runners.length === 1 && runners[0]!.queues ? 2 : 1;
   }
 
   /** Sessions: how many runs can be computed at once. */
@@ -49,27 +59,37 @@ export class ModelPool {
   /**
    * A job's view of the pool: a runner whose runs take the next free session (switched to the
    * job's quality where it holds the other), ahead of the runs of jobs with a larger `priority`.
-   * Its `lanes` are the sessions plus one: a pass keeps one run waiting, so a session that frees
-   * starts the job's next chunk at once, before a later job's and with no gap on the model's cores.
+   * Its `lanes` are the runs the sessions take at once plus one: a pass keeps one run waiting, so a
+   * session that frees starts the job's next chunk at once, before a later job's and with no gap on
+   * the model's cores.
    */
   lease(priority: number): ModelRunner & { readonly lanes: number; withdraw(): void } {
     let quality: Quality | undefined;
     const pool = this;
     const lease = {};
+    // Aborted by withdraw: the lease's runs queued in a session's thread and not started.
+    let posted = new AbortController();
     return {
       get device() {
         return pool.device;
       },
-      lanes: this.size + 1,
+      lanes: this.size * this.depth + 1,
       select: async (q) => {
         quality = q;
       },
-      withdraw: () => pool.withdraw(lease),
+      withdraw: () => {
+        pool.withdraw(lease);
+        posted.abort();
+        posted = new AbortController();
+      },
       run: async (mix, spec) => {
+        const signal = posted.signal;
         const runner = await pool.acquire(priority, quality, lease);
         try {
           if (quality && runner.quality !== undefined && runner.quality !== quality) await runner.select?.(quality);
-          return await runner.run(mix, spec);
+          const out = runner.run(mix, spec, signal);
+          pool.posted(runner);
+          return await out;
         } finally {
           pool.release(runner);
         }
@@ -83,9 +103,22 @@ export class ModelPool {
     return Promise.all(this.runners.map((r) => r.close())).then(() => {});
   }
 
+  private session(runner: PooledRunner): Session {
+    return this.sessions.find((s) => s.runner === runner)!;
+  }
+
+  /** A free session (one holding this quality first), else one that takes a run of this quality behind its own. */
+  private pick(q: Quality | undefined): Session | undefined {
+    const free = this.sessions.filter((s) => s.given === 0);
+    if (free.length) return free.find((s) => serves(s.runner, q)) ?? free[0];
+    return this.sessions.find((s) => s.given < this.depth && s.posted && (q === undefined || s.posted.quality === undefined || s.posted.quality === q));
+  }
+
   private acquire(priority: number, quality: Quality | undefined, lease: object): Promise<PooledRunner> {
-    if (this.free.length) return Promise.resolve(this.free.splice(Math.max(0, this.free.findIndex((r) => serves(r, quality))), 1)[0]!);
-    return new Promise((take, drop) => this.waiting.push({ priority, quality, take, drop, lease }));
+    const s = this.pick(quality);
+    if (!s) return new Promise((take, drop) => this.waiting.push({ priority, quality, take, drop, lease }));
+    s.given++;
+    return Promise.resolve(s.runner);
   }
 
   /** Fails a lease's runs that no session has taken yet (RunWithdrawn): its job stopped. */
@@ -96,16 +129,36 @@ export class ModelPool {
     }
   }
 
+  /** A session's run is in its thread now, on the graph it holds: a run of that graph may queue behind it. */
+  private posted(runner: PooledRunner): void {
+    this.session(runner).posted = { quality: runner.quality };
+    this.dispatch();
+  }
+
   private release(runner: PooledRunner): void {
-    if (!this.waiting.length) {
-      this.free.push(runner);
-      return;
-    }
-    // The earliest job's oldest run of the quality this session holds; else the earliest job's.
+    const s = this.session(runner);
+    s.given--;
+    if (s.given === 0) s.posted = undefined;
+    this.dispatch();
+  }
+
+  /**
+   * Hands waiting runs to sessions that can take them: a free session the earliest job's oldest
+   * run of the quality it holds, else the earliest job's (it switches); a session computing, the
+   * earliest job's run of its quality to queue behind.
+   */
+  private dispatch(): void {
     const first = (ws: Waiter[]) => ws.reduce((a, b) => (b.priority < a.priority ? b : a));
-    const same = this.waiting.filter((w) => serves(runner, w.quality));
-    const next = first(same.length ? same : this.waiting);
-    this.waiting.splice(this.waiting.indexOf(next), 1);
-    next.take(runner);
+    while (this.waiting.length) {
+      const free = this.sessions.find((s) => s.given === 0);
+      const s = free ?? this.sessions.find((x) => x.given < this.depth && x.posted);
+      if (!s) return;
+      const same = this.waiting.filter((w) => (free ? serves(s.runner, w.quality) : w.quality === undefined || s.posted!.quality === undefined || s.posted!.quality === w.quality));
+      if (!free && !same.length) return;
+      const next = first(same.length ? same : this.waiting);
+      this.waiting.splice(this.waiting.indexOf(next), 1);
+      s.given++;
+      next.take(s.runner);
+    }
   }
 }

@@ -3,6 +3,7 @@
  * the inputs the main thread sends, one at a time, replying with the outputs. See runner.ts.
  */
 import { setPriority } from 'node:os';
+import { setImmediate as turn } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, StemflowError } from '@stemflow/contracts';
 import { openSession, type SessionOptions } from '@stemflow/models';
@@ -24,10 +25,25 @@ if (o.nice && process.platform === 'linux') {
 try {
   const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
   const names = inputNames(session);
-  // Runs are served in order: the separator asks for the next only after the previous returned.
+  // Runs are served in the order asked (ids increase). One asked while another computes waits here
+  // and starts as that one returns; withdrawn before then, it is answered `withdrawn`, not run.
   let queue = Promise.resolve();
-  port.on('message', (m: { id: number; mix: Float32Array; spec: Float32Array }) => {
+  let started = -1;
+  const withdrawn = new Set<number>();
+  port.on('message', (m: { id: number; mix: Float32Array; spec: Float32Array } | { withdraw: number }) => {
+    if ('withdraw' in m) {
+      if (m.withdraw > started) withdrawn.add(m.withdraw);
+      return;
+    }
     queue = queue.then(async () => {
+      // A turn of the loop first: messages that came during the previous run (this run's
+      // withdrawal among them) are read before it starts.
+      await turn();
+      started = m.id;
+      if (withdrawn.delete(m.id)) {
+        port.postMessage({ id: m.id, withdrawn: true });
+        return;
+      }
       try {
         const { freq, time, ms } = await runSession(session, names, m.mix, m.spec);
         try {
