@@ -1,7 +1,7 @@
 import { JobOptions } from '@stemflow/contracts';
 import { describe, expect, it } from 'vitest';
 import { readBack } from '@stemflow/audio';
-import { StemMixer, outputs } from './assemble.js';
+import { StemMixer, mixOf, outputs } from './assemble.js';
 import { makePlan, windowPlan } from './plan.js';
 
 const rand = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
@@ -33,6 +33,48 @@ describe('the stem mixer', () => {
       ref += mix[j]! ** 2;
     }
     expect(m.residualDb()).toBeCloseTo(10 * Math.log10(err / ref), 6);
+  });
+
+  it('gives, bit for bit, what mixing one sample at a time gives (every kind of output, clamp or not)', () => {
+    const loud = data.map((x) => x * 4); // past full scale: the clamp and the peaks matter
+    for (const [opts, format, clip] of [[{ residual: true }, 'wav16', 'clamp'], [{}, 'f32', 'rescale'], [{ two_stems: 'vocals', residual: true }, 'wav24', 'clamp'], [{ two_stems: 'vocals' }, 'flac', 'rescale']] as const) {
+      const outs = outputs(JobOptions.parse(opts));
+      const residual = 'residual' in opts;
+      const gains = outs.map((_, k) => 1 / (k + 1.5));
+      const m = new StemMixer(outs, residual, format, clip, gains);
+      const got = m.block(loud, n, mix).map((b) => b.slice(0, 2 * n));
+      // The reference: each sample of each output on its own, as the mixer once did it.
+      const at = residual ? outs.findIndex((o) => o.name === 'other' || o.name === 'accompaniment') : -1;
+      const rest = [0, 1, 2, 3].filter((s) => !(at >= 0 ? outs[at]!.from : []).includes(s));
+      const peaks = outs.map(() => 0);
+      let errSq = 0, mixSq = 0;
+      const want = outs.map((o, k) => {
+        const b = new Float32Array(2 * n);
+        for (let c = 0; c < 2; c++) for (let i = 0; i < n; i++) {
+          let v: number;
+          if (k === at) {
+            v = mix[2 * i + c]!;
+            for (const s of rest) v -= loud[(s * 2 + c) * n + i]!;
+          } else v = mixOf(o, loud, n, c, i);
+          peaks[k] = Math.max(peaks[k]!, Math.abs(v));
+          const w = v * gains[k]!;
+          b[2 * i + c] = clip === 'clamp' ? Math.max(-0.99, Math.min(0.99, w)) : w;
+        }
+        return b;
+      });
+      for (let j = 0; j < 2 * n; j++) {
+        const sum = want.reduce((s, b) => s + readBack(format, b[j]!), 0);
+        errSq += (mix[j]! - sum) ** 2;
+        mixSq += mix[j]! ** 2;
+      }
+      for (let k = 0; k < outs.length; k++) expect(Buffer.from(got[k]!.buffer).equals(Buffer.from(want[k]!.buffer))).toBe(true);
+      expect(m.peaks).toEqual(peaks);
+      expect(m.residualDb()).toBe(10 * Math.log10(errSq / mixSq));
+      // Measuring only the peaks (rescale's first read) finds the same ones.
+      const measured = new StemMixer(outs, residual, format, clip, gains, true);
+      measured.block(loud, n, mix);
+      expect(measured.peaks).toEqual(peaks);
+    }
   });
 
   it('two stems: the residual goes into accompaniment', () => {

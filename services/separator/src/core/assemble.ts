@@ -5,7 +5,7 @@
  */
 import { StemflowError, outputStemNames, type AudioFormat, type JobOptions, type OutputStemName } from '@stemflow/contracts';
 import { setImmediate as turn } from 'node:timers/promises';
-import { readBack } from '@stemflow/audio';
+import { addReadBack } from '@stemflow/audio';
 import { HTDEMUCS } from '@stemflow/models';
 import { CH } from './engine.js';
 import { PLANES } from './pass.js';
@@ -59,14 +59,25 @@ export async function* averagePasses(plan: Plan, sources: AsyncIterator<Float32A
     const n = Math.min(...bufs.map((b) => b.n - b.at), plan.length - emitted, BLOCK_FRAMES);
     if (cap.length < PLANES * n) cap = new Float32Array(PLANES * n);
     const out = cap.subarray(0, PLANES * n);
-    out.fill(0);
-    for (let p = 0; p < P; p++) {
-      const b = bufs[p]!;
-      for (let pl = 0; pl < PLANES; pl++) for (let i = 0; i < n; i++) out[pl * n + i]! += b.data[pl * b.n + b.at + i]!;
-      b.at += n;
-    }
     const k = plan.std / P;
-    for (let i = 0; i < out.length; i++) out[i] = out[i]! * k + plan.mean;
+    const mean = plan.mean;
+    if (P === 1) {
+      // One pass (shifts=1, most jobs): de-normalized in one sweep, the same numbers as the sum below.
+      const b = bufs[0]!;
+      for (let pl = 0; pl < PLANES; pl++) {
+        const from = pl * b.n + b.at;
+        for (let i = 0, o = pl * n; i < n; i++, o++) out[o] = (0 + b.data[from + i]!) * k + mean;
+      }
+      b.at += n;
+    } else {
+      out.fill(0);
+      for (let p = 0; p < P; p++) {
+        const b = bufs[p]!;
+        for (let pl = 0; pl < PLANES; pl++) for (let i = 0; i < n; i++) out[pl * n + i]! += b.data[pl * b.n + b.at + i]!;
+        b.at += n;
+      }
+      for (let i = 0; i < out.length; i++) out[i] = out[i]! * k + mean;
+    }
     emitted += n;
     yield { data: out, n };
     await turn();
@@ -87,6 +98,10 @@ export class StemMixer {
   private errSq = 0;
   private mixSq = 0;
   private bufs: Float32Array[];
+  /** One output channel of a block, summed in double before its gain. */
+  private acc = new Float64Array(0);
+  /** Σ outputs of a block as read back, per interleaved sample. */
+  private sum = new Float64Array(0);
   private readonly residualAt: number;
   private readonly rest: number[];
 
@@ -96,6 +111,8 @@ export class StemMixer {
     private readonly format: AudioFormat,
     private readonly clip: JobOptions['clip'],
     private readonly gains: number[],
+    /** Only the peaks are wanted (clip=rescale's first read): nothing is rendered or compared. */
+    private readonly peaksOnly = false,
   ) {
     this.peaks = outs.map(() => 0);
     this.bufs = outs.map(() => new Float32Array(0));
@@ -104,35 +121,54 @@ export class StemMixer {
     this.rest = HTDEMUCS.stems.map((_, s) => s).filter((s) => !target.includes(s));
   }
 
-  /** One block: `data` planar [stem][ch][n], `mix` interleaved stereo; returns each output interleaved (reused buffers). */
+  /** One block: `data` planar [stem][ch][n], `mix` interleaved stereo; returns each output interleaved (reused buffers; untouched when only the peaks are wanted). */
   block(data: Float32Array, n: number, mix: Float32Array): Float32Array[] {
     for (let k = 0; k < this.outs.length; k++) if (this.bufs[k]!.length < CH * n) this.bufs[k] = new Float32Array(CH * n);
+    // Every sample of every job passes here (twice with clip=rescale): no branch or call per
+    // sample. Each output channel is summed in double, in mixOf's order, as one sample at a time would be.
+    if (this.acc.length < n) this.acc = new Float64Array(n);
+    const acc = this.acc;
+    const clamp = this.clip === 'clamp';
     for (let k = 0; k < this.outs.length; k++) {
-      const o = this.outs[k]!;
       const buf = this.bufs[k]!;
       const g = this.gains[k]!;
       let peak = this.peaks[k]!;
       for (let c = 0; c < CH; c++) {
+        if (k === this.residualAt) {
+          for (let i = 0; i < n; i++) acc[i] = mix[CH * i + c]!;
+          for (const s of this.rest) {
+            const at = (s * CH + c) * n;
+            for (let i = 0; i < n; i++) acc[i]! -= data[at + i]!;
+          }
+        } else {
+          acc.fill(0, 0, n);
+          for (const s of this.outs[k]!.from) {
+            const at = (s * CH + c) * n;
+            for (let i = 0; i < n; i++) acc[i]! += data[at + i]!;
+          }
+        }
+        if (this.peaksOnly) {
+          for (let i = 0; i < n; i++) peak = Math.max(peak, Math.abs(acc[i]!));
+          continue;
+        }
         for (let i = 0; i < n; i++) {
-          let v: number;
-          if (k === this.residualAt) {
-            v = mix[CH * i + c]!;
-            for (const s of this.rest) v -= data[(s * CH + c) * n + i]!;
-          } else v = mixOf(o, data, n, c, i);
+          const v = acc[i]!;
           const a = Math.abs(v);
           if (a > peak) peak = a;
-          let w = v * g;
-          if (this.clip === 'clamp') w = Math.max(-0.99, Math.min(0.99, w));
-          buf[CH * i + c] = w;
+          buf[CH * i + c] = clamp ? Math.max(-0.99, Math.min(0.99, v * g)) : v * g;
         }
       }
       this.peaks[k] = peak;
     }
+    if (this.peaksOnly) return this.bufs;
+    // mix − Σ outputs as a reader of the files gets them back (summed over the outputs in order).
+    if (this.sum.length < CH * n) this.sum = new Float64Array(CH * n);
+    const sum = this.sum;
+    sum.fill(0, 0, CH * n);
+    for (let k = 0; k < this.outs.length; k++) addReadBack(this.format, this.bufs[k]!, CH * n, sum);
     for (let j = 0; j < CH * n; j++) {
-      let sum = 0;
-      for (let k = 0; k < this.outs.length; k++) sum += readBack(this.format, this.bufs[k]![j]!);
       const m = mix[j]!;
-      this.errSq += (m - sum) ** 2;
+      this.errSq += (m - sum[j]!) ** 2;
       this.mixSq += m * m;
     }
     return this.bufs;

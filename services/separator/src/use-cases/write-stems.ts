@@ -55,7 +55,7 @@ async function* atRate(d: Deps, spec: StemsSpec, source: AsyncIterable<Block>): 
 
 /** Each output's peak, before any gain (what clip=rescale scales by). */
 export async function measurePeaks(d: Deps, spec: StemsSpec, source: AsyncIterable<Block>): Promise<number[]> {
-  const mixer = new StemMixer(spec.outs, spec.residual, spec.format, spec.clip, spec.outs.map(() => 1));
+  const mixer = new StemMixer(spec.outs, spec.residual, spec.format, spec.clip, spec.outs.map(() => 1), true);
   for await (const b of atRate(d, spec, source)) mixer.block(b.data, b.n, b.mix);
   return mixer.peaks;
 }
