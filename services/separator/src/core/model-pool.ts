@@ -1,7 +1,8 @@
 /**
  * The separator's engines (model sessions), shared by the jobs in flight a run at a time. A job's
- * pass keeps as many runs asked as there are sessions, plus one waiting: alone, it keeps every
- * session busy, and a session that frees starts the job's next chunk at once. Jobs that started
+ * pass keeps as many runs asked as the sessions take at once (one each; two for a lone session
+ * whose worker queues the next), plus one waiting: alone, it keeps every session busy, and a
+ * session that frees starts the job's next chunk at once. Jobs that started
  * earlier go first (a queue of jobs finishes one by one, the later ones filling the gaps: the first
  * chunk's STFT, the stems' encoding); a free session serves a run of the quality it has loaded
  * before one that would make it switch. How many sessions pay depends on the machine (autoEngines).
