@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { supervisedRunner, type ModelRunner } from './runner.js';
+import type { ModelRunner } from './runner.js';
+import { supervisedRunner } from './supervised-runner.js';
 
 /** A runner whose thread can be made to die, as an out-of-memory kill would. */
 function fakeRunner(name: string) {
