@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { addReadBack, quantize, readBack, type WavFormat } from './wav.js';
+import type { AudioFormat } from '@stemflow/contracts';
+import { addReadBack, quantize, type WavFormat } from './wav.js';
 
 /** Samples at and past full scale, both zeros, halfway roundings, and noise. */
 const samples = Float32Array.from([0, -0, 1, -1, 1.5, -1.5, 0.99999, -0.99999, 0.5 / 32768, -0.5 / 32768, 1.5 / 32768, -1.5 / 32768, -2.5 / 32768, 0.5 / 8388608, -0.5 / 8388608, 3e-12, -1e-40, ...Array.from({ length: 997 }, (_, i) => Math.sin(i * 0.37) * 1.1)]);
 
+/** A sample as a whole number of `full` steps: round to nearest, saturate, as ffmpeg converts. */
+const int = (v: number, full: number) => Math.max(-full, Math.min(full - 1, Math.round(v * full)));
+
+/** What a reader of a file gets back for a sample written as `v`, one sample at a time. */
+function readBack(format: AudioFormat, v: number): number {
+  if (format === 'wav16') return int(v, 32768) / 32768;
+  if (format === 'wav24' || format === 'flac') return int(v, 8388608) / 8388608;
+  return format === 'f32' ? Math.fround(v) : v;
+}
+
 /** What Buffer's own writers make of them, one sample at a time. */
 function reference(format: WavFormat, src: Float32Array): Buffer {
-  const int = (v: number, full: number) => Math.max(-full, Math.min(full - 1, Math.round(v * full)));
   const b = Buffer.alloc(src.length * { wav16: 2, wav24: 3, f32: 4 }[format]);
   for (let i = 0; i < src.length; i++) {
     if (format === 'f32') b.writeFloatLE(src[i]!, 4 * i);

@@ -66,47 +66,33 @@ export const wavBytes = (format: WavFormat, frames: number) => wavHeaderBytes(fo
 /** Whole frames in the first `bytes` bytes of such a file. */
 export const wavFramesIn = (format: WavFormat, bytes: number) => Math.max(0, Math.floor((bytes - wavHeaderBytes(format)) / (CHANNELS * WAV_BYTES[format])));
 
-/** A sample as a whole number of the format (round to nearest, saturate, as ffmpeg converts). */
-const int16 = (v: number) => Math.max(-32768, Math.min(32767, Math.round(v * 32768)));
-const int24 = (v: number) => Math.max(-8388608, Math.min(8388607, Math.round(v * 8388608)));
 /**
- * The same for a sample read from a Float32Array, at half the cost (every sample of every stem
- * passes here): for such a sample, v·2^k + 0.5 is exact in double, so its floor is Math.round's
- * result (but for a zero's sign, which no integer sample keeps).
+ * A float32 sample as a whole number of the format: round to nearest, saturate, as ffmpeg
+ * converts. Every sample of every stem passes here: for a float32 v, v·2^k + 0.5 is exact in
+ * double, so its floor is Math.round's result (but for a zero's sign, which no integer keeps), at
+ * half the cost.
  */
-const int16f = (v: number) => {
+const int16 = (v: number) => {
   const x = Math.floor(v * 32768 + 0.5);
   return x < -32768 ? -32768 : x > 32767 ? 32767 : x;
 };
-const int24f = (v: number) => {
+const int24 = (v: number) => {
   const x = Math.floor(v * 8388608 + 0.5);
   return x < -8388608 ? -8388608 : x > 8388607 ? 8388607 : x;
 };
 
-/** What a reader of a stem file gets back for a sample written as `v` (MP3, lossy: `v`). */
-export function readBack(format: AudioFormat, v: number): number {
-  switch (format) {
-    case 'wav16':
-      return int16(v) / 32768;
-    case 'wav24':
-    case 'flac':
-      return int24(v) / 8388608;
-    case 'f32':
-      return Math.fround(v);
-    default:
-      return v;
-  }
-}
-
-/** Adds readBack(format, src[j]) into into[j] for j < count: one loop per format, no call per sample. */
+/**
+ * Adds what a reader of a stem file gets back for each sample of `src` (MP3, lossy: the sample)
+ * into into[j], j < count: one loop per format, no call per sample.
+ */
 export function addReadBack(format: AudioFormat, src: Float32Array, count: number, into: Float64Array): void {
   switch (format) {
     case 'wav16':
-      for (let j = 0; j < count; j++) into[j]! += int16f(src[j]!) / 32768;
+      for (let j = 0; j < count; j++) into[j]! += int16(src[j]!) / 32768;
       return;
     case 'wav24':
     case 'flac':
-      for (let j = 0; j < count; j++) into[j]! += int24f(src[j]!) / 8388608;
+      for (let j = 0; j < count; j++) into[j]! += int24(src[j]!) / 8388608;
       return;
     default:
       // f32 (what a Float32Array holds already) and MP3 (lossy: the sample itself).
@@ -129,11 +115,11 @@ export function quantize(format: WavFormat, src: Float32Array, count: number, ou
   } else if (format === 'wav16') {
     if (aligned) {
       const v = new Int16Array(buf.buffer, buf.byteOffset, count);
-      for (let i = 0; i < count; i++) v[i] = int16f(src[i]!);
-    } else for (let i = 0; i < count; i++) buf.writeInt16LE(int16f(src[i]!), 2 * i);
+      for (let i = 0; i < count; i++) v[i] = int16(src[i]!);
+    } else for (let i = 0; i < count; i++) buf.writeInt16LE(int16(src[i]!), 2 * i);
   } else {
     for (let i = 0, o = 0; i < count; i++, o += 3) {
-      const x = int24f(src[i]!) & 0xffffff;
+      const x = int24(src[i]!) & 0xffffff;
       buf[o] = x & 0xff;
       buf[o + 1] = (x >> 8) & 0xff;
       buf[o + 2] = x >> 16;

@@ -19,13 +19,6 @@ export function outputs(opts: JobOptions): Output[] {
   return outputStemNames(opts).map((name) => ({ name, from: name === 'accompaniment' ? [idx('drums'), idx('bass'), idx('other')] : [idx(name)] }));
 }
 
-/** Sample i of channel c of an output stem, from a block of the model's stems ([stem][ch][n]). */
-export function mixOf(o: Output, data: Float32Array, n: number, c: number, i: number): number {
-  let v = 0;
-  for (const s of o.from) v += data[(s * CH + c) * n + i]!;
-  return v;
-}
-
 /** Demucs's rescale: a stem whose peak is over full scale is scaled down to just under it. */
 export const rescaleGain = (peak: number) => 1 / Math.max(1.01 * peak, 1);
 
@@ -123,9 +116,10 @@ export class StemMixer {
 
   /** One block: `data` planar [stem][ch][n], `mix` interleaved stereo; returns each output interleaved (reused buffers; untouched when only the peaks are wanted). */
   block(data: Float32Array, n: number, mix: Float32Array): Float32Array[] {
-    for (let k = 0; k < this.outs.length; k++) if (this.bufs[k]!.length < CH * n) this.bufs[k] = new Float32Array(CH * n);
+    if (!this.peaksOnly) for (let k = 0; k < this.outs.length; k++) if (this.bufs[k]!.length < CH * n) this.bufs[k] = new Float32Array(CH * n);
     // Every sample of every job passes here (twice with clip=rescale): no branch or call per
-    // sample. Each output channel is summed in double, in mixOf's order, as one sample at a time would be.
+    // sample. Each output channel is summed in double, in the order of its stems, as one sample at a
+    // time would be.
     if (this.acc.length < n) this.acc = new Float64Array(n);
     const acc = this.acc;
     const clamp = this.clip === 'clamp';

@@ -4,10 +4,10 @@ import { ort, type Quality } from '@stemflow/models';
 import { SEGMENT } from '@stemflow/models/shape';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HtdemucsEngine } from './engine.js';
-import { ModelPool, RunWithdrawn } from './model-pool.js';
+import { ModelPool } from './model-pool.js';
 import { runPass, type Region } from './pass.js';
 import { planChunks } from './plan.js';
-import { inProcessRunner, type ModelRunner } from './runner.js';
+import { RunWithdrawn, inProcessRunner, type ModelRunner } from './runner.js';
 
 const tinyModel = fileURLToPath(new URL('../../../../models/tiny/tiny-htdemucs.onnx', import.meta.url));
 

@@ -10,8 +10,6 @@
 import type { Quality } from '@stemflow/models';
 import { RunWithdrawn, type ModelRunner } from './runner.js';
 
-export { RunWithdrawn };
-
 /** A session that may hold either graph: `quality` is the one loaded, `select` loads another. */
 type PooledRunner = ModelRunner & { readonly quality?: Quality };
 type Waiter = { priority: number; quality: Quality | undefined; take: (r: PooledRunner) => void; drop: (e: Error) => void; lease: object };
@@ -108,11 +106,16 @@ export class ModelPool {
     return this.sessions.find((s) => s.runner === runner)!;
   }
 
+  /** Whether a session computing a run takes one of quality `q` behind it (in its thread). */
+  private queuesBehind(s: Session, q: Quality | undefined): boolean {
+    return s.given < this.depth && s.posted !== undefined && (q === undefined || s.posted.quality === undefined || s.posted.quality === q);
+  }
+
   /** A free session (one holding this quality first), else one that takes a run of this quality behind its own. */
   private pick(q: Quality | undefined): Session | undefined {
     const free = this.sessions.filter((s) => s.given === 0);
     if (free.length) return free.find((s) => serves(s.runner, q)) ?? free[0];
-    return this.sessions.find((s) => s.given < this.depth && s.posted && (q === undefined || s.posted.quality === undefined || s.posted.quality === q));
+    return this.sessions.find((s) => this.queuesBehind(s, q));
   }
 
   private acquire(priority: number, quality: Quality | undefined, lease: object): Promise<PooledRunner> {
@@ -154,7 +157,7 @@ export class ModelPool {
       const free = this.sessions.find((s) => s.given === 0);
       const s = free ?? this.sessions.find((x) => x.given < this.depth && x.posted);
       if (!s) return;
-      const same = this.waiting.filter((w) => (free ? serves(s.runner, w.quality) : w.quality === undefined || s.posted!.quality === undefined || s.posted!.quality === w.quality));
+      const same = this.waiting.filter((w) => (free ? serves(s.runner, w.quality) : this.queuesBehind(s, w.quality)));
       if (!free && !same.length) return;
       const next = first(same.length ? same : this.waiting);
       this.waiting.splice(this.waiting.indexOf(next), 1);

@@ -8,7 +8,7 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import { SEGMENT } from '@stemflow/models/shape';
 import { CH, STEMS, type HtdemucsEngine } from './engine.js';
-import { RunWithdrawn } from './model-pool.js';
+import { RunWithdrawn } from './runner.js';
 import { triangle, type Chunk } from './plan.js';
 
 export const PLANES = STEMS * CH; // 8 planar output channels
