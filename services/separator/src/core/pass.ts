@@ -68,41 +68,51 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     return p;
   };
 
+  /** Samples per plane from the front of `acc` that may be nonzero: the carry, then a chunk's reach. */
+  let used = resume ? resume.carry.wsum.length : 0;
+  /**
+   * Adds a chunk's output into the sum and hands on what no later chunk touches, in one pass over
+   * each plane: the finished region is divided by the weights as it is summed (never stored in
+   * `acc`), the part a later chunk overlaps is summed in place and shifted to the front. Each
+   * sample is rounded where the sum's float32 storage rounded it, so the output is bit for bit
+   * that of summing the chunk in, then dividing.
+   */
   const post = async (c: Chunk, out: Float32Array) => {
     const trim = Math.floor((SEGMENT - c.length) / 2);
-    const at = c.offset - base;
-    // A plane at a time, with a turn of the event loop between: the whole overlap-add of a chunk
-    // (8 planes of a segment, then the division and the shift) held the loop for 20-70 ms.
-    for (let p = 0; p < PLANES; p++) {
-      const src = p * SEGMENT + trim;
-      const dst = p * cap + at;
-      for (let i = 0; i < c.length; i++) acc[dst + i]! += out[src + i]! * weight[i]!;
-      await turn();
-    }
+    const at = c.offset - base; // the chunk covers acc [at, reach)
+    const reach = at + c.length;
     for (let i = 0; i < c.length; i++) wsum[at + i]! += weight[i]!;
     // Everything before the next chunk's start is final.
     const next = plan[c.index + 1];
     const end = next ? next.offset : view.viewLength;
     const n = end - base;
-    const remLen = Math.max(0, c.offset + c.length - end);
+    const remLen = Math.max(0, reach - n);
     // Clip the finished view region to the track.
     const t0 = Math.max(view.trackStart ?? 0, base + view.viewOffset);
     const t1 = Math.min(view.trackLength, end + view.viewOffset);
     const len = Math.max(0, t1 - t0);
     const skip = t0 - (base + view.viewOffset);
+    // The finished region [skip, skip + len) in three parts: before the chunk, under it, after it.
+    const under0 = Math.min(Math.max(at, skip), skip + len);
+    const under1 = Math.max(Math.min(reach, skip + len), under0);
     const data = new Float32Array(PLANES * len);
+    const rem = new Float32Array(PLANES * remLen);
     for (let p = 0; p < PLANES; p++) {
-      for (let i = 0; i < len; i++) data[p * len + i] = acc[p * cap + skip + i]! / wsum[skip + i]!;
+      const a = p * cap;
+      const o = p * SEGMENT + trim - at; // out[o + i] is the chunk's sample at acc[a + i]
+      const d = p * len - skip; // data[d + i] is acc[a + i] finished
+      for (let i = skip; i < under0; i++) data[d + i] = acc[a + i]! / wsum[i]!;
+      for (let i = under0; i < under1; i++) data[d + i] = Math.fround(acc[a + i]! + out[o + i]! * weight[i - at]!) / wsum[i]!;
+      for (let i = under1; i < skip + len; i++) data[d + i] = acc[a + i]! / wsum[i]!;
+      // What a later chunk overlaps: summed, moved to the front, and zeros behind it.
+      for (let i = n; i < reach; i++) acc[a + i]! += out[o + i]! * weight[i - at]!;
+      acc.copyWithin(a, a + n, a + reach);
+      acc.fill(0, a + remLen, a + Math.max(used, reach));
+      rem.set(acc.subarray(a, a + remLen), p * remLen);
       await turn();
     }
-    const rem = new Float32Array(PLANES * remLen);
-    for (let p = 0; p < PLANES; p++) rem.set(acc.subarray(p * cap + n, p * cap + n + remLen), p * remLen);
+    used = remLen;
     const remW = wsum.slice(n, n + remLen);
-    // Shift the carry to the front for the next chunk.
-    for (let p = 0; p < PLANES; p++) {
-      acc.fill(0, p * cap, (p + 1) * cap);
-      acc.set(rem.subarray(p * remLen, (p + 1) * remLen), p * cap);
-    }
     wsum.fill(0);
     wsum.set(remW);
     base = end;
