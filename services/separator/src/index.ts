@@ -13,9 +13,9 @@ export { HtdemucsEngine, ModelPool } from './core/index.js';
 
 /**
  * Peak resident memory per engine (its session and the tensors of a run, arena off), rounded up
- * from `pnpm bench throughput`: one engine's process peaks at 2.91 GiB (full) and 2.81 GiB (fast),
- * two full engines' at 5.35 GiB. The same at either quality: the int8 weights are smaller, a
- * run's activations are not (and a job may switch an engine to either).
+ * from `pnpm bench throughput`: one engine's process peaks at 2.85-2.91 GiB with the full graph and
+ * 2.40 GiB with the fast one (its fused attention keeps no score matrices), two full engines' at
+ * 5.35 GiB. Sized for the full graph: a job may switch any engine to it.
  */
 export const ENGINE_MEMORY_GIB = 2.8;
 
@@ -23,11 +23,10 @@ export const ENGINE_MEMORY_GIB = 2.8;
  * Engines a separator opens when SEPARATOR_ENGINES is 0: one per core, or per `threads` cores when
  * those are set, as many as half the memory holds (the rest is the process's and the machine's),
  * at least one; on a GPU, one (a session fills the device). Measured on 2 cores (`pnpm bench
- * throughput`): a queue of jobs goes 1.14× as fast through two one-thread sessions as through one
- * two-thread session — the main thread's DSP and encoding preempt one of a session's threads, and
- * a two-thread session's every operator then waits for it, where a one-thread session only loses
- * that time. A lone job is the other way round (one two-thread session 1.10× as fast: nothing
- * preempts it), which is why the CLI, separating one song, opens one engine on all cores.
+ * throughput`, `pnpm bench separate`): a queue of jobs, and a lone job too, goes faster through two
+ * one-thread sessions than through one two-thread session — the main thread's DSP and encoding
+ * preempt one of a session's threads, and a two-thread session's every operator then waits for
+ * it, where a one-thread session only loses that time. So the CLI opens the same engines.
  */
 export function autoEngines(cores: number, memoryBytes: number, threads = 0): number {
   const byCores = Math.floor(cores / (threads > 0 ? threads : 1));
@@ -56,6 +55,9 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   let count = asked > 0 ? asked : autoEngines(cores, memoryBytes, options.threads);
   const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
   const models: QualityRunner[] = [];
+  // The chunks' DSP warms up in this thread while the model loads in the workers.
+  const warm = HtdemucsEngine.warmUp();
+  warm.catch(() => {}); // awaited below, unless loading the model fails first
   try {
     // The first alone: on a GPU (SEPARATOR_DEVICE=auto found one) an automatic count is one.
     models.push(await QualityRunner.open(quality, start(threads)));
@@ -64,6 +66,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
     for (const r of rest) if (r.status === 'fulfilled') models.push(r.value);
     const failed = rest.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
+    await warm;
   } catch (err) {
     await Promise.all(models.map((m) => m.close()));
     throw err;
