@@ -51,8 +51,11 @@ def fuse_attention(model: ModelProto) -> int:
         return list(next(a.ints for a in n.attribute if a.name == 'perm'))
 
     def check_scale(mul):
-        # √(1/√head_size): Sqrt(Cast(Div(1, Sqrt(head_size)))), as the export computes it.
+        # √(1/√head_size): Sqrt(Cast(Div(1, Sqrt(·)))), the Sqrt's input the head size as the export
+        # reads it from q's shape (that it is the head size, and not another scale, the agreement
+        # with the unfused graph shows: 66-68 dB; the fidelity test holds fast to full).
         div = made_by(made_by(made_by(mul.input[1], 'Sqrt').input[0], 'Cast').input[0], 'Div')
+        made_by(div.input[1], 'Sqrt')
         one = values.get(div.input[0])
         if one is None or one.size != 1 or float(one.ravel()[0]) != 1.0:
             raise ValueError(f'{mul.name}: the scale is not the default 1/sqrt(head_size)')
