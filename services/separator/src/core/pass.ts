@@ -97,6 +97,8 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     const under1 = Math.max(Math.min(reach, skip + len), under0);
     const data = new Float32Array(PLANES * len);
     const rem = new Float32Array(PLANES * remLen);
+    // A plane at a time, with a turn of the event loop between: a whole chunk's overlap-add in one
+    // go held the loop for 20-70 ms.
     for (let p = 0; p < PLANES; p++) {
       const a = p * cap;
       const o = p * SEGMENT + trim - at; // out[o + i] is the chunk's sample at acc[a + i]
