@@ -20,8 +20,8 @@ type Waiter = { priority: number; quality: Quality | undefined; take: (r: Pooled
  */
 type Session = { runner: PooledRunner; given: number; posted?: { quality: Quality | undefined } };
 
-/** Whether a session can serve a run without switching graphs. */
-const serves = (r: PooledRunner, q: Quality | undefined) => r.quality === undefined || q === undefined || r.quality === q;
+/** Whether a run of quality `q` goes on a graph `held` (a session's, or the run's it computes) without a switch. */
+const sameGraph = (held: Quality | undefined, q: Quality | undefined) => held === undefined || q === undefined || held === q;
 
 export class ModelPool {
   private readonly sessions: Session[];
@@ -108,13 +108,13 @@ export class ModelPool {
 
   /** Whether a session computing a run takes one of quality `q` behind it (in its thread). */
   private queuesBehind(s: Session, q: Quality | undefined): boolean {
-    return s.given < this.depth && s.posted !== undefined && (q === undefined || s.posted.quality === undefined || s.posted.quality === q);
+    return s.given < this.depth && s.posted !== undefined && sameGraph(s.posted.quality, q);
   }
 
   /** A free session (one holding this quality first), else one that takes a run of this quality behind its own. */
   private pick(q: Quality | undefined): Session | undefined {
     const free = this.sessions.filter((s) => s.given === 0);
-    if (free.length) return free.find((s) => serves(s.runner, q)) ?? free[0];
+    if (free.length) return free.find((s) => sameGraph(s.runner.quality, q)) ?? free[0];
     return this.sessions.find((s) => this.queuesBehind(s, q));
   }
 
@@ -157,7 +157,7 @@ export class ModelPool {
       const free = this.sessions.find((s) => s.given === 0);
       const s = free ?? this.sessions.find((x) => x.given < this.depth && x.posted);
       if (!s) return;
-      const same = this.waiting.filter((w) => (free ? serves(s.runner, w.quality) : this.queuesBehind(s, w.quality)));
+      const same = this.waiting.filter((w) => (free ? sameGraph(s.runner.quality, w.quality) : this.queuesBehind(s, w.quality)));
       if (!free && !same.length) return;
       const next = first(same.length ? same : this.waiting);
       this.waiting.splice(this.waiting.indexOf(next), 1);
