@@ -60,7 +60,7 @@ describe('Demucs STFT', () => {
     const stft = await Stft.shared();
     stft.spec(x[0]!, 0, 1, SEGMENT, z, 0, 1);
     stft.spec(x[1]!, 0, 1, SEGMENT, z, 2, 3);
-    const a = new Float64Array(SEGMENT), b = new Float64Array(SEGMENT);
+    const a = new Float32Array(SEGMENT), b = new Float32Array(SEGMENT);
     stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b);
     const snrA = snrDb(x[0]!, a, 4096, SEGMENT - 4096);
     const snrB = snrDb(x[1]!, b, 4096, SEGMENT - 4096);
@@ -82,7 +82,7 @@ describe('Demucs inverse STFT', () => {
       im.set(z.subarray((2 * c + 1) * BINS * FRAMES, (2 * c + 2) * BINS * FRAMES), c * BINS * FRAMES);
     }
     const ref = pkgIspec({ real: { data: re, shape: [1, 2, BINS, FRAMES] }, imag: { data: im, shape: [1, 2, BINS, FRAMES] } }, SEGMENT);
-    const a = new Float64Array(SEGMENT), b = new Float64Array(SEGMENT);
+    const a = new Float32Array(SEGMENT), b = new Float32Array(SEGMENT);
     (await Stft.shared()).ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b);
     // The package's istft returns le − n_fft samples, so its crop reads the last 2,476 samples of
     // each channel from the next one (and past the array, NaN, for the last): its defect (b).

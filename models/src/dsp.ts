@@ -131,9 +131,11 @@ export class Stft {
   /**
    * Demucs `_ispec` of two channels: complex-as-channels planes in `z` ([.., 2048, 336]) → `len`
    * samples added into outA/outB. Frames [from, to) only, when given: each frame is added in on
-   * its own (overlap-add), so a caller can do it in slices.
+   * its own (overlap-add), so a caller can do it in slices. The sums are float32, like what they
+   * are added to (the model's time branch): float64 accumulators, cleared and then added to it,
+   * moved twice the bytes through memory, and this loop is bound by memory, not arithmetic.
    */
-  ispec2(z: Float32Array, a: { re: number; im: number }, b: { re: number; im: number }, len: number, outA: Float64Array, outB: Float64Array, from = 0, to = Infinity): void {
+  ispec2(z: Float32Array, a: { re: number; im: number }, b: { re: number; im: number }, len: number, outA: Float32Array, outB: Float32Array, from = 0, to = Infinity): void {
     const le = Math.ceil(len / HOP);
     const end = Math.min(le, to);
     for (let t0 = from; t0 < end; t0 += BLOCK) {

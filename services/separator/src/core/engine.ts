@@ -4,7 +4,7 @@
  */
 import { BINS, FRAMES, SEGMENT, Stft } from '@stemflow/models/shape';
 import { HTDEMUCS, type Quality, type ort } from '@stemflow/models';
-import { inProcessRunner, type ModelRunner } from './runner.js';
+import { inProcessRunner, type ModelOutputs, type ModelRunner } from './runner.js';
 import { modelRunDuration } from '@stemflow/telemetry';
 import { setImmediate as turn } from 'node:timers/promises';
 
@@ -61,12 +61,12 @@ export class HtdemucsEngine {
   }
 
   /** One model run; the prepared inputs are consumed (moved to the model's thread). */
-  async infer(p: Prepared): Promise<{ freq: Float32Array; time: Float32Array }> {
-    const { freq, time, ms } = await this.runner.run(p.mix, p.spec);
+  async infer(p: Prepared): Promise<ModelOutputs> {
+    const { freq, time, ms, release } = await this.runner.run(p.mix, p.spec);
     this.runMs += ms;
     modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
-    return { freq, time };
+    return { freq, time, ...(release ? { release } : {}) };
   }
 
   /** Runs the next chunks on this quality's graph (an engine on one session has no choice, and keeps it). */
@@ -90,27 +90,24 @@ export class HtdemucsEngine {
     await engine.finish({ freq: new Float32Array(STEMS * spec.length), time: new Float32Array(STEMS * CH * SEGMENT) });
   }
 
-  /** Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT]. */
-  async finish(o: { freq: Float32Array; time: Float32Array }): Promise<SegmentOut> {
+  /**
+   * Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT].
+   * The outputs are used up: the result is the time branch's memory, the inverse added into it
+   * (so it is the run's until the caller releases the outputs).
+   */
+  async finish(o: ModelOutputs): Promise<SegmentOut> {
     const stft = await Stft.shared(); // the thread's transforms, shared by every engine
-    const a = new Float64Array(SEGMENT);
-    const b = new Float64Array(SEGMENT);
-    const out = new Float32Array(STEMS * CH * SEGMENT);
+    // The time branch is [1, S, C, SEGMENT], the output's layout.
+    const out = o.time;
     const plane = BINS * FRAMES;
     for (let s = 0; s < STEMS; s++) {
-      a.fill(0);
-      b.fill(0);
       // freq is [1, S, C*2, F, T]: planes (re0, im0, re1, im1) of stem s start at s*4.
       const z = o.freq.subarray(s * 4 * plane, (s + 1) * 4 * plane);
+      const left = out.subarray(s * CH * SEGMENT, (s * CH + 1) * SEGMENT);
+      const right = out.subarray((s * CH + 1) * SEGMENT, (s * CH + 2) * SEGMENT);
       for (let t = 0; t < FRAMES; t += FRAMES_PER_SLICE) {
-        stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, a, b, t, t + FRAMES_PER_SLICE);
+        stft.ispec2(z, { re: 0, im: 1 }, { re: 2, im: 3 }, SEGMENT, left, right, t, t + FRAMES_PER_SLICE);
         await turn();
-      }
-      const t0 = (s * CH) * SEGMENT;
-      const t1 = (s * CH + 1) * SEGMENT;
-      for (let i = 0; i < SEGMENT; i++) {
-        out[t0 + i] = o.time[t0 + i]! + a[i]!;
-        out[t1 + i] = o.time[t1 + i]! + b[i]!;
       }
     }
     return out;
