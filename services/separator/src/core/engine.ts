@@ -62,11 +62,11 @@ export class HtdemucsEngine {
 
   /** One model run; the prepared inputs are consumed (moved to the model's thread). */
   async infer(p: Prepared): Promise<ModelOutputs> {
-    const { freq, time, ms, release } = await this.runner.run(p.mix, p.spec);
+    const { freq, time, ms } = await this.runner.run(p.mix, p.spec);
     this.runMs += ms;
     modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
-    return { freq, time, ...(release ? { release } : {}) };
+    return { freq, time };
   }
 
   /** Runs the next chunks on this quality's graph (an engine on one session has no choice, and keeps it). */
@@ -92,8 +92,7 @@ export class HtdemucsEngine {
 
   /**
    * Frequency branch through the inverse spectrogram, plus the time branch: [stem][ch][SEGMENT].
-   * The outputs are used up: the result is the time branch's memory, the inverse added into it
-   * (so it is the run's until the caller releases the outputs).
+   * The outputs are used up: the result is the time branch's memory, the inverse added into it.
    */
   async finish(o: ModelOutputs): Promise<SegmentOut> {
     const stft = await Stft.shared(); // the thread's transforms, shared by every engine

@@ -7,7 +7,7 @@ import { setImmediate as turn } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, StemflowError } from '@stemflow/contracts';
 import { openSession, type SessionOptions } from '@stemflow/models';
-import { inputNames, outputNames, runSession } from './runner.js';
+import { inputNames, runSession } from './runner.js';
 
 const port = parentPort!;
 const o = workerData as Omit<SessionOptions, 'log'> & { modelPath?: string; nice?: number };
@@ -24,14 +24,13 @@ if (o.nice && process.platform === 'linux') {
 }
 try {
   const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
-  const names = { ...inputNames(session), ...outputNames(session) };
+  const names = inputNames(session);
   // Runs are served in the order asked (ids increase). One asked while another computes waits here
   // and starts as that one returns; withdrawn before then, it is answered `withdrawn`, not run.
   let queue = Promise.resolve();
   let started = -1;
   const withdrawn = new Set<number>();
-  // `out`: memory shared with the main thread, where the run's outputs are written (runner.ts).
-  port.on('message', (m: { id: number; mix: Float32Array; spec: Float32Array; out: SharedArrayBuffer } | { withdraw: number }) => {
+  port.on('message', (m: { id: number; mix: Float32Array; spec: Float32Array } | { withdraw: number }) => {
     if ('withdraw' in m) {
       if (m.withdraw > started) withdrawn.add(m.withdraw);
       return;
@@ -46,8 +45,12 @@ try {
         return;
       }
       try {
-        const { ms } = await runSession(session, names, m.mix, m.spec, m.out);
-        port.postMessage({ id: m.id, ms });
+        const { freq, time, ms } = await runSession(session, names, m.mix, m.spec);
+        try {
+          port.postMessage({ id: m.id, freq, time, ms }, [freq.buffer as ArrayBuffer, time.buffer as ArrayBuffer]);
+        } catch {
+          port.postMessage({ id: m.id, freq, time, ms }); // buffers ORT will not let go of: copied
+        }
       } catch (err) {
         port.postMessage({ id: m.id, error: describeError(err) });
       }

@@ -128,7 +128,7 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   // computes. Stopped, the runs not yet started are withdrawn, and those started are posted as they
   // return (or, stopped 'now', left to finish unread).
   const lanes = Math.max(1, engine.lanes);
-  const inFlight: { c: Chunk; out: ReturnType<HtdemucsEngine['infer']> }[] = [];
+  const inFlight: { c: Chunk; out: Promise<{ freq: Float32Array; time: Float32Array }> }[] = [];
   let next = first;
   let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
   let stopped = false;
@@ -172,9 +172,6 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
     await fill();
     if (dropped) break;
     await post(head.c, await engine.finish(out));
-    // The inverse was added into the run's outputs, and post copied what it keeps: their memory
-    // serves a later run.
-    out.release?.();
   }
   // A run launched while its withdrawal was under way (its inputs were being prepared) waits no more.
   if (stopped) engine.withdraw();

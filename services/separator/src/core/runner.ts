@@ -3,8 +3,8 @@
  * thread (its async API only defers it with setImmediate): a 3–5 s htdemucs run on the main thread
  * freezes the process — HTTP, health, metrics, broker heartbeats, and the DSP meant to overlap it.
  * So services run the model in a worker thread that owns the session (`workerRunner`); the main
- * thread moves it the chunk's inputs, and ORT writes the outputs into memory both threads share,
- * reused from run to run. `inProcessRunner` runs a session in the caller's thread: tests with the tiny
+ * thread sends it the chunk's inputs and gets the outputs back, moving buffers instead of copying
+ * them where it can. `inProcessRunner` runs a session in the caller's thread: tests with the tiny
  * model and benchmarks comparing against it.
  */
 import { Worker } from 'node:worker_threads';
@@ -12,20 +12,7 @@ import { BINS, FRAMES, SEGMENT } from '@stemflow/models/shape';
 import { StemflowError } from '@stemflow/contracts';
 import { ort, type Quality, type SessionOptions } from '@stemflow/models';
 
-export type ModelOutputs = {
-  freq: Float32Array;
-  time: Float32Array;
-  /**
-   * Hands the outputs' memory back for a later run, once the caller has read them (it must not
-   * read them after). Absent where the outputs are the caller's to keep; not calling it only
-   * forgoes the reuse (the memory is collected).
-   */
-  release?: () => void;
-};
-
-/** Floats of a run's outputs: the frequency branch [1,4,4,F,T], then the time branch [1,4,2,SEGMENT]. */
-export const FREQ_LENGTH = 4 * 4 * BINS * FRAMES;
-export const TIME_LENGTH = 4 * 2 * SEGMENT;
+export type ModelOutputs = { freq: Float32Array; time: Float32Array };
 
 /** A run asked for and withdrawn before it started (its job stopped). */
 export class RunWithdrawn extends Error {
@@ -78,40 +65,14 @@ export function inputNames(session: ort.InferenceSession): { mix: string; spec: 
   return { mix: byRank(3) ?? session.inputNames[0]!, spec: byRank(4) ?? session.inputNames[1]! };
 }
 
-/** Output names told apart the same way: the frequency branch is [1,4,4,F,T], the time branch [1,4,2,T]. */
-export function outputNames(session: ort.InferenceSession): { freq: string; time: string } {
-  const meta = session.outputMetadata as unknown as { name: string; shape?: unknown[] }[] | undefined;
-  const byRank = (rank: number) => meta?.find((m) => Array.isArray(m.shape) && m.shape.length === rank)?.name;
-  return { freq: byRank(5) ?? session.outputNames[0]!, time: byRank(4) ?? session.outputNames[1]! };
-}
-
-/** A run's outputs as views of `out` ((FREQ_LENGTH + TIME_LENGTH) floats): where `runSession` writes them when given it. */
-export function outputViews(out: SharedArrayBuffer): { freq: Float32Array; time: Float32Array } {
-  return { freq: new Float32Array(out, 0, FREQ_LENGTH), time: new Float32Array(out, FREQ_LENGTH * 4, TIME_LENGTH) };
-}
-
-/**
- * One run of the graph: the frequency branch [1,4,4,F,T] and the time branch [1,4,2,SEGMENT].
- * Given `out`, ORT writes them there (the views `outputViews` makes) instead of into memory of its
- * own that onnxruntime-node then copies into new buffers for the caller.
- */
-export async function runSession(session: ort.InferenceSession, names: { mix: string; spec: string; freq?: string; time?: string }, mix: Float32Array, spec: Float32Array, out?: SharedArrayBuffer): Promise<ModelOutputs & { ms: number }> {
-  const feeds = { [names.mix]: new ort.Tensor('float32', mix, [1, 2, SEGMENT]), [names.spec]: new ort.Tensor('float32', spec, [1, 4, BINS, FRAMES]) };
-  if (out && names.freq && names.time) {
-    const views = outputViews(out);
-    const fetches = { [names.freq]: new ort.Tensor('float32', views.freq, [1, 4, 4, BINS, FRAMES]), [names.time]: new ort.Tensor('float32', views.time, [1, 4, 2, SEGMENT]) };
-    const t0 = performance.now();
-    // onnxruntime-node still returns copies of what it wrote into `out`: unread, they are the
-    // model thread's garbage, never the main thread's.
-    await session.run(feeds, fetches);
-    return { ...views, ms: performance.now() - t0 };
-  }
+/** One run of the graph: the frequency branch [1,4,4,F,T] and the time branch [1,4,2,SEGMENT]. */
+export async function runSession(session: ort.InferenceSession, names: { mix: string; spec: string }, mix: Float32Array, spec: Float32Array): Promise<ModelOutputs & { ms: number }> {
   const t0 = performance.now();
-  const result = await session.run(feeds);
+  const out = await session.run({ [names.mix]: new ort.Tensor('float32', mix, [1, 2, SEGMENT]), [names.spec]: new ort.Tensor('float32', spec, [1, 4, BINS, FRAMES]) });
   const ms = performance.now() - t0;
   let freq: Float32Array | undefined;
   let time: Float32Array | undefined;
-  for (const t of Object.values(result)) {
+  for (const t of Object.values(out)) {
     if (t.dims.length === 5) freq = t.data as Float32Array;
     else if (t.dims.length === 4) time = t.data as Float32Array;
   }
@@ -134,15 +95,7 @@ const tsxLoader = () => {
   }
 };
 
-/** The worker's answer to a run: its outputs are in the memory the run was given. */
-type Reply = { id: number; ms?: number; error?: string; withdrawn?: true };
-
-/**
- * Sets of output memory (55 MB each for htdemucs) a worker runner keeps for its next runs: one
- * computing, one waiting behind it, one its caller reads. A run takes a spare set or makes one;
- * its caller's `release` hands it back.
- */
-const SPARE_OUTPUTS = 3;
+type Reply = { id: number; freq?: Float32Array; time?: Float32Array; ms?: number; error?: string; withdrawn?: true };
 type Hello = { type: 'ready'; device: 'cpu' | 'cuda' } | { type: 'log'; msg: string } | { type: 'failed'; error: string; code?: string };
 
 /**
@@ -167,19 +120,7 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
     stdout: false,
     stderr: false,
   });
-  const pending = new Map<number, { resolve: (v: ModelOutputs & { ms: number }) => void; reject: (e: Error) => void; out: SharedArrayBuffer }>();
-  /**
-   * Where the worker's runs write their outputs: memory this thread and the worker share, reused
-   * run after run. Moved over as new buffers (55 MB a run), the outputs were most of what this
-   * thread allocated, and its heap was collected after every chunk or two, on the main thread
-   * (node runs the model's processes with --single-threaded-gc: MODEL_NODE_FLAGS): 30-40 ms of
-   * it each time, some of which lands where nothing overlaps it (a job's last chunk). Memory
-   * whose run failed is not reused: a dying worker may still be writing it.
-   */
-  const spare: SharedArrayBuffer[] = [];
-  const giveBack = (out: SharedArrayBuffer) => {
-    if (spare.length < SPARE_OUTPUTS) spare.push(out);
-  };
+  const pending = new Map<number, { resolve: (v: ModelOutputs & { ms: number }) => void; reject: (e: Error) => void }>();
   let dead: Error | undefined;
   const fail = (err: Error) => {
     dead ??= err;
@@ -209,18 +150,9 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
-      if (m.withdrawn) {
-        giveBack(p.out); // never written
-        p.reject(new RunWithdrawn());
-      } else if (m.error !== undefined) p.reject(new Error(m.error));
-      else {
-        let released = false;
-        const release = () => {
-          if (!released) giveBack(p.out);
-          released = true;
-        };
-        p.resolve({ ...outputViews(p.out), ms: m.ms!, release });
-      }
+      if (m.withdrawn) p.reject(new RunWithdrawn());
+      else if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve({ freq: m.freq!, time: m.time!, ms: m.ms! });
     });
     worker.on('error', (err) => {
       reject(err);
@@ -263,11 +195,10 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
         };
         signal?.addEventListener('abort', withdraw, { once: true });
         const done = () => signal?.removeEventListener('abort', withdraw);
-        const out = spare.pop() ?? new SharedArrayBuffer((FREQ_LENGTH + TIME_LENGTH) * 4);
-        pending.set(id, { resolve: (v) => (done(), resolve(v)), reject: (e) => (done(), reject(e)), out });
+        pending.set(id, { resolve: (v) => (done(), resolve(v)), reject: (e) => (done(), reject(e)) });
         busy++;
         // The inputs are moved to the worker, not copied (the caller made them for this run).
-        worker.postMessage({ id, mix, spec, out }, [mix.buffer as ArrayBuffer, spec.buffer as ArrayBuffer]);
+        worker.postMessage({ id, mix, spec }, [mix.buffer as ArrayBuffer, spec.buffer as ArrayBuffer]);
       });
     },
     close: () => stop(new Error('the model worker was closed')),
