@@ -27,6 +27,5 @@ USER node
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/api/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["tini", "--"]
-# OpenTelemetry is registered before the service imports anything it instruments. NODE_FLAGS:
-# node's own flags, which NODE_OPTIONS refuses (the separator's: MODEL_NODE_FLAGS in models/).
-CMD ["sh", "-c", "exec node $NODE_FLAGS --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts"]
+# OpenTelemetry is registered before the service imports anything it instruments.
+CMD ["sh", "-c", "exec node --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts"]

@@ -67,20 +67,6 @@ export const MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_thresh
 /** Whether this process started with those settings (only glibc Linux reads them). */
 export const mallocTuned = () => process.platform !== 'linux' || ['glibc.malloc.mmap_max=0', 'glibc.malloc.arena_max=1'].every((t) => (process.env.GLIBC_TUNABLES ?? '').includes(t));
 
-/**
- * V8 flags for a process that runs the model (on node's command line: NODE_OPTIONS refuses them).
- * The main thread's garbage is collected by the main thread alone. By default V8 marks, sweeps and
- * scavenges with helper threads at the process's priority: on a machine whose cores the niced
- * model threads fill, they took 300-500 ms of CPU a 20 s song (as much as the main thread's own
- * work) from the model's cores, and a run often started 20-60 ms after the one before it had
- * returned, its thread waiting for a core. Alone on the main thread the collection costs that
- * thread about 50 ms more a song; a pass's overhead over Σ session.run fell from 190-380 ms to
- * 150-260, its event loop's p99 the same (pnpm bench separate).
- */
-export const MODEL_NODE_FLAGS = ['--single-threaded-gc'];
-/** Whether this process started with them (asked in its main thread: a worker's execArgv is its own). */
-export const nodeFlagsSet = () => MODEL_NODE_FLAGS.every((f) => process.execArgv.includes(f));
-
 export type SessionOptions = {
   device: 'auto' | 'cpu' | 'cuda';
   /** ORT intra-op threads; 0 → all cores. */

@@ -120,12 +120,8 @@ async function rssRun(minutes: number) {
   report([{ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs }], frames);
 }
 
-/** node's flags for stemflow's configurations (set before the first run). */
-let nodeFlags: string[] = [];
 function run(m: string, env: Record<string, string> = {}): Result {
-  // stemflow's configurations with node's flags as its start scripts set them; the package's as it comes.
-  const flags = m === 'package' ? [] : nodeFlags;
-  const out = spawnSync(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${m}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: '', LOG_LEVEL: 'silent', ...env } });
+  const out = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--child=${m}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: '', LOG_LEVEL: 'silent', ...env } });
   const line = out.stdout.trim().split('\n').pop() ?? '';
   if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${m} failed: ${out.stderr.slice(-2000)}`);
   return JSON.parse(line);
@@ -138,8 +134,7 @@ if (mode) {
   const cores = execFileSync('nproc').toString().trim();
   const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
   console.log(`separation benchmark: 20 s generated song, ${cores} cores, ORT intra-op threads = all cores, medians of ${REPEAT} processes per configuration\n`);
-  const { MALLOC_TUNABLES, MODEL_NODE_FLAGS } = await import('@stemflow/models');
-  nodeFlags = MODEL_NODE_FLAGS;
+  const { MALLOC_TUNABLES } = await import('@stemflow/models');
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   /** Runs a configuration REPEAT times (interleaved with the others) and keeps each figure's median. */
   const configs: [string, string, Record<string, string>][] = [

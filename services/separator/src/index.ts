@@ -3,7 +3,6 @@ import { watchCancellations } from '@stemflow/bus';
 import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
 import { isMarkedCanceled } from '@stemflow/storage';
 import type { Quality, SessionOptions } from '@stemflow/models';
-import { MODEL_NODE_FLAGS, nodeFlagsSet } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { separatorEngines, timeStage, type Logger } from '@stemflow/telemetry';
 import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
@@ -73,7 +72,6 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
     throw err;
   }
   log.info({ device: models[0]!.device, quality, engines: count, threads, thread: 'worker' }, 'model loaded');
-  if (!nodeFlagsSet()) log.warn(`node was started without ${MODEL_NODE_FLAGS.join(' ')}: V8's collector threads will take cores from the model's threads (start the process with them, as the start scripts do)`);
   separatorEngines.set(count);
   // A worker that died is replaced on the next run: health says so, and stays up.
   const health: Check = {

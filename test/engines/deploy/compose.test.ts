@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SERVICES, type ServiceName } from '@stemflow/all-in-one/config';
 import { envNames, parseConfig } from '@stemflow/config';
-import { MALLOC_TUNABLES, MODEL_NODE_FLAGS } from '@stemflow/models';
+import { MALLOC_TUNABLES } from '@stemflow/models';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -63,11 +63,8 @@ describe('docker-compose.yml', () => {
     const env = Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, v === null ? '' : String(v)]));
     const known = envNames(SERVICES[name]);
     // Read by the C library at process start, not by the config: the model's malloc settings.
-    // Read by the C library and the image's CMD at process start: the malloc settings, node's flags.
     if (name === 'separator') expect(env.GLIBC_TUNABLES).toBe(MALLOC_TUNABLES);
-    if (name === 'separator') expect(env.NODE_FLAGS).toBe(MODEL_NODE_FLAGS.join(' '));
     delete env.GLIBC_TUNABLES;
-    delete env.NODE_FLAGS;
     for (const k of Object.keys(env)) expect(known, `${name} sets ${k}, which its config does not read`).toContain(k);
     expect(() => parseConfig(SERVICES[name], env)).not.toThrow();
     const config = parseConfig(SERVICES[name], env);
@@ -99,22 +96,11 @@ describe('docker-compose.yml', () => {
     expect(read('infra/start-embedded.sh')).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
   });
 
-  it("every way of starting a process that runs the model gives node the model's flags", () => {
-    const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
-    const flags = MODEL_NODE_FLAGS.join(' ');
-    expect(scripts('services/separator/package.json').start).toContain(`node ${flags} --import tsx`);
-    expect(scripts('services/all-in-one/package.json').start).toContain(`node ${flags} --import tsx`);
-    expect(scripts('package.json').stemflow).toContain(`node ${flags} services/cli/bin/stemflow.js`);
-    expect(read('infra/start-embedded.sh')).toContain(`node_modules/.bin/node ${flags} --import tsx`);
-    // The image passes NODE_FLAGS on; compose and the chart set it for the separator.
-    expect(read('Dockerfile')).toContain('exec node $NODE_FLAGS --import tsx');
-  });
-
   it('every way of starting a process registers OpenTelemetry before the service imports anything', () => {
     const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
-    for (const s of [...stemflow, 'all-in-one']) expect(scripts(`services/${s}/package.json`).start, s).toMatch(/node (--single-threaded-gc )?--import tsx --import @stemflow\/telemetry\/register src\/main\.ts$/);
+    for (const s of [...stemflow, 'all-in-one']) expect(scripts(`services/${s}/package.json`).start, s).toMatch(/node --import tsx --import @stemflow\/telemetry\/register src\/main\.ts$/);
     expect(read('infra/start-embedded.sh')).toContain('--import tsx --import ./packages/telemetry/src/register.ts services/all-in-one/src/main.ts');
-    expect(read('Dockerfile')).toContain('--import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts');
+    expect(read('Dockerfile')).toContain('exec node --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts');
     expect(read('test/support/processes.ts')).toContain("'--import', './packages/telemetry/src/register.ts'");
     expect(read('services/cli/bin/stemflow.js')).toMatch(/await import\('@stemflow\/telemetry\/register'\);\s*const \{ main \} = await import/);
   });
