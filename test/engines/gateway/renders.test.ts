@@ -247,6 +247,29 @@ describe('mixdowns', () => {
     expect(await blobs.list(`jobs/${id}/`)).toEqual([]);
   });
 
+  it('a delete that lands while a render reads its stems (the objects gone, the record not yet): a 404, nothing left', async () => {
+    const { id } = await completedJob('wav16', ['drums', 'vocals']);
+    const job = (await jobs.get(id))!;
+    // The store hands ffmpeg a stem's address, then the delete removes the job's objects: ffmpeg
+    // reads nothing, and the job's record is still there (the delete removes it last).
+    const sourceUrl = async (key: string, sec: number) => {
+      const url = await blobs.sourceUrl(key, sec);
+      await blobs.deletePrefix(`jobs/${id}/`);
+      return url;
+    };
+    const racing = () => new Proxy(blobs, { get: (t, k) => (k === 'sourceUrl' ? sourceUrl : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t)) });
+    const stillThere = async () => (await jobs.get(id)) !== undefined;
+    await expect(stemPeaks(racing(), job, job.stems[1]!, 1024, stillThere)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', status: 404 });
+    await expect(stemMix(racing(), job, [{ name: 'drums', gain: 1 }], 'wav16', stillThere)).rejects.toMatchObject({ code: 'JOB_NOT_FOUND', status: 404 });
+    expect(await blobs.list(`jobs/${id}/`)).toEqual([]);
+    // Over HTTP, with the record still there and the objects gone: 404 from every render.
+    for (const path of [`/api/jobs/${id}/stems/vocals/peaks?samples_per_pixel=256`, `/api/jobs/${id}/mix?stems=drums`]) {
+      const r = await get(path);
+      expect([path, r.status, ((await r.json()) as { code: string }).code]).toEqual([path, 404, 'JOB_NOT_FOUND']);
+    }
+    await jobs.delete(id);
+  });
+
   it('404 for a job that has not completed', async () => {
     const id = uuidv7();
     await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: objectKeys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));

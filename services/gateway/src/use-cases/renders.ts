@@ -48,19 +48,22 @@ export type StillThere = () => Promise<boolean>;
 const gone = (job: Job) => new StemflowError('JOB_NOT_FOUND', `no job ${job.id} (it was deleted)`, { status: 404 });
 
 /**
- * Runs a render for a job that may be deleted meanwhile: a render that fails because its stems
- * went is a 404, and what it wrote after the delete removed the job's objects is removed too (a
- * delete after this check removes it with the rest of the job).
+ * Runs a render for a job that may be deleted meanwhile. A delete removes the job's objects, then
+ * its record; a render that fails because the stems it reads went (the record may still be there,
+ * for a moment) is a 404, and so is one that finished after they went, whose writes are removed
+ * (a delete after this check removes them with the rest of the job).
  */
-async function forLiveJob<T>(blobs: BlobStore, job: Job, exists: StillThere, written: () => string[], fn: () => Promise<T>): Promise<T> {
+async function forLiveJob<T>(blobs: BlobStore, job: Job, exists: StillThere, reads: StemObject[], written: () => string[], fn: () => Promise<T>): Promise<T> {
+  // When the check itself fails the render's own outcome stands (an unreachable store is not a delete).
+  const vanished = async () => !(await exists().catch(() => true)) || (await Promise.all(reads.map((s) => blobs.head(s.key).catch(() => true)))).some((h) => !h);
   let result: T;
   try {
     result = await fn();
   } catch (err) {
-    if (!(await exists().catch(() => true))) throw gone(job);
+    if (await vanished()) throw gone(job);
     throw err;
   }
-  if (!(await exists().catch(() => true))) {
+  if (await vanished()) {
     for (const k of written()) await blobs.delete(k).catch(() => {});
     throw gone(job);
   }
@@ -76,7 +79,7 @@ export async function stemPeaks(blobs: BlobStore, job: Job, stem: StemObject, le
   if (kept) return kept;
   const all = PEAK_LEVELS.map((spp) => objectKeys.peaks(job.id, stem.name, spp));
   await once(`peaks:${job.id}:${stem.name}`, () =>
-    forLiveJob(blobs, job, exists, () => all, async () => {
+    forLiveJob(blobs, job, exists, [stem], () => all, async () => {
       const levels = await computePeaks(await stemSource(blobs, stem), { maxSec: (job.input.duration_sec ?? 24 * 3600) + 5 });
       // The requested level last: its presence says every level is there.
       for (const spp of [...PEAK_LEVELS.filter((l) => l !== level), level]) await blobs.put(objectKeys.peaks(job.id, stem.name, spp), Buffer.from(JSON.stringify(levels.get(spp))), { contentType: 'application/json' });
@@ -95,10 +98,11 @@ export async function stemMix(blobs: BlobStore, job: Job, picks: MixPick[], form
   const key = objectKeys.mix(job.id, name, FORMAT_EXT[format]);
   const done = await blobs.head(key);
   if (done) return { key, bytes: done.size };
-  return once(`mix:${key}`, () => forLiveJob(blobs, job, exists, () => [key], async () => {
+  const stems = sorted.map((p) => job.stems.find((s) => s.name === p.name)!);
+  return once(`mix:${key}`, () => forLiveJob(blobs, job, exists, stems, () => [key], async () => {
     const file = join(tmpdir(), `stemflow-mix-${randomUUID()}.${FORMAT_EXT[format]}`);
     try {
-      const inputs = await Promise.all(sorted.map(async (p) => ({ src: await stemSource(blobs, job.stems.find((s) => s.name === p.name)!), gain: p.gain })));
+      const inputs = await Promise.all(sorted.map(async (p, i) => ({ src: await stemSource(blobs, stems[i]!), gain: p.gain })));
       // At the stems' own rate (the input's, unless 44.1 kHz was asked; jobs before 2026-12: 44.1 kHz).
       await renderMix(inputs, format, file, { clip: job.options.clip, sampleRate: job.report?.sample_rate ?? job.output?.sample_rate, tempo, semitones });
       const kept = (await blobs.list(`${objectKeys.job(job.id)}mixes/`)).sort((a, b) => (a.modified?.getTime() ?? 0) - (b.modified?.getTime() ?? 0));
