@@ -95,7 +95,9 @@ export async function openSession(o: SessionOptions, path = qualityPath(o.qualit
     // ORT's intra-op threads spin after each parallel section by default: 20-30 ms of a core
     // after every run, which is the core the main thread's DSP or the run's own thread needed
     // (a run's result was posted 20-40 ms late while the spinner held the other core). Asleep at
-    // once instead, a two-thread run measured no slower (medians 3.49 s both ways).
+    // once instead, a two-thread run measured no slower (medians 3.49 s both ways). Spinning
+    // within a run and stopped as it returns (`session.force_spinning_stop`): a lone run 1 %
+    // faster, a pass no faster (fast, one engine, three processes each way: warm walls 11.3-11.6 s).
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
   // The CPU build ships no CUDA provider library: under `auto`, do not even try (ORT would print
