@@ -6,6 +6,7 @@
  * leaves no render behind.
  */
 import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 import { newEvent, RabbitBus } from '@stemflow/bus';
 import { AUDIO_FORMATS, FORMAT_EXT, type AudioFormat, type StemObject, objectKeys } from '@stemflow/contracts';
 import { jobFromCreated, MongoJobStore } from '@stemflow/jobs';
@@ -13,7 +14,7 @@ import { S3BlobStore } from '@stemflow/storage';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegFile } from '../../support/audio.js';
-import { engineEnv, unique } from '../../support/env.js';
+import { engineEnv, eventually, unique } from '../../support/env.js';
 import { serveGateway } from '../../support/gateway.js';
 import { decodedF32 } from '../../support/jobs-http.js';
 import { mongoUrl } from '../../support/status.js';
@@ -275,5 +276,51 @@ describe('mixdowns', () => {
     await jobs.create(jobFromCreated(newEvent('job.created', id, { input: { key: objectKeys.input(id), filename: 'x.wav', size: 1, content_type: 'audio/wav', sha256: 'b'.repeat(64) }, options: { stems: ['vocals'], format: 'wav16', shifts: 1, overlap: 0.25, clip: 'rescale', sample_rate: 'input', residual: false, start: 0 }, owner: null })));
     const r = await get(`/api/jobs/${id}/mix`);
     expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([409, 'JOB_NOT_COMPLETED']);
+  });
+});
+
+describe('the stems zip', () => {
+  /** A gateway on the same store, whose stem reads are kept to be looked at (and one may be held open). */
+  async function watchedGateway(hold?: string) {
+    const opened: Readable[] = [];
+    const held = new PassThrough();
+    const get = async (key: string, range?: Parameters<S3BlobStore['get']>[1]) => {
+      const s = key === hold ? held : await blobs.get(key, range);
+      opened.push(s);
+      return s;
+    };
+    const watched = new Proxy(blobs, { get: (t, k) => (k === 'get' ? get : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t)) });
+    return { opened, held, gw: await serveGateway({ bus, blobs: watched, jobs }, { presignSec: 60 }) };
+  }
+
+  it('a stem gone before the zip starts (a delete under way): 404, and the stems opened by then are let go', async () => {
+    const { id } = await completedJob('wav16');
+    await blobs.delete(objectKeys.stem(id, 'vocals', 'wav'));
+    const w = await watchedGateway();
+    try {
+      const r = await fetch(`${w.gw.url}/api/jobs/${id}/stems.zip`);
+      expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([404, 'JOB_NOT_FOUND']);
+      expect(w.opened).toHaveLength(3);
+      expect(w.opened.map((s) => s.destroyed)).toEqual([true, true, true]);
+    } finally {
+      await w.gw.close();
+    }
+  });
+
+  it('a client that leaves mid-zip: the zip stops and every stem it had opened is let go', async () => {
+    const { id } = await completedJob('f32');
+    const w = await watchedGateway(objectKeys.stem(id, 'vocals', 'wav'));
+    try {
+      const ac = new AbortController();
+      const r = await fetch(`${w.gw.url}/api/jobs/${id}/stems.zip`, { signal: ac.signal });
+      expect(r.status).toBe(200);
+      // The first bytes come (the zip is under way; the held stem never ends), then the client goes.
+      const reader = r.body!.getReader();
+      expect((await reader.read()).done).toBe(false);
+      ac.abort();
+      await eventually(async () => w.opened.length === 4 && w.opened.every((s) => s.destroyed), { timeoutMs: 5000, what: 'every stem the zip opened destroyed' });
+    } finally {
+      await w.gw.close();
+    }
   });
 });

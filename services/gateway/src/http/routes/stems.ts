@@ -103,11 +103,26 @@ export function stemsRouter(g: Gateway): Router {
       d.log.warn({ jobId: job.id, err: err.message }, 'zip stream failed');
       res.destroy(err);
     });
-    // Every stem opened before the first byte: a job deleted meanwhile is a 404, not a cut zip.
-    const files = await Promise.all(job.stems.map((s) => d.blobs.get(s.key))).catch(deletedMeanwhile(job));
+    // Every stem opened before the first byte: a job deleted meanwhile is a 404, not a cut zip
+    // (and the stems opened by then are let go, not left holding their connections to the store).
+    const opened = await Promise.allSettled(job.stems.map((s) => d.blobs.get(s.key)));
+    const files = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      for (const f of files) f.destroy();
+      deletedMeanwhile(job)(failed.reason);
+    }
+    // A client that leaves mid-zip: the zip stops and the stems not yet read are let go too.
+    const left = new Promise<void>((resolve) => res.once('close', () => {
+      if (!res.writableFinished) {
+        zip.abort();
+        for (const f of files) f.destroy();
+      }
+      resolve();
+    }));
     zip.pipe(res);
     job.stems.forEach((s, i) => zip.append(files[i]!, { name: `${name} - ${s.name}.${FORMAT_EXT[s.format]}` }));
-    await zip.finalize();
+    await Promise.race([zip.finalize(), left]);
   });
 
   /**
