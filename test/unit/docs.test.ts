@@ -1,6 +1,7 @@
 /**
  * The docs say what is true: every relative link in README.md and docs/*.md resolves (to a file,
- * and to a heading when it names one), every repository path they name exists, every `pnpm`
+ * and to a heading when it names one), every repository path they name exists (or lies in a folder
+ * .gitignore names, which runs fill), every `pnpm`
  * command they name exists (a script of the
  * package it runs in, a benchmark `pnpm bench` has, or pnpm's own), and the configuration table
  * lists exactly the variables the config schemas read.
@@ -17,6 +18,8 @@ const docs = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.en
 const text = (file: string) => readFileSync(join(root, file), 'utf8');
 /** Prose only: fenced code blocks dropped (a link-like string in code is not a link). */
 const prose = (md: string) => md.replace(/^```[\s\S]*?^```/gm, '');
+/** Folders .gitignore names by path: what runs make there (test/artifacts/) is named by the docs, not kept. */
+const generated = text('.gitignore').split('\n').filter((l) => /^[\w.-]+\/[\w./-]*\/$/.test(l.trim()));
 
 /** GitHub's heading anchors: lower case, punctuation but - and _ dropped, spaces to -. */
 const slug = (heading: string) =>
@@ -48,6 +51,7 @@ describe('the docs', () => {
     for (const file of docs) {
       for (const [, path] of text(file).matchAll(/`((?:packages|services|models|infra|test|docs|examples)\/[\w./@-]*[\w/])`/g)) {
         if (/[{}*<>]/.test(path!) || /\.\.\./.test(path!)) continue; // a pattern, not a path
+        if (generated.some((dir) => path!.startsWith(dir))) continue; // made by a run (the page's screenshots), not kept
         if (!existsSync(join(root, path!))) missing.push(`${file}: ${path}`);
       }
     }
