@@ -14,9 +14,10 @@ export class ServiceProcess {
 
   async start(): Promise<void> {
     // As the start scripts do: OpenTelemetry registered before the service's first import.
+    const model = this.name === 'separator' || this.name === 'all-in-one';
     this.proc = spawn(process.execPath, ['--import', 'tsx', '--import', './packages/telemetry/src/register.ts', `services/${this.name}/src/main.ts`], {
       // As the start scripts do for the processes that run the model.
-      env: { ...process.env, ...(this.name === 'separator' || this.name === 'all-in-one' ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
+      env: { ...process.env, ...(model ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     // STEMFLOW_TEST_LOG_DIR=<dir>: every service's output also lands in <dir>/<name>-<port>.log.

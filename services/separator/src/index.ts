@@ -4,6 +4,7 @@ import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
 import { isMarkedCanceled } from '@stemflow/storage';
 import type { Quality, SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
+import { openAll } from '@stemflow/runtime/resources';
 import { separatorEngines, timeStage, type Logger } from '@stemflow/telemetry';
 import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
@@ -62,10 +63,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
     // The first alone: on a GPU (SEPARATOR_DEVICE=auto found one) an automatic count is one.
     models.push(await QualityRunner.open(quality, start(threads)));
     if (asked === 0 && models[0]!.device === 'cuda') count = 1;
-    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, () => QualityRunner.open(quality, start(threads))));
-    for (const r of rest) if (r.status === 'fulfilled') models.push(r.value);
-    const failed = rest.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    models.push(...(await openAll(Array.from({ length: count - 1 }, () => QualityRunner.open(quality, start(threads))), (m) => m.close())));
     await warm;
   } catch (err) {
     await Promise.all(models.map((m) => m.close()));

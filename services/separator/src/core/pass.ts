@@ -128,7 +128,7 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   // computes. Stopped, the runs not yet started are withdrawn, and those started are posted as they
   // return (or, stopped 'now', left to finish unread).
   const lanes = Math.max(1, engine.lanes);
-  const inFlight: { c: Chunk; out: Promise<{ freq: Float32Array; time: Float32Array }> }[] = [];
+  const inFlight: { c: Chunk; out: ReturnType<HtdemucsEngine['infer']> }[] = [];
   let next = first;
   let nextPrep: ReturnType<HtdemucsEngine['prepare']> | undefined = prepare(plan[first]!);
   let stopped = false;

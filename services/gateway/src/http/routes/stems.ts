@@ -3,6 +3,7 @@ import { basename, extname } from 'node:path';
 import { ZipArchive } from 'archiver';
 import { Router, type Request, type Response } from 'express';
 import { FORMAT_EXT, MixQuery, OutputStemName, PeaksQuery, isFinished, outputStemNames, streamsWhileRunning, type Job, type StemObject } from '@stemflow/contracts';
+import { openAll } from '@stemflow/runtime/resources';
 import { contentDisposition } from '@stemflow/storage';
 import { pipeLiveStem, waitForLiveStem, type LiveDeps } from '../../use-cases/live-stem.js';
 import { getOwnedJob } from '../../use-cases/jobs.js';
@@ -105,13 +106,7 @@ export function stemsRouter(g: Gateway): Router {
     });
     // Every stem opened before the first byte: a job deleted meanwhile is a 404, not a cut zip
     // (and the stems opened by then are let go, not left holding their connections to the store).
-    const opened = await Promise.allSettled(job.stems.map((s) => d.blobs.get(s.key)));
-    const files = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
-    const failed = opened.find((o) => o.status === 'rejected');
-    if (failed) {
-      for (const f of files) f.destroy();
-      deletedMeanwhile(job)(failed.reason);
-    }
+    const files = await openAll(job.stems.map((s) => d.blobs.get(s.key)), (f) => f.destroy()).catch(deletedMeanwhile(job));
     // A client that leaves mid-zip: the zip stops and the stems not yet read are let go too.
     const left = new Promise<void>((resolve) => res.once('close', () => {
       if (!res.writableFinished) {
