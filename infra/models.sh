@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the graph stemflow derives from the published htdemucs weights — the fast one, MatMul
-# weights in int8 and attention fused (models/fast/make_fast.py) — once, into $STEMFLOW_CACHE/models, with ONNX
+# weights in int8, attention fused and exact rewrites (models/fast/make_fast.py) — once, into $STEMFLOW_CACHE/models, with ONNX
 # Runtime's own quantizer at the version the services run, in its own Python environment.
 # Idempotent: a file with the manifest's sha256 is kept; a made file that does not match it is
 # refused (nothing is put in place). `pnpm start` and `pnpm test` run it.

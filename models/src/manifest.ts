@@ -20,18 +20,19 @@ export const HTDEMUCS = {
 } as const;
 
 /**
- * The same network with its MatMul weights in int8 and its attention cores fused (`quality=fast`):
- * made from the verified fp32 file by ONNX Runtime's own quantizer at a pinned version, then a
- * checked rewrite of each attention into ORT's MultiHeadAttention (models/fast/make_fast.py, run by
- * infra/models.sh), deterministic, so its bytes are pinned here like the original's. Kept in the
- * cache, not the repository (85 MB).
+ * The same network with its MatMul weights in int8, its attention cores fused and exact rewrites
+ * that save passes over large activations (`quality=fast`): made from the verified fp32 file by ONNX
+ * Runtime's own quantizer at a pinned version, then checked rewrites of each attention into ORT's
+ * MultiHeadAttention and of the convolutions' gates, norms and transposed convolutions
+ * (models/fast/make_fast.py, run by infra/models.sh), deterministic, so its bytes are pinned here
+ * like the original's. Kept in the cache, not the repository (100 MB).
  */
 export const HTDEMUCS_FAST = {
   ...HTDEMUCS,
   file: 'htdemucs-fast.onnx',
-  bytes: 84_842_250,
-  sha256: 'd0c13ed1879a0645bb872101c8004d6c027aa0844c5d8ac246cc3ba45eb8dcd9',
-  madeFrom: { sha256: HTDEMUCS.sha256, tool: 'onnxruntime 1.30.0 quantize_dynamic (MatMul weights QInt8, activations at run time), then attention fused into com.microsoft.MultiHeadAttention (onnx 1.23.2); every other node fp32' },
+  bytes: 99_605_166,
+  sha256: '77e336f809fa8450376b1ae4a93aa47d5f127bf9a9985dfa0e34266be2f3880f',
+  madeFrom: { sha256: HTDEMUCS.sha256, tool: 'onnxruntime 1.30.0 quantize_dynamic (MatMul weights QInt8, activations at run time), then attention fused into com.microsoft.MultiHeadAttention and exact rewrites (gates as two convolutions, one-group GroupNorms as LayerNormalization, LayerScale folded, transposed convolutions as convolutions) (onnx 1.23.2); every other node fp32' },
 } as const;
 
 export type ModelManifest = {
