@@ -1,12 +1,14 @@
 """The fast graph: htdemucs with its MatMul weights quantized to int8 (dynamic quantization:
-activations are quantized at run time), its attention cores fused into ONNX Runtime's
-MultiHeadAttention (fuse_attention.py; after the quantizer, which cannot type the fused node's
-output) and exact rewrites that take whole passes over large activations out (simplify.py); every
-other node in fp32. Measured on the project's 2-core machines: convolutions quantized too (dynamic or
-static QDQ) were slower and lost 2 dB of agreement on the spectral branch, so they stay fp32; the
-attention's own products (q·kᵀ, ·v) quantized lost 15 dB on the spectral branch for less than the
-fusion gains. Deterministic: the same input and tool versions give the same bytes, which the
-manifest pins by sha256.
+activations are quantized at run time; the four cross-attention projections the export slices out
+of a packed weight at run time are folded into constants first, so the quantizer, which takes only
+constant weights, reaches them), its attention cores fused into ONNX Runtime's MultiHeadAttention
+(fuse_attention.py; after the quantizer, which cannot type the fused node's output) and exact
+rewrites that take whole passes over large activations out (simplify.py); every other node in fp32.
+Measured on the project's 2-core machines: convolutions quantized too (dynamic or static QDQ) were
+slower and lost 2 dB of agreement on the spectral branch, so they stay fp32; the attention's own
+products (q·kᵀ, ·v) quantized lost 15 dB on the spectral branch for less than the fusion gains.
+Deterministic: the same input and tool versions give the same bytes, which the manifest pins by
+sha256.
 
     python make_fast.py <htdemucs.onnx> <out.onnx>
 """

@@ -1,21 +1,31 @@
 """Exact rewrites of the exported htdemucs graph that ONNX Runtime's own optimizer does not make,
-each removing a full pass over a large activation (the separator runs one thread per session, where
-those passes are a fifth of a run and the memory they move is what two sessions side by side
-contend for):
+each taking a full pass over a large activation out (the separator runs one thread per session,
+where those passes were a fifth of a run, and the memory they move is what two sessions side by
+side contend for):
 
 - a gated linear unit fed by a convolution (each layer's `rewrite`: Conv → Split → Sigmoid → Mul)
   becomes two convolutions, one per half of the weights; ONNX Runtime then fuses the gate's
   Sigmoid into its convolution, and the Split's copy is gone;
-- a GroupNorm with one group (each DConv layer's two norms, exported as Reshape →
-  InstanceNormalization → Reshape → Mul(γ) → Add(β)) becomes one LayerNormalization over
-  (channels, time) with γ and β spread over time, where time is static and short enough that the
-  spread parameters stay small (the spectral branch, 336 frames; the temporal branch's long layers
-  keep their InstanceNormalization);
+- a GroupNorm with one group (exported as Reshape → InstanceNormalization → Reshape → Mul(γ) →
+  Add(β): five passes) becomes one pass: where the norm's batch is one sample (the temporal branch,
+  the transformer's norms) its statistics are two scalars, E[x] and E[x²] − E[x]², reduced without
+  a copy and handed to a BatchNormalization as every channel's mean and variance, which
+  normalizes and applies γ and β together; where it is many (the spectral branch's DConv, one
+  sample per frequency row of 336 frames) a LayerNormalization over (channels, time) with γ and β
+  spread over the frames (ORT's LayerNormalization broadcasts a [C, 1] γ too, but through a
+  generic path that measured slower than the five passes);
 - a DConv layer's LayerScale (a per-channel Mul after the gate) is folded into the gate's value
-  half of the norm's γ and β: (a·γ + β)·s·σ(b) = (a·γs + βs)·σ(b).
+  half of the norm's γ and β: (a·γ + β)·s·σ(b) = (a·γs + βs)·σ(b);
+- a transposed convolution with kernel 2·stride followed by the decoder's crop becomes a
+  convolution over three taps with one group of output channels per phase, interleaved by a
+  Transpose (ORT's ConvTranspose scatters its product through a buffer kernel-size times its
+  output).
 
-Each rewrite matches the exported pattern exactly or leaves the nodes alone; the counts it
-returns are checked by make_fast.py against htdemucs's.
+Every rewrite matches the exported pattern exactly or leaves the nodes alone, and make_fast.py
+checks the counts against htdemucs's. The temporal branch's lengths are computed from shapes at run
+time, so the shapes the rewrites need are asked of ONNX Runtime (one run on zeros). The outputs
+agree with the graph before them to float rounding, except where an int8 activation rounds the
+other way downstream; the fidelity test holds the result to the full graph.
 """
 import collections
 
@@ -134,7 +144,7 @@ def simplify(model: ModelProto) -> dict:
         removed.add(id(scale_mul))
         counts['layer_scale'] += 1
 
-    # 3. GroupNorm(1, C) → LayerNormalization over (C, T).
+    # 3. GroupNorm(1, C) → one BatchNormalization (one sample) or LayerNormalization (many) pass.
     for norm in [n for n in g.node if n.op_type == 'InstanceNormalization']:
         flat, back = producer.get(norm.input[0]), sole(norm.output[0], 'Reshape')
         if flat is None or flat.op_type != 'Reshape' or back is None:
