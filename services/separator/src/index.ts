@@ -15,7 +15,8 @@ export { HtdemucsEngine, ModelPool } from './core/index.js';
 /**
  * Peak resident memory per engine (its session and the tensors of a run, arena off), rounded up
  * from `pnpm bench throughput`: one engine's process peaks at 2.85-2.91 GiB with the full graph and
- * 2.40 GiB with the fast one (its fused attention keeps no score matrices), two full engines' at
+ * 1.90 GiB with the fast one (its fused attention keeps no score matrices, its rewritten norms and
+ * gates fewer large intermediates), two full engines' at
  * 5.35 GiB. Sized for the full graph: a job may switch any engine to it.
  */
 export const ENGINE_MEMORY_GIB = 2.8;
