@@ -14,34 +14,23 @@ The rewrite is structural and checked: a core that does not match the exported p
 stops the script (a different export must be looked at, not half-fused). Batch is 1 (htdemucs runs
 one segment at a time), so [L, heads, head_size] is [1, L, heads·head_size] for the fused node.
 """
-import collections
 
 import numpy as np
-from onnx import ModelProto, helper, numpy_helper, shape_inference
+from onnx import ModelProto, helper, numpy_helper
+
+from graph import index, inferred_shapes, rebuild
 
 
 def fuse_attention(model: ModelProto) -> int:
     """Rewrites `model` in place; returns how many attention cores were fused."""
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
-    consumers = collections.defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    idx = index(g)
+    initializers, producer, consumers = idx
     # Shapes as ONNX infers them (the input's are static; data propagation follows the exported
     # Shape → Gather → Concat arithmetic that builds the time branch's reshapes).
-    inferred = shape_inference.infer_shapes(model, data_prop=True).graph
-    shapes = {v.name: [d.dim_value if d.HasField('dim_value') else None for d in v.type.tensor_type.shape.dim] for v in list(inferred.value_info) + list(inferred.output)}
-    initializers = {i.name: i for i in g.initializer}
+    shapes = inferred_shapes(model, data_prop=True)
 
-    def const_value(name):
-        # An initializer or a Constant node's value; only the few scalars the checks read are converted.
-        if name in initializers:
-            return numpy_helper.to_array(initializers[name])
-        n = producer.get(name)
-        if n is not None and n.op_type == 'Constant' and n.attribute[0].name == 'value':
-            return numpy_helper.to_array(n.attribute[0].t)
-        return None
+    const_value = idx.value  # an initializer's or a Constant's value
 
     def made_by(name, op):
         n = producer.get(name)
@@ -114,34 +103,7 @@ def fuse_attention(model: ModelProto) -> int:
         dropped.add(id(merged))
 
     # The fused nodes replace the merge; whatever only fed the old cores is now dead and goes.
-    nodes = [n for n in g.node if id(n) not in dropped] + fused
-    outputs = {o.name for o in g.output}
-    while True:
-        used = {i for n in nodes for i in n.input} | outputs
-        live = [n for n in nodes if any(o in used for o in n.output)]
-        if len(live) == len(nodes):
-            break
-        nodes = live
-    # Topological order (ONNX requires it), stable: the original order wherever it allows.
-    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {''}
-    ordered = []
-    while nodes:
-        rest = []
-        for n in nodes:
-            if all(i in ready for i in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(nodes):
-            raise ValueError('the rewritten graph has a cycle')
-        nodes = rest
-    used = {i for n in ordered for i in n.input}
-    kept = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept)
-    del g.node[:]
-    g.node.extend(ordered)
+    rebuild(model, [n for n in g.node if id(n) not in dropped] + fused)
     if not any(o.domain == 'com.microsoft' for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid('com.microsoft', 1))
     return len(dropped)

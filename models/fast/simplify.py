@@ -30,7 +30,9 @@ other way downstream; the fidelity test holds the result to the full graph.
 import collections
 
 import numpy as np
-from onnx import ModelProto, helper, numpy_helper, shape_inference
+from onnx import ModelProto, helper, numpy_helper
+
+from graph import index, inferred_shapes, rebuild
 
 # The most elements a spread γ or β may have (4 MB of float32 each).
 SPREAD_LIMIT = 1 << 20
@@ -38,12 +40,8 @@ SPREAD_LIMIT = 1 << 20
 
 def simplify(model: ModelProto) -> dict:
     g = model.graph
-    initializers = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers = collections.defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    idx = index(g)
+    initializers, producer, consumers = idx
     # The shapes the rewrites read: the norms' inputs and the transposed convolutions' crops. ONNX's
     # inference leaves the temporal branch's lengths open (they are computed from shapes at run
     # time), so they are asked of ONNX Runtime: one run on silence of the static-shaped graph.
@@ -53,13 +51,7 @@ def simplify(model: ModelProto) -> dict:
     shapes = runtime_shapes(model, wanted)
     graph_outputs = {o.name for o in g.output}
 
-    def array(name):
-        if name in initializers:
-            return numpy_helper.to_array(initializers[name])
-        n = producer.get(name)
-        if n is not None and n.op_type == 'Constant' and n.attribute[0].name == 'value':
-            return numpy_helper.to_array(n.attribute[0].t)
-        return None
+    array = idx.value
 
     def sole(name, op):
         """The one node reading `name`, if it is an `op` and `name` is not a graph output."""
@@ -262,7 +254,7 @@ def simplify(model: ModelProto) -> dict:
         removed.update((id(ct), id(crop)))
         counts['conv_transpose'] += 1
 
-    _rebuild(model, [n for n in g.node if id(n) not in removed] + added)
+    rebuild(model, [n for n in g.node if id(n) not in removed] + added)
     return dict(counts)
 
 
@@ -286,23 +278,17 @@ def fold_weights(model: ModelProto) -> int:
     cross-attention slices its packed in-projection: Transpose(Slice(W))) become initializers, so
     the quantizer, which only quantizes constant weights, sees them. Returns how many."""
     g = model.graph
-    initializers = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers = collections.defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
-    inferred = shape_inference.infer_shapes(model).graph
-    shapes = {v.name: [d.dim_value if d.HasField('dim_value') else None for d in v.type.tensor_type.shape.dim] for v in inferred.value_info}
+    idx = index(g)
+    initializers, producer, consumers = idx
+    shapes = inferred_shapes(model)
 
     def const(name):
         # An initializer, a Constant, or arithmetic on them (the export computes the slice's end
         # as start + width).
-        if name in initializers:
-            return numpy_helper.to_array(initializers[name])
+        known = idx.value(name)
+        if known is not None:
+            return known
         n = producer.get(name)
-        if n is not None and n.op_type == 'Constant' and n.attribute[0].name == 'value':
-            return numpy_helper.to_array(n.attribute[0].t)
         if n is None:
             return None
         if n.op_type == 'Slice' and producer.get(n.input[0]) is not None and producer[n.input[0]].op_type == 'Shape' and len(n.input) == 4:
@@ -340,46 +326,15 @@ def fold_weights(model: ModelProto) -> int:
         starts, ends = args[0], args[1]
         axes = args[2] if len(args) > 2 else np.arange(len(starts))
         steps = args[3] if len(args) > 3 else np.ones(len(starts), dtype=np.int64)
-        index = [slice(None)] * data.ndim
+        picked = [slice(None)] * data.ndim
         for a, b, e, st in zip(axes, starts, ends, steps):
-            index[int(a)] = slice(int(b), int(e), int(st))
+            picked[int(a)] = slice(int(b), int(e), int(st))
         perm = next((list(a.ints) for a in tr.attribute if a.name == 'perm'), None)
-        value = np.transpose(data[tuple(index)], perm)
+        value = np.transpose(data[tuple(picked)], perm)
         name = mm.name + '/weight'
         g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         initializers[name] = g.initializer[-1]
         mm.input[1] = name
         folded += 1
-    _rebuild(model, list(g.node))
+    rebuild(model, list(g.node))
     return folded
-
-
-def _rebuild(model: ModelProto, nodes) -> None:
-    """Drops what no longer feeds an output, restores topological order, drops unused initializers."""
-    g = model.graph
-    outputs = {o.name for o in g.output}
-    while True:
-        used = {i for n in nodes for i in n.input} | outputs
-        live = [n for n in nodes if any(o in used for o in n.output)]
-        if len(live) == len(nodes):
-            break
-        nodes = live
-    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {''}
-    ordered = []
-    while nodes:
-        rest = []
-        for n in nodes:
-            if all(i in ready for i in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(nodes):
-            raise ValueError('the rewritten graph has a cycle')
-        nodes = rest
-    used = {i for n in ordered for i in n.input}
-    kept = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(kept)
-    del g.node[:]
-    g.node.extend(ordered)
