@@ -21,7 +21,8 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from fuse_attention import fuse_attention
-from simplify import fold_weights, simplify
+from fold_weights import fold_weights
+from simplify import simplify
 
 # What htdemucs's export has of each pattern; another count means another export, to be looked at.
 EXPECTED = {'weights': 4, 'attention': 10, 'conv_glu': 16, 'layer_scale': 32, 'norm_as_batch_norm': 42, 'norm_as_layer_norm': 32, 'conv_transpose': 8}
