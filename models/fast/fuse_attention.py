@@ -30,7 +30,6 @@ def fuse_attention(model: ModelProto) -> int:
     # Shape → Gather → Concat arithmetic that builds the time branch's reshapes).
     shapes = inferred_shapes(model, data_prop=True)
 
-    const_value = idx.value  # an initializer's or a Constant's value
 
     def made_by(name, op):
         n = producer.get(name)
@@ -53,7 +52,7 @@ def fuse_attention(model: ModelProto) -> int:
         # with the unfused graph shows: 66-68 dB; the fidelity test holds fast to full).
         div = made_by(made_by(made_by(mul.input[1], 'Sqrt').input[0], 'Cast').input[0], 'Div')
         made_by(div.input[1], 'Sqrt')
-        one = const_value(div.input[0])
+        one = idx.value(div.input[0])
         if one is None or one.size != 1 or float(one.ravel()[0]) != 1.0:
             raise ValueError(f'{mul.name}: the scale is not the default 1/sqrt(head_size)')
 

@@ -1,9 +1,11 @@
 """What the fast graph's rewrites share: an index of a graph's nodes and initializers, the shapes
-ONNX infers, and putting a rewritten node list back into a valid graph."""
+ONNX infers, values ONNX Runtime computes, and putting a rewritten node list back into a valid
+graph."""
 import collections
 from typing import NamedTuple
 
-from onnx import GraphProto, ModelProto, numpy_helper, shape_inference
+import numpy as np
+from onnx import GraphProto, ModelProto, helper, numpy_helper, shape_inference
 
 
 class Index(NamedTuple):
@@ -66,3 +68,20 @@ def rebuild(model: ModelProto, nodes) -> None:
     g.initializer.extend(kept)
     del g.node[:]
     g.node.extend(ordered)
+
+
+def runtime_values(model: ModelProto, names) -> dict:
+    """The values of `names` in one run of the model on zeros (its inputs' shapes are static): what
+    the export computes from shapes at run time (the temporal branch's lengths, the slices of a
+    packed weight), as ONNX Runtime computes it."""
+    import onnxruntime as ort
+    probe = ModelProto()
+    probe.CopyFrom(model)
+    for name in dict.fromkeys(names):
+        probe.graph.output.append(helper.make_tensor_value_info(name, 1, None))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=['CPUExecutionProvider'])
+    feeds = {i.name: np.zeros(i.shape, dtype=np.float32) for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    return dict(zip(outputs, session.run(outputs, feeds)))

@@ -32,7 +32,7 @@ import collections
 import numpy as np
 from onnx import ModelProto, helper, numpy_helper
 
-from graph import index, rebuild
+from graph import index, rebuild, runtime_values
 
 # The most elements a spread γ or β may have (4 MB of float32 each).
 SPREAD_LIMIT = 1 << 20
@@ -54,7 +54,7 @@ class Rewrite:
         wanted = [producer[n.input[0]].input[0] for n in g.node if n.op_type == 'InstanceNormalization' and n.input[0] in producer]
         wanted += [c.output[0] for n in g.node if n.op_type == 'ConvTranspose' for c in consumers[n.output[0]]]
         wanted += [n.input[0] for n in g.node if n.op_type == 'ConvTranspose']
-        self.shapes = runtime_shapes(model, wanted)
+        self.shapes = {name: list(v.shape) for name, v in runtime_values(model, wanted).items()}
         self.graph_outputs = {o.name for o in g.output}
         self.removed, self.added = set(), []
         self.counts = collections.Counter()
@@ -220,17 +220,17 @@ def transposed_convs_as_convs(r: 'Rewrite') -> None:
         if not kernel or kernel[1:] != [1] * (len(kernel) - 1) or strides[1:] != [1] * (len(strides) - 1) or any(attrs.get('pads', [0])) or any(d != 1 for d in attrs.get('dilations', [1])):
             continue
         stride, size = strides[0], kernel[0]
-        starts, ends = r.array(crop.input[1]), r.array(crop.input[2])
+        starts = r.array(crop.input[1])
         axes = r.array(crop.input[3]) if len(crop.input) > 3 else None
         steps = r.array(crop.input[4]) if len(crop.input) > 4 else None
         if size != 2 * stride or starts is None or axes is None or list(axes) != [2] or (steps is not None and list(steps) != [1]):
             continue
         start = int(starts[0])
-        # The crop's end: a constant, or (the temporal branch's, computed from a skip's length) the
-        # length ONNX Runtime gave the crop.
-        end = int(ends[0]) if ends is not None else start + r.shapes[crop.output[0]][2]
-        if end < 0 and size - start + end != stride:
-            continue  # a symmetric crop that does not leave exactly stride·L samples
+        # What the crop keeps (the temporal branch computes its end from a skip's length) and what
+        # the interleave makes: stride·L samples, cropped again where the crop keeps fewer.
+        length, made = r.shapes[crop.output[0]][2], stride * r.shapes[ct.input[0]][2]
+        if length > made:
+            continue
         c_in, c_out = w.shape[0], w.shape[1]
         taps = {}
         for phase in range(stride):
@@ -246,38 +246,21 @@ def transposed_convs_as_convs(r: 'Rewrite') -> None:
             w2[phase * c_out:(phase + 1) * c_out, :, d - lo] = w[:, :, k].transpose(1, 0, *range(2, w.ndim - 1))
         p = ct.name.rsplit('/', 1)[0] + '/phases'
         two_d = len(kernel) == 2
-        t = r.shapes.get(ct.input[0], [None] * 4)[-1] if two_d else None
-        if two_d and t is None:
-            continue
+        t = r.shapes[ct.input[0]][-1] if two_d else None
         conv = helper.make_node('Conv', [ct.input[0], r.add_initializer(p + '/W', w2), r.add_initializer(p + '/B', np.tile(b, stride))], [p + '/out'], name=p,
                                 kernel_shape=[hi - lo + 1] + [1] * (len(kernel) - 1), pads=[-lo] + [0] * (len(kernel) - 1) + [hi] + [0] * (len(kernel) - 1))
 
         split_shape = [0, stride, c_out, -1] + ([t] if two_d else [])
         merged_shape = [0, c_out, -1] + ([t] if two_d else [])
         perm = [0, 2, 3, 1] + ([4] if two_d else [])
-        out = crop.output[0] if end < 0 else p + '/interleaved'
+        out = crop.output[0] if length == made else p + '/interleaved'
         r.added += [
             conv,
             helper.make_node('Reshape', [p + '/out', r.add_ints(p + '/split_shape', split_shape)], [p + '/split'], name=p + '/split'),
             helper.make_node('Transpose', [p + '/split'], [p + '/moved'], name=p + '/moved', perm=perm),
             helper.make_node('Reshape', [p + '/moved', r.add_ints(p + '/merged_shape', merged_shape)], [out], name=p + '/merged'),
         ]
-        if end >= 0:
-            r.added.append(helper.make_node('Slice', [out, r.add_ints(p + '/starts', [0]), r.add_ints(p + '/ends', [end - start]), r.add_ints(p + '/axes', [2])], [crop.output[0]], name=p + '/crop'))
+        if length < made:
+            r.added.append(helper.make_node('Slice', [out, r.add_ints(p + '/starts', [0]), r.add_ints(p + '/ends', [length]), r.add_ints(p + '/axes', [2])], [crop.output[0]], name=p + '/crop'))
         r.removed.update((id(ct), id(crop)))
         r.counts['conv_transpose'] += 1
-
-
-def runtime_shapes(model: ModelProto, names) -> dict:
-    """The shapes of `names` in one run of the model on zeros (its inputs' shapes are static)."""
-    import onnxruntime as ort
-    probe = ModelProto()
-    probe.CopyFrom(model)
-    for name in dict.fromkeys(names):
-        probe.graph.output.append(helper.make_tensor_value_info(name, 1, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=['CPUExecutionProvider'])
-    feeds = {i.name: np.zeros(i.shape, dtype=np.float32) for i in session.get_inputs()}
-    outputs = [o.name for o in session.get_outputs()]
-    return {name: list(value.shape) for name, value in zip(outputs, session.run(outputs, feeds))}

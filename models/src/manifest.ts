@@ -30,8 +30,8 @@ export const HTDEMUCS = {
 export const HTDEMUCS_FAST = {
   ...HTDEMUCS,
   file: 'htdemucs-fast.onnx',
-  bytes: 99_605_166,
-  sha256: '77e336f809fa8450376b1ae4a93aa47d5f127bf9a9985dfa0e34266be2f3880f',
+  bytes: 99_604_793,
+  sha256: '798ef8ed810d69812de66e954a1323b5d3eaa9a44652dbd098876255f64831a5',
   madeFrom: { sha256: HTDEMUCS.sha256, tool: 'onnxruntime 1.30.0 quantize_dynamic (MatMul weights QInt8, activations at run time), then attention fused into com.microsoft.MultiHeadAttention and exact rewrites (gates as two convolutions, one-group GroupNorms as LayerNormalization, LayerScale folded, transposed convolutions as convolutions) (onnx 1.23.2); every other node fp32' },
 } as const;
 
