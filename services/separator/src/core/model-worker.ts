@@ -6,7 +6,7 @@ import { setPriority } from 'node:os';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { describeError, StemflowError } from '@stemflow/contracts';
-import { openSession, type SessionOptions } from '@stemflow/models';
+import { flushesDenormals, openSession, type SessionOptions } from '@stemflow/models';
 import { inputNames, runSession } from './runner.js';
 
 const port = parentPort!;
@@ -23,7 +23,9 @@ if (o.nice && process.platform === 'linux') {
   }
 }
 try {
-  const { session, device } = await openSession({ ...o, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
+  // This thread only runs the model: its denormals (and ORT's threads') are flushed to zero, which
+  // makes a run 1.3-1.5× faster with the same outputs (models/src/denormals.ts).
+  const { session, device } = await openSession({ ...o, flushDenormals: true, log: (msg) => port.postMessage({ type: 'log', msg }) }, o.modelPath);
   const names = inputNames(session);
   // Runs are served in the order asked (ids increase). One asked while another computes waits here
   // and starts as that one returns; withdrawn before then, it is answered `withdrawn`, not run.
@@ -56,7 +58,7 @@ try {
       }
     });
   });
-  port.postMessage({ type: 'ready', device });
+  port.postMessage({ type: 'ready', device, flushesDenormals: flushesDenormals() === true });
 } catch (err) {
   port.postMessage({ type: 'failed', error: describeError(err), ...(err instanceof StemflowError ? { code: err.code } : {}) });
 }

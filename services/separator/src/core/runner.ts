@@ -56,6 +56,8 @@ export type WorkerRunner = ModelRunner & {
    * a run). Resolves once it is gone. close() is the same, for an orderly end.
    */
   terminate(): Promise<void>;
+  /** Whether the model's thread flushes denormals to zero (models/src/denormals.ts: a run 1.3-1.5× faster). */
+  readonly flushesDenormals: boolean;
 };
 
 /** Input names told apart by rank: the mix is [1,2,T], the spectrogram [1,4,F,T]. */
@@ -96,7 +98,7 @@ const tsxLoader = () => {
 };
 
 type Reply = { id: number; freq?: Float32Array; time?: Float32Array; ms?: number; error?: string; withdrawn?: true };
-type Hello = { type: 'ready'; device: 'cpu' | 'cuda' } | { type: 'log'; msg: string } | { type: 'failed'; error: string; code?: string };
+type Hello = { type: 'ready'; device: 'cpu' | 'cuda'; flushesDenormals: boolean } | { type: 'log'; msg: string } | { type: 'failed'; error: string; code?: string };
 
 /**
  * Niceness of a model's thread and of ONNX Runtime's threads it starts: the main thread preempts
@@ -138,11 +140,11 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
   };
   let exitedNow!: () => void;
   const exited = new Promise<void>((r) => (exitedNow = r));
-  const device = await new Promise<'cpu' | 'cuda'>((resolve, reject) => {
+  const { device, flushesDenormals } = await new Promise<{ device: 'cpu' | 'cuda'; flushesDenormals: boolean }>((resolve, reject) => {
     worker.on('message', (m: Hello | Reply) => {
       if ('type' in m) {
         if (m.type === 'log') log?.(m.msg);
-        else if (m.type === 'ready') resolve(m.device);
+        else if (m.type === 'ready') resolve(m);
         else reject(new StemflowError(m.code ?? 'MODEL_UNAVAILABLE', m.error, { status: 500 }));
         return;
       }
@@ -177,6 +179,7 @@ export async function workerRunner(o: Omit<SessionOptions, 'log'> & { log?: (msg
   let next = 0;
   return {
     device,
+    flushesDenormals,
     get dead() {
       return dead;
     },
