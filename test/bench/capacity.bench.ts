@@ -4,7 +4,7 @@
  * quality), then replays a bursty working day through N fixed replicas and through a KEDA-like
  * autoscaler (test/support/capacity.ts), printing queue wait p50/p95/max and replica-minutes.
  *
- * A job's time is RTF × the song + overhead: CAPACITY_RTF (default 0.72, the fast graph's warm
+ * A job's time is RTF × the song + overhead: CAPACITY_RTF (default 0.38, the fast graph's warm
  * real-time factor with one engine on 2 cores, docs/benchmarks.md: pnpm bench separate) and
  * CAPACITY_OVERHEAD_SEC (default 5: decode, encode, events). CAPACITY_PER_HOUR (default 40),
  * CAPACITY_BURSTS (6 a day of CAPACITY_BURST_SIZE, 25), songs 2.5–5 min, 8 hours; CAPACITY_POD_SEC
@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { dayOfArrivals, simulate } from '../support/capacity.js';
 
 const num = (name: string, d: number) => Number(process.env[name] ?? d);
-const RTF = num('CAPACITY_RTF', 0.72);
+const RTF = num('CAPACITY_RTF', 0.38);
 const OVERHEAD = num('CAPACITY_OVERHEAD_SEC', 5);
 const POD = num('CAPACITY_POD_SEC', 20);
 
