@@ -19,7 +19,8 @@
  * For that thread only: JavaScript's numbers there lose their denormals too (Number.MIN_VALUE
  * reads as 0), which a model's thread, moving buffers and messages, never uses.
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
 
 /** Where the flush bits live in glibc's fenv_t, per architecture (the control register's word). */
 const LAYOUTS: Partial<Record<string, { size: number; offset: number; bits: number }>> = {
@@ -36,10 +37,13 @@ function bind() {
   fenv = null;
   if (process.platform !== 'linux' || !LAYOUTS[process.arch]) return fenv;
   try {
+    // Loaded here, not at import: a process that never flushes (the gateway, the decoder) never
+    // loads the native binding, and one where it cannot load runs on unflushed.
+    const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
     const libm = koffi.load('libm.so.6');
     fenv = { get: libm.func('int fegetenv(_Out_ uint8_t *env)'), set: libm.func('int fesetenv(const uint8_t *env)') };
   } catch {
-    // not glibc (musl has no libm.so.6): left as it is
+    // koffi without a binary for this platform, or not glibc (musl has no libm.so.6): left as it is
   }
   return fenv;
 }
