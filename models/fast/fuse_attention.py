@@ -25,11 +25,10 @@ def fuse_attention(model: ModelProto) -> int:
     """Rewrites `model` in place; returns how many attention cores were fused."""
     g = model.graph
     idx = index(g)
-    initializers, producer, consumers = idx
+    _, producer, consumers = idx
     # Shapes as ONNX infers them (the input's are static; data propagation follows the exported
     # Shape → Gather → Concat arithmetic that builds the time branch's reshapes).
     shapes = inferred_shapes(model, data_prop=True)
-
 
     def made_by(name, op):
         n = producer.get(name)

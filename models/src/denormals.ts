@@ -30,9 +30,10 @@ const LAYOUTS: Partial<Record<string, { size: number; offset: number; bits: numb
   arm64: { size: 8, offset: 0, bits: 1 << 24 },
 };
 
-let fenv: { get: (env: Uint8Array) => number; set: (env: Uint8Array) => number } | null | undefined;
+type Fenv = { get: (env: Uint8Array) => number; set: (env: Uint8Array) => number };
+let fenv: Fenv | null | undefined;
 
-function bind() {
+function bind(): Fenv | null {
   if (fenv !== undefined) return fenv;
   fenv = null;
   if (process.platform !== 'linux' || !LAYOUTS[process.arch]) return fenv;
@@ -48,14 +49,21 @@ function bind() {
   return fenv;
 }
 
-/** Whether the calling thread flushes denormals to zero, or undefined where it cannot be read. */
-export function flushesDenormals(): boolean | undefined {
+/** The calling thread's floating-point environment and where its flush bits are, or undefined where it cannot be read. */
+function current() {
   const f = bind();
   const l = LAYOUTS[process.arch];
   if (!f || !l) return undefined;
   const env = new Uint8Array(l.size);
   if (f.get(env) !== 0) return undefined;
-  return (new DataView(env.buffer).getUint32(l.offset, true) & l.bits) === l.bits;
+  const view = new DataView(env.buffer);
+  return { f, l, env, word: view.getUint32(l.offset, true), view };
+}
+
+/** Whether the calling thread flushes denormals to zero, or undefined where it cannot be read. */
+export function flushesDenormals(): boolean | undefined {
+  const c = current();
+  return c && (c.word & c.l.bits) === c.l.bits;
 }
 
 /**
@@ -63,13 +71,9 @@ export function flushesDenormals(): boolean | undefined {
  * platform has no way this code knows (not Linux glibc on x86-64 or AArch64), the thread as it was.
  */
 export function flushDenormals(): boolean {
-  const f = bind();
-  const l = LAYOUTS[process.arch];
-  if (!f || !l) return false;
-  const env = new Uint8Array(l.size);
-  if (f.get(env) !== 0) return false;
-  const view = new DataView(env.buffer);
-  view.setUint32(l.offset, (view.getUint32(l.offset, true) | l.bits) >>> 0, true);
-  f.set(env);
+  const c = current();
+  if (!c) return false;
+  c.view.setUint32(c.l.offset, (c.word | c.l.bits) >>> 0, true);
+  c.f.set(c.env);
   return flushesDenormals() === true;
 }
