@@ -15,10 +15,10 @@ import { createParser } from 'eventsource-parser';
 
 let c: Cluster;
 let song8: Buffer;
-let song30: Buffer;
+let song60: Buffer;
 beforeAll(async () => {
   c = await startCluster({ env: { LOG_LEVEL: 'info' } });
-  [{ wav: song8 }, { wav: song30 }] = await Promise.all([mixtureWav(8), mixtureWav(30)]);
+  [{ wav: song8 }, { wav: song60 }] = await Promise.all([mixtureWav(8), mixtureWav(60)]);
 }, 180_000);
 afterAll(async () => {
   await engine('up', 'mongo');
@@ -87,20 +87,27 @@ describe('with the database down', () => {
 
   it('a cancel reaches the separator within one chunk', async () => {
     // A tap on chunk progress, on a queue of its own.
-    const chunks: { index: number; at: number }[] = [];
+    const chunks: { index: number; count: number; at: number }[] = [];
     const tap = await c.bus.subscribe({ ...cancelsQueue(uuidv7()), name: `test.chunks.${uuidv7()}`, bindings: ['job.progress'] }, {
-      'job.progress': async (e: EventOf<'job.progress'>) => void (e.payload.chunk && chunks.push({ index: e.payload.chunk.index, at: Date.now() })),
+      'job.progress': async (e: EventOf<'job.progress'>) => void (e.payload.chunk && chunks.push({ index: e.payload.chunk.index, count: e.payload.chunk.count, at: Date.now() })),
     });
     try {
-      const id = await uploadJob(c.api, { name: `cancel-${uuidv7()}.wav`, data: song30 });
-      await eventually(() => chunks.length >= 1, { timeoutMs: 120_000, what: 'the first chunk separated' });
+      const id = await uploadJob(c.api, { name: `cancel-${uuidv7()}.wav`, data: song60 });
+      // Down before the separator starts, so the cancel follows the first chunk at once: stopping
+      // an engine takes seconds on a busy machine, and a whole minute of song is ten chunks.
       await engine('down', 'mongo');
       try {
+        await eventually(() => chunks.length >= 1, { timeoutMs: 120_000, what: 'the first chunk separated' });
         const canceledAt = Date.now();
         const chunksAtCancel = chunks.length;
+        const count = chunks[0]!.count;
         const res = await fetch(`${c.api}/api/jobs/${id}/cancel`, { method: 'POST' });
         expect(res.status, await res.clone().text()).toBe(202);
-        await eventually(() => c.services.separator!.log.includes('canceled between chunks'), { timeoutMs: 60_000, what: 'the separator stopping' });
+        expect(chunksAtCancel, 'canceled with chunks left to run').toBeLessThan(count - 2);
+        const separator = c.services.separator!;
+        await eventually(() => separator.log.includes('canceled between chunks'), { timeoutMs: 60_000, what: 'the separator stopping' }).catch((err: Error) => {
+          throw new Error(`${err.message}; its log ends:\n${separator.log.slice(-3000)}`);
+        });
         // Within one chunk: no model run starts after the cancel arrives. A chunk's progress is
         // published as the next one starts, so at most two show up after it: the chunk that had
         // just finished, and the one the model was running.
