@@ -105,9 +105,7 @@ describe('with the database down', () => {
         expect(res.status, await res.clone().text()).toBe(202);
         expect(chunksAtCancel, 'canceled with chunks left to run').toBeLessThan(count - 2);
         const separator = c.services.separator!;
-        await eventually(() => separator.log.includes('canceled between chunks'), { timeoutMs: 60_000, what: 'the separator stopping' }).catch((err: Error) => {
-          throw new Error(`${err.message}; its log ends:\n${separator.log.slice(-3000)}`);
-        });
+        await eventually(() => separator.log.includes('canceled between chunks'), { timeoutMs: 60_000, what: () => `the separator stopping; its log ends:\n${separator.log.slice(-3000)}` });
         // Within one chunk: no model run starts after the cancel arrives. A chunk's progress is
         // published as the next one starts, so at most two show up after it: the chunk that had
         // just finished, and the one the model was running.

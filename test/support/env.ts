@@ -8,7 +8,8 @@ export function engineEnv(name: 'AMQP_URL' | 'S3_ENDPOINT' | 'S3_ACCESS_KEY' | '
 /** A name unique to this test run, for queues, buckets, collections. */
 export const unique = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
 
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
+/** `what` names the condition in the timeout's message; a function is asked then (a log as it is at the end, not at the start). */
+export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, opts: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {}): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   let last: unknown;
   for (;;) {
@@ -18,7 +19,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${(typeof opts.what === 'function' ? opts.what() : opts.what) ?? 'condition'}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
 }

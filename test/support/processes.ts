@@ -30,7 +30,7 @@ export class ServiceProcess {
     const exited = new Promise<never>((_, reject) => p.once('close', (code) => reject(new Error(`${this.name} exited (${code}) while starting:\n${this.log}`))));
     try {
       await Promise.race([
-        eventually(async () => (await fetch(`http://127.0.0.1:${this.port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 60_000, what: `${this.name} to start:\n${this.log}` }),
+        eventually(async () => (await fetch(`http://127.0.0.1:${this.port}/livez`).catch(() => undefined))?.ok, { timeoutMs: 60_000, what: () => `${this.name} to start:\n${this.log}` }),
         exited,
       ]);
     } finally {
