@@ -6,7 +6,7 @@ import type { Quality, SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { openAll } from '@stemflow/runtime/resources';
 import { separatorEngines, timeStage, type Logger } from '@stemflow/telemetry';
-import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, workerRunner } from './core/index.js';
+import { HtdemucsEngine, ModelPool, QualityRunner, supervisedRunner, warmUp, workerRunner } from './core/index.js';
 import { separateJob, type SeparateDeps } from './use-cases/separate-job.js';
 
 export { separateJob } from './use-cases/separate-job.js';
@@ -58,7 +58,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
   const models: QualityRunner[] = [];
   // The chunks' DSP warms up in this thread while the model loads in the workers.
-  const warm = HtdemucsEngine.warmUp();
+  const warm = warmUp();
   warm.catch(() => {}); // awaited below, unless loading the model fails first
   try {
     // The first alone: on a GPU (SEPARATOR_DEVICE=auto found one) an automatic count is one.

@@ -28,8 +28,11 @@ export class HtdemucsEngine {
   runMs = 0;
   runs = 0;
 
-  /** On a runner (services: a worker thread), or on a session run in this thread (tests). */
-  constructor(model: ModelRunner | ort.InferenceSession, device: 'cpu' | 'cuda' = 'cpu') {
+  /**
+   * On a runner (services: a worker thread), or on a session run in this thread (tests). `metered`
+   * false: its runs are not model runs to the metrics (a warm-up's).
+   */
+  constructor(model: ModelRunner | ort.InferenceSession, device: 'cpu' | 'cuda' = 'cpu', private readonly metered = true) {
     this.runner = 'run' in model && 'close' in model && !('inputNames' in model) ? model : inProcessRunner(model as ort.InferenceSession, device);
   }
 
@@ -64,7 +67,7 @@ export class HtdemucsEngine {
   async infer(p: Prepared): Promise<ModelOutputs> {
     const { freq, time, ms } = await this.runner.run(p.mix, p.spec);
     this.runMs += ms;
-    modelRunDuration.observe({ device: this.device }, ms / 1000);
+    if (this.metered) modelRunDuration.observe({ device: this.device }, ms / 1000);
     this.runs++;
     return { freq, time };
   }
@@ -76,18 +79,6 @@ export class HtdemucsEngine {
 
   close(): Promise<void> {
     return this.runner.close();
-  }
-
-  /**
-   * Takes this thread's DSP through a segment's transforms and back once, on silence: the
-   * WebAssembly module is compiled and the loops around it are optimized before a job's first
-   * chunk waits on them (cold, that chunk's STFT and the last chunk's inverse took 1.5-2× as
-   * long). A separator does it while its model loads in the worker threads.
-   */
-  static async warmUp(): Promise<void> {
-    const engine = new HtdemucsEngine({ device: 'cpu', run: () => Promise.reject(new Error('no model')), close: async () => {} });
-    const { spec } = await engine.prepare(new Float32Array(CH * SEGMENT));
-    await engine.finish({ freq: new Float32Array(STEMS * spec.length), time: new Float32Array(STEMS * CH * SEGMENT) });
   }
 
   /**

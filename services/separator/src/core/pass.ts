@@ -7,9 +7,9 @@
  */
 import { setImmediate as turn } from 'node:timers/promises';
 import { SEGMENT } from '@stemflow/models/shape';
-import { CH, STEMS, type HtdemucsEngine } from './engine.js';
+import { CH, HtdemucsEngine, STEMS } from './engine.js';
 import { RunWithdrawn } from './runner.js';
-import { triangle, type Chunk } from './plan.js';
+import { planChunks, triangle, type Chunk } from './plan.js';
 
 export const PLANES = STEMS * CH; // 8 planar output channels
 
@@ -106,17 +106,22 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
       for (let i = skip; i < under0; i++) data[d + i] = acc[a + i]! / wsum[i]!;
       for (let i = under0; i < under1; i++) data[d + i] = Math.fround(acc[a + i]! + out[o + i]! * weight[i - at]!) / wsum[i]!;
       for (let i = under1; i < skip + len; i++) data[d + i] = acc[a + i]! / wsum[i]!;
-      // What a later chunk overlaps: summed, moved to the front, and zeros behind it.
-      for (let i = n; i < reach; i++) acc[a + i]! += out[o + i]! * weight[i - at]!;
-      acc.copyWithin(a, a + n, a + reach);
-      acc.fill(0, a + remLen, a + Math.max(used, reach));
-      rem.set(acc.subarray(a, a + remLen), p * remLen);
+      // What a later chunk overlaps: summed, moved to the front, and zeros behind it (after the
+      // plan's last chunk, nothing is summed again).
+      if (next) {
+        for (let i = n; i < reach; i++) acc[a + i]! += out[o + i]! * weight[i - at]!;
+        acc.copyWithin(a, a + n, a + reach);
+        acc.fill(0, a + remLen, a + Math.max(used, reach));
+        rem.set(acc.subarray(a, a + remLen), p * remLen);
+      }
       await turn();
     }
     used = remLen;
     const remW = wsum.slice(n, n + remLen);
-    wsum.fill(0);
-    wsum.set(remW);
+    if (next) {
+      wsum.fill(0);
+      wsum.set(remW);
+    }
     base = end;
     await hooks.onChunk(c.index, { start: t0, length: len, data }, { base, rem, wsum: remW });
   };
@@ -176,4 +181,20 @@ export async function runPass(engine: HtdemucsEngine, read: MixReader, view: Pas
   // A run launched while its withdrawal was under way (its inputs were being prepared) waits no more.
   if (stopped) engine.withdraw();
   return stopped ? 'stopped' : 'done';
+}
+
+/**
+ * Takes this thread through a short pass on silence, a model answering zeros in place of the
+ * graph: the DSP's WebAssembly compiled, the transforms' and the overlap-add's loops optimized and
+ * the memory a pass's buffers take mapped, before a job's first pass waits on them. Cold, that
+ * pass's first STFT took 2-4× as long, and its last chunk's inverse and overlap-add 1.5-3× (the
+ * end of a lone job, which nothing overlaps). A separator does it while its models load in the
+ * workers.
+ */
+export async function warmUp(): Promise<void> {
+  const zeros = async (_mix: Float32Array, spec: Float32Array) => ({ freq: new Float32Array(STEMS * spec.length), time: new Float32Array(STEMS * CH * SEGMENT), ms: 0 });
+  const engine = new HtdemucsEngine({ device: 'cpu', run: zeros, close: async () => {} }, 'cpu', false);
+  // Three chunks, the last a whole segment past the one before: the shapes of a song's end.
+  const length = 2 * SEGMENT;
+  await runPass(engine, async (_start, len) => new Float32Array(CH * len), { viewOffset: 0, viewLength: length, trackLength: length }, planChunks(length, 0.25), { onChunk: async () => {} });
 }
