@@ -24,4 +24,4 @@ fi
 # The model's tensors come from the heap and stay there between runs (see MALLOC_TUNABLES in models/).
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184:glibc.malloc.arena_max=1}
 # node itself, not through pnpm exec: Ctrl-C reaches one process, which stops gracefully.
-exec node_modules/.bin/node --import tsx --import ./packages/telemetry/src/register.ts services/all-in-one/src/main.ts "$@"
+exec node_modules/.bin/node --v8-pool-size=1 --import tsx --import ./packages/telemetry/src/register.ts services/all-in-one/src/main.ts "$@"

@@ -66,6 +66,19 @@ export async function verifyModel(path = modelPath(), m: ModelManifest = HTDEMUC
  * page faults back: 1.06× the model time and +350 MiB peak, measured; with one arena, none.
  */
 export const MALLOC_TUNABLES = 'glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184:glibc.malloc.arena_max=1';
+/**
+ * Node's option for a process that runs the model: V8's platform threads (the collector's
+ * concurrent marking and sweeping, background compiles) cut from Node's four to one. They run at
+ * the process's priority and outrank the niced model threads; on a machine the model fills, the
+ * more of them there are, the longer the model's thread waits between two runs and the main
+ * thread's last inverse waits for a core (pnpm bench separate, one fast engine on two cores, seven
+ * processes each way: host time beside the runs, warm, a median 159 ms against 214; cold 162
+ * against 197). Read at process start: a command-line option (the start scripts) or NODE_OPTIONS
+ * (compose, the chart).
+ */
+export const MODEL_NODE_OPTIONS = '--v8-pool-size=1';
+/** Whether this process started with that option. */
+export const v8PoolOne = () => [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes(MODEL_NODE_OPTIONS);
 /** Whether this process started with those settings (only glibc Linux reads them). */
 export const mallocTuned = () => process.platform !== 'linux' || ['glibc.malloc.mmap_max=0', 'glibc.malloc.arena_max=1'].every((t) => (process.env.GLIBC_TUNABLES ?? '').includes(t));
 

@@ -16,6 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MODEL_NODE_OPTIONS } from '@stemflow/models';
 
 const mode = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
 const SR = 44100;
@@ -120,8 +121,10 @@ async function rssRun(minutes: number) {
   report([{ wallMs: performance.now() - t1, runMs: engine.runMs, runs: engine.runs }], frames);
 }
 
+/** A configuration in its own process: stemflow's started with the model processes' Node option, the package's as node starts. */
 function run(m: string, env: Record<string, string> = {}): Result {
-  const out = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--child=${m}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: '', LOG_LEVEL: 'silent', ...env } });
+  const flags = m === 'package' ? [] : [MODEL_NODE_OPTIONS];
+  const out = spawnSync(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${m}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: '', LOG_LEVEL: 'silent', ...env } });
   const line = out.stdout.trim().split('\n').pop() ?? '';
   if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${m} failed: ${out.stderr.slice(-2000)}`);
   return JSON.parse(line);

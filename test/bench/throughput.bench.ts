@@ -76,7 +76,7 @@ if (child) {
 } else {
   const cores = availableParallelism();
   const { autoEngines } = await import('@stemflow/separator');
-  const { MALLOC_TUNABLES } = await import('@stemflow/models');
+  const { MALLOC_TUNABLES, MODEL_NODE_OPTIONS } = await import('@stemflow/models');
   const auto = autoEngines(cores, totalmem());
   const autoThreads = Math.max(1, Math.floor(cores / auto));
   const label = (e: number, t: number, c: number) => `${e} engine${e > 1 ? 's' : ''} × ${t} thread${t > 1 ? 's' : ''}, ${c} job${c > 1 ? 's' : ''} at once`;
@@ -101,7 +101,7 @@ if (child) {
   for (let i = 0; i < REPEAT; i++) {
     for (const { quality, e, t, c, name } of configs) {
       // As the separator's start script runs it: with the model's malloc settings.
-      const out = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), `--child=${e},${t},${quality},${c}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES } });
+      const out = spawnSync(process.execPath, [MODEL_NODE_OPTIONS, '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${e},${t},${quality},${c}`], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES } });
       const line = out.stdout.trim().split('\n').pop() ?? '';
       if (out.status !== 0 || !line.startsWith('{')) throw new Error(`${name} failed: ${out.stderr.slice(-2000)}`);
       results.set(name, [...(results.get(name) ?? []), JSON.parse(line) as Result]);

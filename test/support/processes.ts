@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { MALLOC_TUNABLES } from '@stemflow/models';
+import { MALLOC_TUNABLES, MODEL_NODE_OPTIONS } from '@stemflow/models';
 import { eventually } from './env.js';
 
 export type Service = 'gateway' | 'decoder' | 'separator' | 'status' | 'webhooks' | 'all-in-one';
@@ -15,7 +15,7 @@ export class ServiceProcess {
   async start(): Promise<void> {
     // As the start scripts do: OpenTelemetry registered before the service's first import.
     const model = this.name === 'separator' || this.name === 'all-in-one';
-    this.proc = spawn(process.execPath, ['--import', 'tsx', '--import', './packages/telemetry/src/register.ts', `services/${this.name}/src/main.ts`], {
+    this.proc = spawn(process.execPath, [...(model ? [MODEL_NODE_OPTIONS] : []), '--import', 'tsx', '--import', './packages/telemetry/src/register.ts', `services/${this.name}/src/main.ts`], {
       // As the start scripts do for the processes that run the model.
       env: { ...process.env, ...(model ? { GLIBC_TUNABLES: MALLOC_TUNABLES } : {}), ...this.env, PORT: String(this.port) },
       stdio: ['ignore', 'pipe', 'pipe'],

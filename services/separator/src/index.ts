@@ -2,7 +2,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { watchCancellations } from '@stemflow/bus';
 import { QUEUES, StemflowError, type QueueSpec } from '@stemflow/contracts';
 import { isMarkedCanceled } from '@stemflow/storage';
-import type { Quality, SessionOptions } from '@stemflow/models';
+import { MODEL_NODE_OPTIONS, v8PoolOne, type Quality, type SessionOptions } from '@stemflow/models';
 import type { Check, Running } from '@stemflow/runtime';
 import { openAll } from '@stemflow/runtime/resources';
 import { separatorEngines, timeStage, type Logger } from '@stemflow/telemetry';
@@ -57,6 +57,7 @@ export async function loadEngines(o: Omit<SessionOptions, 'log'> & { log: Logger
   let count = asked > 0 ? asked : autoEngines(cores, memoryBytes, options.threads);
   const threads = options.threads > 0 ? options.threads : Math.max(1, Math.floor(cores / count));
   const models: QualityRunner[] = [];
+  if (!v8PoolOne()) log.warn(`node started without ${MODEL_NODE_OPTIONS}: V8's collector threads will outrank the model's, and a lone job's host time beside the model runs grows by about a third (start the process with it, as the start scripts do)`);
   // The chunks' DSP warms up in this thread while the model loads in the workers.
   const warm = warmUp();
   warm.catch(() => {}); // awaited below, unless loading the model fails first

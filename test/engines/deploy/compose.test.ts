@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SERVICES, type ServiceName } from '@stemflow/all-in-one/config';
 import { envNames, parseConfig } from '@stemflow/config';
-import { MALLOC_TUNABLES } from '@stemflow/models';
+import { MALLOC_TUNABLES, MODEL_NODE_OPTIONS } from '@stemflow/models';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -64,7 +64,10 @@ describe('docker-compose.yml', () => {
     const known = envNames(SERVICES[name]);
     // Read by the C library at process start, not by the config: the model's malloc settings.
     if (name === 'separator') expect(env.GLIBC_TUNABLES).toBe(MALLOC_TUNABLES);
+    // Read by Node at process start: one V8 platform thread.
+    if (name === 'separator') expect(env.NODE_OPTIONS).toBe(MODEL_NODE_OPTIONS);
     delete env.GLIBC_TUNABLES;
+    delete env.NODE_OPTIONS;
     for (const k of Object.keys(env)) expect(known, `${name} sets ${k}, which its config does not read`).toContain(k);
     expect(() => parseConfig(SERVICES[name], env)).not.toThrow();
     const config = parseConfig(SERVICES[name], env);
@@ -88,17 +91,18 @@ describe('docker-compose.yml', () => {
     if (s.ports) expect(s.ports).toContain(`${port}:${port}`);
   });
 
-  it('every way of starting a process that runs the model sets the malloc tunables', () => {
+  it('every way of starting a process that runs the model sets the malloc tunables and one V8 platform thread', () => {
     const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
-    expect(scripts('services/separator/package.json').start).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
-    expect(scripts('services/all-in-one/package.json').start).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
-    expect(scripts('package.json').stemflow).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
-    expect(read('infra/start-embedded.sh')).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
+    const starts = [scripts('services/separator/package.json').start!, scripts('services/all-in-one/package.json').start!, scripts('package.json').stemflow!, read('infra/start-embedded.sh')];
+    for (const start of starts) {
+      expect(start).toContain(`GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${MALLOC_TUNABLES}}`);
+      expect(start).toMatch(new RegExp(`node ${MODEL_NODE_OPTIONS} `));
+    }
   });
 
   it('every way of starting a process registers OpenTelemetry before the service imports anything', () => {
     const scripts = (p: string) => (JSON.parse(read(p)) as { scripts: Record<string, string> }).scripts;
-    for (const s of [...stemflow, 'all-in-one']) expect(scripts(`services/${s}/package.json`).start, s).toMatch(/node --import tsx --import @stemflow\/telemetry\/register src\/main\.ts$/);
+    for (const s of [...stemflow, 'all-in-one']) expect(scripts(`services/${s}/package.json`).start, s).toMatch(/node (--v8-pool-size=1 )?--import tsx --import @stemflow\/telemetry\/register src\/main\.ts$/);
     expect(read('infra/start-embedded.sh')).toContain('--import tsx --import ./packages/telemetry/src/register.ts services/all-in-one/src/main.ts');
     expect(read('Dockerfile')).toContain('exec node --import tsx --import ./packages/telemetry/src/register.ts services/${SERVICE}/src/main.ts');
     expect(read('test/support/processes.ts')).toContain("'--import', './packages/telemetry/src/register.ts'");

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { SERVICES, type ServiceName } from '@stemflow/all-in-one/config';
 import { envNames, parseConfig } from '@stemflow/config';
 import { QUEUES } from '@stemflow/contracts';
-import { MALLOC_TUNABLES } from '@stemflow/models';
+import { MALLOC_TUNABLES, MODEL_NODE_OPTIONS } from '@stemflow/models';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 
@@ -65,8 +65,8 @@ describe('the Helm chart', () => {
   it("sets only variables the services read, on their own ports, and scales each worker on its own queue by its prefetch", () => {
     const objs = render([], ['secrets.webhookSecret.secret=hooks']);
     for (const service of ['gateway', 'decoder', 'separator', 'status', 'webhooks'] as const satisfies readonly ServiceName[]) {
-      // SERVICE picks the image's entry point; GLIBC_TUNABLES is read by the C library at process start.
-      const vars = Object.keys(env(objs, service)).filter((v) => !['SERVICE', 'GLIBC_TUNABLES'].includes(v));
+      // SERVICE picks the image's entry point; GLIBC_TUNABLES and NODE_OPTIONS are read at process start.
+      const vars = Object.keys(env(objs, service)).filter((v) => !['SERVICE', 'GLIBC_TUNABLES', 'NODE_OPTIONS'].includes(v));
       expect(vars.filter((v) => !envNames(SERVICES[service]).includes(v)), service).toEqual([]);
       // The chart's port is the service's own default, and what its probes and Service use.
       const port = container(objs, service).ports[0].containerPort;
@@ -79,6 +79,7 @@ describe('the Helm chart', () => {
     }
     // The separator starts as its start script does: the model's malloc settings.
     expect(env(objs, 'separator').GLIBC_TUNABLES).toBe(MALLOC_TUNABLES);
+    expect(env(objs, 'separator').NODE_OPTIONS).toBe(MODEL_NODE_OPTIONS);
     const queues = { decoder: QUEUES.decoder, separator: QUEUES.separator, webhooks: QUEUES.webhooks };
     for (const [service, q] of Object.entries(queues)) {
       const trigger = find(objs, 'ScaledObject', service)!.spec.triggers[0];

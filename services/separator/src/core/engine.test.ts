@@ -29,7 +29,7 @@ describe("a job's engine", () => {
     await warmUp();
     expect(await runsCounted()).toBe(counted);
     // A metered engine's runs are counted: the count above could have moved.
-    const engine = new HtdemucsEngine({ device: 'cpu', run: async (_mix, spec) => ({ freq: new Float32Array(4 * spec.length), time: new Float32Array(8 * SEGMENT), ms: 1 }), close: async () => {} });
+    const engine = new HtdemucsEngine({ device: 'cpu', run: async (_mix: Float32Array, spec: Float32Array) => ({ freq: new Float32Array(4 * spec.length), time: new Float32Array(8 * SEGMENT), ms: 1 }), close: async () => {} });
     await engine.infer(await engine.prepare(new Float32Array(2 * SEGMENT)));
     expect(await runsCounted()).toBe(counted + 1);
   });
